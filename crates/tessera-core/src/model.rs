@@ -1,0 +1,347 @@
+//! Users, API clients and tokens, and the names that identify them.
+
+use crate::duration::Ttl;
+use crate::rate::Rate;
+use crate::token::{TokenDigest, TokenSeed};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user's id.
+    UserId
+);
+id_type!(
+    /// An API client's id.
+    ClientId
+);
+id_type!(
+    /// A token's id (the `id` of a session in the sessions API).
+    TokenId
+);
+
+/// Why a name was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} '{input}': {reason}")]
+pub struct NameError {
+    what: &'static str,
+    input: String,
+    reason: String,
+}
+
+/// The longest client name.
+pub const CLIENT_NAME_MAX: usize = 64;
+/// The longest username (Django's limit).
+pub const USERNAME_MAX: usize = 150;
+
+/// A client's name: unique, not blank, at most 64 characters, no surrounding whitespace and no
+/// control characters. Login matches it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ClientName(String);
+
+impl ClientName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ClientName {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| NameError { what: "client name", input: s.to_string(), reason: reason.to_string() };
+        if s.trim().is_empty() {
+            return Err(err("it must not be blank"));
+        }
+        let len = s.chars().count();
+        if len > CLIENT_NAME_MAX {
+            return Err(err(&format!("it is {len} characters long; the limit is {CLIENT_NAME_MAX}")));
+        }
+        if s.trim() != s {
+            return Err(err("it must not start or end with whitespace"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(err("it must not contain control characters"));
+        }
+        Ok(ClientName(s.to_string()))
+    }
+}
+
+impl fmt::Display for ClientName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A username: not blank, at most 150 characters of letters, digits and `@ . + - _` (Django's rule).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Username {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| NameError { what: "username", input: s.to_string(), reason };
+        if s.is_empty() {
+            return Err(err("it must not be blank".into()));
+        }
+        let len = s.chars().count();
+        if len > USERNAME_MAX {
+            return Err(err(format!("it is {len} characters long; the limit is {USERNAME_MAX}")));
+        }
+        if let Some(bad) = s.chars().find(|c| !(c.is_alphanumeric() || "@.+-_".contains(*c))) {
+            return Err(err(format!("'{}' is not allowed (use letters, digits and @ . + - _)", bad.escape_default())));
+        }
+        Ok(Username(s.to_string()))
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Username {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Someone who logs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// The id.
+    pub id: UserId,
+    /// The unique username.
+    pub username: Username,
+    /// The Argon2id hash in PHC format; never serialized.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// Inactive users cannot log in and their tokens stop working.
+    pub is_active: bool,
+    /// Staff users may use the admin UI.
+    pub is_staff: bool,
+    /// When the user was created.
+    pub created: DateTime<Utc>,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The username.
+    pub username: Username,
+    /// The Argon2id hash (see [`crate::password::hash_password`]).
+    pub password_hash: String,
+    /// Staff flag.
+    pub is_staff: bool,
+    /// Active flag.
+    pub is_active: bool,
+}
+
+/// An API client: "web", "ios", "cli", ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    /// The id.
+    pub id: ClientId,
+    /// The unique name.
+    pub name: ClientName,
+    /// How long its tokens live.
+    pub token_ttl: Ttl,
+    /// Its per-(user, client) throttle rate; `None` uses the default rate.
+    pub throttle_rate: Option<Rate>,
+    /// Whether each use of a token extends its expiry to now + TTL.
+    pub sliding_expiry: bool,
+    /// With sliding expiry, the cap on a token's total lifetime (from its creation).
+    pub max_lifetime: Option<Ttl>,
+    /// Free text for admins.
+    pub description: String,
+    /// When the client was created.
+    pub created: DateTime<Utc>,
+}
+
+impl Client {
+    /// The expiry of a token of this client issued or renewed at `now`, capped by the maximum
+    /// lifetime counted from `created` (the token's creation).
+    pub fn expiry_from(&self, now: DateTime<Utc>, created: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let ttl = self.token_ttl.duration()?;
+        let expiry = now + ttl;
+        match self.max_lifetime.and_then(|m| m.duration()) {
+            Some(max) => Some(expiry.min(created + max)),
+            None => Some(expiry),
+        }
+    }
+}
+
+/// A client to create.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// The name.
+    pub name: ClientName,
+    /// Token lifetime.
+    pub token_ttl: Ttl,
+    /// Throttle rate (`None`: the default).
+    pub throttle_rate: Option<Rate>,
+    /// Sliding expiry on or off.
+    pub sliding_expiry: bool,
+    /// Cap on the total lifetime with sliding expiry.
+    pub max_lifetime: Option<Ttl>,
+    /// Description.
+    pub description: String,
+}
+
+impl NewClient {
+    /// A client named `name` with `ttl` and nothing else set.
+    pub fn new(name: ClientName, token_ttl: Ttl) -> Self {
+        Self { name, token_ttl, throttle_rate: None, sliding_expiry: false, max_lifetime: None, description: String::new() }
+    }
+}
+
+/// The credential of one (user, client) pair, as stored: no usable token, only its digest and the
+/// seed from which the server key re-derives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthToken {
+    /// The id.
+    pub id: TokenId,
+    /// Whose token.
+    pub user_id: UserId,
+    /// For which client.
+    pub client_id: ClientId,
+    /// The keyed digest the store looks tokens up by.
+    pub digest: TokenDigest,
+    /// The seed the token is derived from (useless without the server key).
+    pub seed: TokenSeed,
+    /// When it was issued.
+    pub created: DateTime<Utc>,
+    /// When it expires; `None` never.
+    pub expiry: Option<DateTime<Utc>>,
+    /// When it was last used, as last flushed.
+    pub last_used: Option<DateTime<Utc>>,
+    /// The user agent of the login that issued it.
+    pub user_agent: Option<String>,
+    /// The client IP of the login that issued it.
+    pub ip: Option<String>,
+}
+
+impl AuthToken {
+    /// Whether the token has expired at `now`.
+    pub fn has_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expiry.is_some_and(|e| e <= now)
+    }
+
+    /// The total lifetime (expiry − created), `None` for never.
+    pub fn lifetime(&self) -> Option<TimeDelta> {
+        self.expiry.map(|e| e - self.created)
+    }
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Whose.
+    pub user_id: UserId,
+    /// Which client.
+    pub client_id: ClientId,
+    /// The digest.
+    pub digest: TokenDigest,
+    /// The seed.
+    pub seed: TokenSeed,
+    /// Issued at.
+    pub created: DateTime<Utc>,
+    /// Expires at.
+    pub expiry: Option<DateTime<Utc>>,
+    /// Login's user agent.
+    pub user_agent: Option<String>,
+    /// Login's IP.
+    pub ip: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names() {
+        assert_eq!("web".parse::<ClientName>().map(|n| n.to_string()), Ok("web".into()));
+        assert!("api-access v2".parse::<ClientName>().is_ok());
+        assert!(("a".repeat(64)).parse::<ClientName>().is_ok());
+        for (bad, want) in [
+            ("", "must not be blank"),
+            ("   ", "must not be blank"),
+            (" web", "must not start or end with whitespace"),
+            ("web\n", "must not start or end with whitespace"),
+            ("we\u{7}b", "control characters"),
+        ] {
+            let err = bad.parse::<ClientName>().expect_err(bad).to_string();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+        let long = "a".repeat(65);
+        let err = long.parse::<ClientName>().expect_err("65").to_string();
+        assert!(err.contains("it is 65 characters long; the limit is 64"), "{err}");
+    }
+
+    #[test]
+    fn usernames() {
+        for ok in ["alice", "a.b+c-d_e@f", "Zoë", "x"] {
+            assert!(ok.parse::<Username>().is_ok(), "{ok}");
+        }
+        for (bad, want) in [("", "blank"), ("a b", "' ' is not allowed"), ("a/b", "'/' is not allowed"), (" a", "' '")] {
+            let err = bad.parse::<Username>().expect_err(bad).to_string();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+        assert!("u".repeat(151).parse::<Username>().is_err());
+    }
+
+    #[test]
+    fn expiry_respects_ttl_and_cap() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let mut client = Client {
+            id: ClientId(1),
+            name: "web".parse().expect("name"),
+            token_ttl: "1h".parse().expect("ttl"),
+            throttle_rate: None,
+            sliding_expiry: true,
+            max_lifetime: None,
+            description: String::new(),
+            created: t0,
+        };
+        assert_eq!(client.expiry_from(t0, t0), Some(t0 + TimeDelta::hours(1)));
+        client.max_lifetime = Some("90m".parse().expect("cap"));
+        let later = t0 + TimeDelta::hours(1);
+        assert_eq!(client.expiry_from(later, t0), Some(t0 + TimeDelta::minutes(90)));
+        client.token_ttl = Ttl::Never;
+        assert_eq!(client.expiry_from(later, t0), None);
+    }
+}

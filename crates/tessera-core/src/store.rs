@@ -1,0 +1,178 @@
+//! The storage traits. Every backend (SQLite, PostgreSQL, Redis for tokens) implements them and
+//! passes the one shared store test suite.
+//!
+//! Stores never see a usable token: [`NewToken`] carries the keyed digest and the seed only.
+
+use crate::model::{
+    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId,
+};
+use crate::rate::Rate;
+use crate::token::TokenDigest;
+use crate::duration::Ttl;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// What went wrong in a store. Messages never contain secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken: the thing already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The backend cannot be reached right now (the server answers 503).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// Which tokens a listing or bulk deletion covers. Both `None` means every token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// Only this user's tokens.
+    pub user: Option<UserId>,
+    /// Only this client's tokens.
+    pub client: Option<ClientId>,
+}
+
+/// Changes to a client; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ClientUpdate {
+    /// New name.
+    pub name: Option<ClientName>,
+    /// New TTL (applies to tokens issued or renewed from now on).
+    pub token_ttl: Option<Ttl>,
+    /// New throttle rate; `Some(None)` clears it.
+    pub throttle_rate: Option<Option<Rate>>,
+    /// Sliding expiry on or off.
+    pub sliding_expiry: Option<bool>,
+    /// New lifetime cap; `Some(None)` clears it.
+    pub max_lifetime: Option<Option<Ttl>>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+impl ClientUpdate {
+    /// Applies the changes to `client`.
+    pub fn apply(&self, client: &mut Client) {
+        if let Some(name) = &self.name {
+            client.name = name.clone();
+        }
+        if let Some(ttl) = self.token_ttl {
+            client.token_ttl = ttl;
+        }
+        if let Some(rate) = self.throttle_rate {
+            client.throttle_rate = rate;
+        }
+        if let Some(sliding) = self.sliding_expiry {
+            client.sliding_expiry = sliding;
+        }
+        if let Some(cap) = self.max_lifetime {
+            client.max_lifetime = cap;
+        }
+        if let Some(description) = &self.description {
+            client.description = description.clone();
+        }
+    }
+}
+
+/// A token with the user and client it belongs to: everything authentication needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenWithOwner {
+    /// The token.
+    pub token: AuthToken,
+    /// Its user.
+    pub user: User,
+    /// Its client.
+    pub client: Client,
+}
+
+/// Users.
+#[async_trait]
+pub trait UserStore: Send + Sync + std::fmt::Debug {
+    /// Creates a user; [`StoreError::Conflict`] when the username is taken.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    /// A user by id.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// A user by exact username.
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Every user, by username.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces the password hash.
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
+    /// Activates or deactivates. An inactive user's tokens stop authenticating.
+    async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError>;
+    /// Sets the staff flag.
+    async fn set_staff(&self, id: UserId, staff: bool) -> Result<(), StoreError>;
+    /// Deletes the user and all their tokens.
+    async fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+}
+
+/// API clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync + std::fmt::Debug {
+    /// Creates a client; [`StoreError::Conflict`] when the name is taken.
+    async fn create_client(&self, client: NewClient) -> Result<Client, StoreError>;
+    /// A client by id.
+    async fn client_by_id(&self, id: ClientId) -> Result<Option<Client>, StoreError>;
+    /// A client by exact name.
+    async fn client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError>;
+    /// Every client, by name.
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+    /// Changes a client and returns it as stored.
+    async fn update_client(&self, id: ClientId, update: ClientUpdate) -> Result<Client, StoreError>;
+    /// Deletes a client and all its tokens; returns how many tokens went with it.
+    async fn delete_client(&self, id: ClientId) -> Result<u64, StoreError>;
+}
+
+/// Tokens, by digest. At most one per (user, client).
+#[async_trait]
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// Stores a token; [`StoreError::Conflict`] when the (user, client) pair already has one.
+    async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError>;
+    /// Stores `token` unless the pair already has one, atomically; returns the pair's token and
+    /// whether it was created now. Concurrent calls for one pair create exactly one token.
+    async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError>;
+    /// A token by id.
+    async fn token_by_id(&self, id: TokenId) -> Result<Option<AuthToken>, StoreError>;
+    /// A token by digest.
+    async fn token_by_digest(&self, digest: &TokenDigest) -> Result<Option<AuthToken>, StoreError>;
+    /// The token of a (user, client) pair.
+    async fn token_for(&self, user: UserId, client: ClientId) -> Result<Option<AuthToken>, StoreError>;
+    /// Tokens matching the filter, oldest first.
+    async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError>;
+    /// Deletes one token; `false` when it did not exist.
+    async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError>;
+    /// Deletes every token matching the filter and returns them.
+    async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError>;
+    /// Sets a token's expiry (`None`: never); `false` when it did not exist.
+    async fn set_expiry(&self, id: TokenId, expiry: Option<DateTime<Utc>>) -> Result<bool, StoreError>;
+    /// Records last-used times, in one batch.
+    async fn record_last_used(&self, uses: &[(TokenId, DateTime<Utc>)]) -> Result<(), StoreError>;
+    /// Deletes every token whose expiry is at or before `now`; returns how many.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Everything Tessera stores.
+#[async_trait]
+pub trait Store: UserStore + ClientStore + TokenStore {
+    /// Checks that the backend answers (for `/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The token with this digest, with its user and client. Backends that can join do it in one
+    /// round trip; the default asks three times.
+    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
+        let Some(token) = self.token_by_digest(digest).await? else {
+            return Ok(None);
+        };
+        let (Some(user), Some(client)) =
+            (self.user_by_id(token.user_id).await?, self.client_by_id(token.client_id).await?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(TokenWithOwner { token, user, client }))
+    }
+}
