@@ -52,7 +52,10 @@ pub fn parse_duration(input: &str) -> Result<TimeDelta, DurationError> {
         parse_unit_form(input, s)?
     };
     if secs == 0 {
-        return Err(DurationError::new(input, "it must be greater than zero (use 'never' for tokens that do not expire)"));
+        return Err(DurationError::new(
+            input,
+            "it must be greater than zero (use 'never' for tokens that do not expire)",
+        ));
     }
     if secs > MAX_DURATION_SECS {
         return Err(DurationError::new(input, "it is longer than 100 years (use 'never' instead)"));
@@ -206,11 +209,7 @@ impl FromStr for Ttl {
     type Err = DurationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("never") {
-            Ok(Ttl::Never)
-        } else {
-            parse_duration(s).map(Ttl::After)
-        }
+        if s.trim().eq_ignore_ascii_case("never") { Ok(Ttl::Never) } else { parse_duration(s).map(Ttl::After) }
     }
 }
 

@@ -29,6 +29,7 @@ pub mod duration;
 pub mod event;
 pub mod humanize;
 pub mod model;
+pub mod net;
 pub mod password;
 pub mod rate;
 pub mod settings;
@@ -40,10 +41,9 @@ pub use duration::{Ttl, parse_duration};
 pub use event::{Event, EventKind, Revoker};
 pub use humanize::expires_in_str;
 pub use model::{
-    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId,
-    Username,
+    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId, Username,
 };
 pub use rate::{Period, Rate};
 pub use settings::Settings;
-pub use store::{ClientUpdate, Store, StoreError, TokenFilter, TokenWithOwner};
+pub use store::{ClientUpdate, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
 pub use token::{IssuedToken, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed};

@@ -225,7 +225,14 @@ pub struct NewClient {
 impl NewClient {
     /// A client named `name` with `ttl` and nothing else set.
     pub fn new(name: ClientName, token_ttl: Ttl) -> Self {
-        Self { name, token_ttl, throttle_rate: None, sliding_expiry: false, max_lifetime: None, description: String::new() }
+        Self {
+            name,
+            token_ttl,
+            throttle_rate: None,
+            sliding_expiry: false,
+            max_lifetime: None,
+            description: String::new(),
+        }
     }
 }
 
@@ -317,7 +324,8 @@ mod tests {
         for ok in ["alice", "a.b+c-d_e@f", "Zoë", "x"] {
             assert!(ok.parse::<Username>().is_ok(), "{ok}");
         }
-        for (bad, want) in [("", "blank"), ("a b", "' ' is not allowed"), ("a/b", "'/' is not allowed"), (" a", "' '")] {
+        for (bad, want) in [("", "blank"), ("a b", "' ' is not allowed"), ("a/b", "'/' is not allowed"), (" a", "' '")]
+        {
             let err = bad.parse::<Username>().expect_err(bad).to_string();
             assert!(err.contains(want), "{bad:?}: {err}");
         }

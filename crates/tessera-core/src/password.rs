@@ -1,8 +1,8 @@
 //! Argon2id password hashing, with a verification path for unknown users that costs the same as a
 //! wrong password (no user enumeration by timing).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use std::sync::OnceLock;
 
 /// The shortest password accepted when one is set.

@@ -91,9 +91,7 @@ impl FromStr for Rate {
         if !num.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err(format!("invalid number of requests '{num}' (a whole number of at least 1)")));
         }
-        let requests: u32 = num
-            .parse()
-            .map_err(|_| err(format!("number of requests '{num}' is too large")))?;
+        let requests: u32 = num.parse().map_err(|_| err(format!("number of requests '{num}' is too large")))?;
         if requests == 0 {
             return Err(err("the number of requests must be at least 1".into()));
         }

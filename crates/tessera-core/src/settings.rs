@@ -2,6 +2,7 @@
 
 use crate::duration::{Ttl, serde_duration};
 use crate::model::ClientName;
+use crate::net::IpNet;
 use crate::rate::Rate;
 use crate::token::TokenCodec;
 use chrono::format::{Item, StrftimeItems};
@@ -37,18 +38,25 @@ pub struct Settings {
     /// Renew the expiry when login hands back an existing token (durin: `REFRESH_TOKEN_ON_LOGIN`).
     pub refresh_token_on_login: bool,
     /// The client behind `apiaccess/` (durin: `API_ACCESS_CLIENT_NAME`); none disables the route.
+    #[serde(deserialize_with = "optional")]
     pub api_access_client_name: Option<ClientName>,
     /// Hide the API-access token from `sessions/` (durin: `API_ACCESS_EXCLUDE_FROM_SESSIONS`).
     pub api_access_exclude_from_sessions: bool,
     /// Include `token` in GET `apiaccess/` (durin: `API_ACCESS_RESPONSE_INCLUDE_TOKEN`).
     pub api_access_response_include_token: bool,
     /// The per-(user, client) rate for clients without their own (DRF's `user_per_client`).
+    #[serde(deserialize_with = "optional")]
     pub default_throttle_rate: Option<Rate>,
     /// Take the login's client name from this request header instead of the body.
+    #[serde(deserialize_with = "optional")]
     pub login_client_header: Option<String>,
-    /// Login attempts allowed per source IP (against password guessing); none disables.
+    /// Peers whose `X-Forwarded-For` is believed (addresses or ranges); others' is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Login attempts (successful or not) allowed per source IP, against password guessing; `"off"` disables.
+    #[serde(deserialize_with = "optional")]
     pub login_throttle_per_ip: Option<Rate>,
-    /// Login attempts allowed per username; none disables.
+    /// Failed login attempts allowed per username (successful logins do not count); `"off"` disables.
+    #[serde(deserialize_with = "optional")]
     pub login_throttle_per_username: Option<Rate>,
 }
 
@@ -69,10 +77,25 @@ impl Default for Settings {
             api_access_response_include_token: false,
             default_throttle_rate: None,
             login_client_header: None,
+            trusted_proxies: Vec::new(),
             login_throttle_per_ip: Rate::new(30, crate::rate::Period::Minute),
             login_throttle_per_username: Rate::new(10, crate::rate::Period::Minute),
         }
     }
+}
+
+/// An optional setting: `""`, `"none"` and `"off"` mean none (TOML has no null).
+fn optional<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    let s = String::deserialize(d)?;
+    if s.is_empty() || s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 /// A setting that is wrong, with the key it belongs to.
@@ -89,15 +112,27 @@ impl Settings {
     /// Checks the rules that types alone cannot express.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let err = |key, message: String| Err(SettingsError { key, message });
-        if let Err(e) = TokenCodec::new(crate::token::ServerKey::generate(), &self.token_prefix, self.token_character_length) {
-            let key = if matches!(e, crate::token::FormatError::BadPrefix(_)) { "token_prefix" } else { "token_character_length" };
+        if let Err(e) =
+            TokenCodec::new(crate::token::ServerKey::generate(), &self.token_prefix, self.token_character_length)
+        {
+            let key = if matches!(e, crate::token::FormatError::BadPrefix(_)) {
+                "token_prefix"
+            } else {
+                "token_character_length"
+            };
             return err(key, e.to_string());
         }
         if self.auth_header_prefix.is_empty() || !self.auth_header_prefix.bytes().all(|b| b.is_ascii_graphic()) {
-            return err("auth_header_prefix", format!("'{}' must be a single word of visible ASCII characters", self.auth_header_prefix));
+            return err(
+                "auth_header_prefix",
+                format!("'{}' must be a single word of visible ASCII characters", self.auth_header_prefix),
+            );
         }
         if let Some(bad) = self.login_response_user_fields.iter().find(|f| !USER_FIELDS.contains(&f.as_str())) {
-            return err("login_response_user_fields", format!("unknown user field '{bad}' (known: {})", USER_FIELDS.join(", ")));
+            return err(
+                "login_response_user_fields",
+                format!("unknown user field '{bad}' (known: {})", USER_FIELDS.join(", ")),
+            );
         }
         if let Some(header) = &self.login_client_header
             && (header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
@@ -199,7 +234,9 @@ impl<'de> Deserialize<'de> for TimeZone {
             return Ok(TimeZone::default());
         }
         s.parse::<FixedOffset>().map(TimeZone).map_err(|_| {
-            serde::de::Error::custom(format!("'{s}' is not 'UTC' or a fixed offset such as +02:00 (named zones are not supported)"))
+            serde::de::Error::custom(format!(
+                "'{s}' is not 'UTC' or a fixed offset such as +02:00 (named zones are not supported)"
+            ))
         })
     }
 }
@@ -219,7 +256,9 @@ mod tests {
         assert_eq!(s.token_character_length, 64);
         assert_eq!(s.auth_header_prefix, "Token");
         assert_eq!(s.token_cache_timeout.num_seconds(), 60);
-        assert!(!s.refresh_token_on_login && !s.api_access_exclude_from_sessions && !s.api_access_response_include_token);
+        assert!(
+            !s.refresh_token_on_login && !s.api_access_exclude_from_sessions && !s.api_access_response_include_token
+        );
         assert_eq!(s.api_access_client_name, None);
         assert_eq!(s.default_throttle_rate, None);
         assert_eq!(s.validate(), Ok(()));
@@ -249,6 +288,10 @@ mod tests {
         assert!(err.contains("unknown field `tokn_ttl`"), "{err}");
         let err = toml::from_str::<Settings>(r#"default_throttle_rate = "2/minute""#).expect_err("rate").to_string();
         assert!(err.contains("invalid period 'minute'"), "{err}");
+        let off: Settings = toml::from_str(r#"login_throttle_per_ip = "off""#).expect("off");
+        assert_eq!(off.login_throttle_per_ip, None);
+        let err = toml::from_str::<Settings>(r#"api_access_client_name = " x""#).expect_err("name").to_string();
+        assert!(err.contains("must not start or end with whitespace"), "{err}");
         let err = toml::from_str::<Settings>(r#"time_zone = "Europe/Paris""#).expect_err("tz").to_string();
         assert!(err.contains("'Europe/Paris' is not 'UTC'"), "{err}");
         let err = toml::from_str::<Settings>(r#"expiry_datetime_format = "%Q""#).expect_err("fmt").to_string();

@@ -3,12 +3,10 @@
 //!
 //! Stores never see a usable token: [`NewToken`] carries the keyed digest and the seed only.
 
-use crate::model::{
-    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId,
-};
+use crate::duration::Ttl;
+use crate::model::{AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId};
 use crate::rate::Rate;
 use crate::token::TokenDigest;
-use crate::duration::Ttl;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -77,6 +75,17 @@ impl ClientUpdate {
             client.description = description.clone();
         }
     }
+}
+
+/// A change that makes cached authentications stale, from the store's invalidation log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// This token was deleted or its expiry brought forward.
+    Token(TokenDigest),
+    /// This user was changed (deactivated, renamed, staff flag) or deleted.
+    User(UserId),
+    /// This client was changed or deleted.
+    Client(ClientId),
 }
 
 /// A token with the user and client it belongs to: everything authentication needs.
@@ -148,6 +157,15 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError>;
     /// Deletes every token matching the filter and returns them.
     async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError>;
+    /// Extends (or otherwise sets) the expiry of a token that has not expired at `now`; `false`
+    /// when the token is gone or already expired. Renewals use this, so a renewal racing an
+    /// admin's "expire now" cannot bring the token back.
+    async fn extend_expiry(
+        &self,
+        id: TokenId,
+        expiry: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Sets a token's expiry (`None`: never); `false` when it did not exist.
     async fn set_expiry(&self, id: TokenId, expiry: Option<DateTime<Utc>>) -> Result<bool, StoreError>;
     /// Records last-used times, in one batch.
@@ -161,6 +179,15 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 pub trait Store: UserStore + ClientStore + TokenStore {
     /// Checks that the backend answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The position of the newest entry of the invalidation log (0 when it is empty).
+    async fn latest_invalidation(&self) -> Result<i64, StoreError>;
+
+    /// Invalidation-log entries after position `after`, oldest first, at most 10,000.
+    async fn invalidations_after(&self, after: i64) -> Result<Vec<(i64, Invalidation)>, StoreError>;
+
+    /// Deletes invalidation-log entries written before `before`; returns how many.
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// The token with this digest, with its user and client. Backends that can join do it in one
     /// round trip; the default asks three times.

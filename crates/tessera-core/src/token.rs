@@ -51,13 +51,11 @@ impl ServerKey {
         if let Some(bad) = text.chars().find(|c| !c.is_ascii_hexdigit()) {
             return Err(KeyError::NotHex(bad));
         }
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(KeyError::OddLength(text.len()));
         }
-        let bytes: Vec<u8> = (0..text.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-            .collect();
+        let bytes: Vec<u8> =
+            (0..text.len()).step_by(2).filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect();
         if !(32..=64).contains(&bytes.len()) {
             return Err(KeyError::BadLength(bytes.len()));
         }
@@ -231,7 +229,8 @@ impl fmt::Debug for TokenCodec {
 impl TokenCodec {
     /// A codec for tokens of `length` characters starting with `prefix`, keyed by `key`.
     pub fn new(key: ServerKey, prefix: &str, length: usize) -> Result<Self, FormatError> {
-        if prefix.len() > MAX_PREFIX_LEN || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if prefix.len() > MAX_PREFIX_LEN || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(FormatError::BadPrefix(prefix.to_string()));
         }
         let min = prefix.len() + MIN_BODY_LEN + CHECKSUM_LEN;
@@ -394,7 +393,10 @@ mod tests {
         flipped[20] = if flipped[20] == b'a' { b'b' } else { b'a' };
         assert_eq!(codec.parse(&String::from_utf8_lossy(&flipped)), Err(MalformedToken::Checksum));
         // Wrong case is a different token: checksum fails.
-        let swapped: String = good.chars().map(|c| if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() }).collect();
+        let swapped: String = good
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            .collect();
         assert!(codec.parse(&swapped).is_err());
     }
 

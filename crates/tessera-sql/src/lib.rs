@@ -1,1 +1,169 @@
+//! Tessera's [`Store`](tessera_core::store::Store) on SQLite and PostgreSQL, with sqlx.
+//!
+//! [`SqlStore::connect`] takes a URL — `sqlite://PATH` (the file is created if missing) or
+//! `postgres://USER@HOST/DB` — and [`SqlStore::migrate`] brings the schema up to date. Both backends
+//! run the same SQL text (sqlx's SQLite driver understands `$1` placeholders) and store the same
+//! representation: timestamps as BIGINT microseconds since the Unix epoch (UTC), lifetimes as BIGINT
+//! seconds (`NULL` = never), rates as text, digests and seeds as 32-byte blobs. No table ever holds a
+//! usable token: only the keyed digest and the seed the server key re-derives it from.
+//!
+//! # How SQLite writes avoid "database is locked"
+//!
+//! SQLite allows one writer at a time per database file. Tessera runs it in WAL mode, so readers
+//! never block the writer nor each other, and it keeps two pools:
+//!
+//! * a **read pool** of several connections for every query that only reads, and
+//! * a **write pool of exactly one connection** for every statement that writes.
+//!
+//! Funnelling all writes of a process through one connection turns contention between this process's
+//! requests into a queue in the pool (bounded by an acquire timeout) instead of SQLite lock errors.
+//! Other processes — the admin CLI writing while the server runs — are handled by SQLite's busy
+//! handler (`busy_timeout`): the writer waits for the lock instead of failing at once.
+//!
+//! The busy handler has one blind spot: a transaction that starts reading (`BEGIN DEFERRED`) and later
+//! writes must *upgrade* its lock, and if another connection committed in between SQLite returns
+//! `SQLITE_BUSY` immediately, because waiting could deadlock. So every multi-statement write
+//! transaction starts with `BEGIN IMMEDIATE`, which takes the write lock up front — where the busy
+//! handler applies. Single-statement writes take the write lock as their first step and are safe
+//! as they are.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tessera_core::store::UserStore;
+//! use tessera_sql::SqlStore;
+//!
+//! let store = SqlStore::connect("sqlite://tessera.db").await?;
+//! store.migrate().await?;
+//! let users = store.list_users().await?;
+//! println!("{} users on {}", users.len(), store.backend());
+//! store.close().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
 
+use sqlx::{PgPool, SqlitePool};
+use std::fmt;
+
+/// Runs `$body` with `$pool` bound to the pool that serves reads on this store's backend.
+/// The body is expanded once per backend, so it is type-checked against each driver.
+macro_rules! with_reader {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::Pools::Sqlite { reader, .. } => {
+                let $pool = reader;
+                $body
+            }
+            $crate::Pools::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool that serves writes (SQLite's single writer).
+macro_rules! with_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::Pools::Sqlite { writer, .. } => {
+                let $pool = writer;
+                $body
+            }
+            $crate::Pools::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs the async `$body` (which evaluates to `Result<T, StoreError>`) in a write transaction with
+/// `$conn` bound to its connection (`&mut *$conn` is an executor). Commits on `Ok`, rolls back on
+/// `Err`. On SQLite the transaction begins with `BEGIN IMMEDIATE` on the single writer connection.
+macro_rules! in_write_transaction {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::Pools::Sqlite { writer, .. } => {
+                let mut $conn = writer.begin_with("BEGIN IMMEDIATE").await.map_err($crate::error::from_sqlx)?;
+                let result: Result<_, tessera_core::StoreError> = $body;
+                $crate::error::finish($conn, result).await
+            }
+            $crate::Pools::Postgres(pg) => {
+                let mut $conn = pg.begin().await.map_err($crate::error::from_sqlx)?;
+                let result: Result<_, tessera_core::StoreError> = $body;
+                $crate::error::finish($conn, result).await
+            }
+        }
+    };
+}
+
+mod clients;
+mod connect;
+mod error;
+mod migrate;
+mod rows;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tokens;
+mod users;
+
+pub use connect::{ConnectConfig, ConnectError, redact_url};
+
+/// A [`Store`](tessera_core::store::Store) on SQLite or PostgreSQL. Cheap to clone: clones share
+/// the connection pools.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pools: Pools,
+}
+
+/// The connection pools of one backend.
+#[derive(Clone, Debug)]
+enum Pools {
+    /// Reads on `reader` (several connections); every write on `writer` (exactly one connection).
+    Sqlite {
+        reader: SqlitePool,
+        writer: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Which database a [`SqlStore`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+impl SqlStore {
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned. Further calls fail with
+    /// [`StoreError::Unavailable`](tessera_core::StoreError::Unavailable).
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { reader, writer } => {
+                reader.close().await;
+                // Closed last: the last connection to close checkpoints the WAL into the file.
+                writer.close().await;
+            }
+            Pools::Postgres(pg) => pg.close().await,
+        }
+    }
+}

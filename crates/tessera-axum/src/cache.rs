@@ -1,0 +1,131 @@
+//! The cached authenticator's memory: verified lookups by digest, bounded in size, kept at most
+//! `token_cache_timeout`, and dropped as soon as the store says a token, user or client changed.
+//!
+//! Only *positive* verdicts are cached. A change made by this process removes the entry at once;
+//! a change made elsewhere arrives through the store's invalidation log, which a background task
+//! follows (every 200 ms). While that task has not heard from the store for a second, the cache is
+//! not trusted at all: every request goes to the store. So a revoked token is never accepted from
+//! the cache for more than about a second after the revocation, wherever it was made.
+
+use crate::Principal;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_core::TokenDigest;
+use tessera_core::store::Invalidation;
+
+const SHARDS: usize = 16;
+
+/// How stale the invalidation log may be before the cache stops being trusted.
+pub(crate) const MAX_SYNC_AGE: Duration = Duration::from_secs(1);
+
+pub(crate) struct TokenCache {
+    shards: Vec<Mutex<HashMap<TokenDigest, Entry>>>,
+    max_per_shard: usize,
+    ttl: Duration,
+    /// Milliseconds since `epoch` of the last successful sync with the invalidation log (0: never).
+    synced_at: AtomicU64,
+    epoch: Instant,
+}
+
+#[derive(Clone)]
+struct Entry {
+    principal: Arc<Principal>,
+    inserted: Instant,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache").field("len", &self.len()).field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(max_entries: usize, ttl: Duration) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            max_per_shard: (max_entries / SHARDS).max(1),
+            ttl,
+            synced_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn shard(&self, digest: &TokenDigest) -> std::sync::MutexGuard<'_, HashMap<TokenDigest, Entry>> {
+        // The digest is already uniformly random: its first byte picks the shard.
+        let m = &self.shards[digest.0[0] as usize % SHARDS];
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the invalidation log was read recently enough to trust entries.
+    pub(crate) fn trusted(&self) -> bool {
+        let at = self.synced_at.load(Ordering::Acquire);
+        at != 0 && self.epoch.elapsed().saturating_sub(Duration::from_millis(at)) < MAX_SYNC_AGE
+    }
+
+    pub(crate) fn mark_synced(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.synced_at.store(ms.max(1), Ordering::Release);
+    }
+
+    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Arc<Principal>> {
+        let mut shard = self.shard(digest);
+        let entry = shard.get(digest)?;
+        if entry.inserted.elapsed() >= self.ttl {
+            shard.remove(digest);
+            return None;
+        }
+        Some(entry.principal.clone())
+    }
+
+    pub(crate) fn insert(&self, digest: TokenDigest, principal: Arc<Principal>) {
+        let mut shard = self.shard(&digest);
+        if shard.len() >= self.max_per_shard && !shard.contains_key(&digest) {
+            let ttl = self.ttl;
+            shard.retain(|_, e| e.inserted.elapsed() < ttl);
+            if shard.len() >= self.max_per_shard
+                && let Some(victim) = shard.keys().next().copied()
+            {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(digest, Entry { principal, inserted: Instant::now() });
+    }
+
+    /// Replaces an entry's principal, keeping its age; nothing when the entry is gone.
+    pub(crate) fn replace(&self, digest: TokenDigest, principal: Arc<Principal>) {
+        if let Some(entry) = self.shard(&digest).get_mut(&digest) {
+            entry.principal = principal;
+        }
+    }
+
+    pub(crate) fn remove(&self, digest: &TokenDigest) {
+        self.shard(digest).remove(digest);
+    }
+
+    /// Applies one change from the invalidation log.
+    pub(crate) fn invalidate(&self, change: &Invalidation) {
+        match change {
+            Invalidation::Token(digest) => self.remove(digest),
+            Invalidation::User(user) => self.retain(|p| p.user.id != *user),
+            Invalidation::Client(client) => self.retain(|p| p.client.id != *client),
+        }
+    }
+
+    fn retain(&self, keep: impl Fn(&Principal) -> bool) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| keep(&e.principal));
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+    }
+
+    pub(crate) fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The authentication layer: runs once per request, before any extractor or guard, and leaves its
+//! verdict in the request's extensions.
+
+use crate::Principal;
+use crate::authn::Core;
+use crate::error::AuthError;
+use axum::extract::Request;
+use axum::http::header::AUTHORIZATION;
+use axum::response::Response;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// The verdict of the layer, read by extractors and guards.
+#[derive(Clone)]
+pub(crate) struct AuthContext {
+    pub(crate) outcome: Result<Option<Arc<Principal>>, AuthError>,
+    pub(crate) core: Arc<Core>,
+}
+
+/// Authenticates every request passing through it (see [`Tessera::layer`](crate::Tessera::layer)).
+#[derive(Clone)]
+pub struct AuthLayer {
+    core: Arc<Core>,
+    cached: bool,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer").field("cached", &self.cached).finish_non_exhaustive()
+    }
+}
+
+impl AuthLayer {
+    pub(crate) fn new(core: Arc<Core>, cached: bool) -> Self {
+        Self { core, cached }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, core: self.core.clone(), cached: self.cached }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around a route.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    core: Arc<Core>,
+    cached: bool,
+}
+
+impl<S> std::fmt::Debug for AuthService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").field("cached", &self.cached).finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request> for AuthService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The service that was polled ready is the one to call; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if req.extensions().get::<AuthContext>().is_some() {
+            // An outer layer already authenticated this request: once is enough.
+            return Box::pin(inner.call(req));
+        }
+        let core = self.core.clone();
+        let cached = self.cached;
+        Box::pin(async move {
+            let outcome = core.authenticate(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()), cached).await;
+            let span = match &outcome {
+                Ok(Some(p)) => tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name),
+                _ => tracing::Span::none(),
+            };
+            req.extensions_mut().insert(AuthContext { outcome, core });
+            inner.call(req).instrument(span).await
+        })
+    }
+}

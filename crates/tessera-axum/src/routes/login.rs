@@ -1,0 +1,241 @@
+//! `POST login/`: durin's checks in durin's order, Argon2id without user enumeration, the login
+//! throttle, and one token per (user, client).
+
+use super::{body, datetime_or_null, json_ok};
+use crate::authn::{Core, unavailable};
+use crate::client_ip::client_ip;
+use crate::error::{AuthError, detail, json_response};
+use crate::throttle::Decision;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use tessera_core::password::verify_password_or_dummy;
+use tessera_core::store::StoreError;
+use tessera_core::{AuthToken, Client, EventKind, NewToken, TokenSecret, User};
+
+const BAD_CREDENTIALS: &str = "Unable to log in with provided credentials.";
+
+pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Response {
+    match login_inner(&core, req).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
+    let (parts, body) = req.into_parts();
+    let ip = client_ip(&parts, &core.settings.trusted_proxies);
+    let ip_text = ip.map(|ip| ip.to_string());
+    let now = core.now();
+
+    if let (Some(rate), Some(ip)) = (core.settings.login_throttle_per_ip, ip) {
+        throttle(core.limiter.acquire(&format!("login:ip:{ip}"), rate, now).await, core)?;
+    }
+
+    let data = body::parse(Request::from_parts(parts.clone(), body)).await?;
+    let (username, password) = validate_fields(&data)?;
+
+    let username_key = format!("login:user:{username}");
+    if let Some(rate) = core.settings.login_throttle_per_username {
+        throttle(core.limiter.check(&username_key, rate, now).await, core)?;
+    }
+
+    let user = core.store.user_by_username(&username).await.map_err(store_error)?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let pw = password.clone();
+    // Argon2id is deliberately slow: keep it off the async workers. Unknown users are verified
+    // against a dummy hash, so they cost the same as a wrong password.
+    let verified =
+        tokio::task::spawn_blocking(move || verify_password_or_dummy(hash.as_deref(), &pw)).await.unwrap_or(false);
+    let user = match user {
+        Some(user) if verified && user.is_active => user,
+        other => {
+            if let Some(rate) = core.settings.login_throttle_per_username {
+                let _ = core.limiter.record(&username_key, rate, now).await;
+            }
+            let reason = match other {
+                None => "unknown user",
+                Some(u) if !u.is_active && verified => "inactive user",
+                Some(_) => "wrong password",
+            };
+            core.events.emit(tessera_core::Event {
+                kind: EventKind::LoginFailed { reason: reason.into() },
+                user_id: None,
+                username: Some(username.clone()),
+                client: None,
+                ip: ip_text.clone(),
+                at: now,
+            });
+            return Err(json_response(StatusCode::BAD_REQUEST, json!({"non_field_errors": [BAD_CREDENTIALS]})));
+        }
+    };
+
+    let client = find_client(core, &parts.headers, &data).await?;
+    let user_agent =
+        parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
+    let (token, secret) = token_for_login(core, &user, &client, user_agent, ip_text.clone()).await?;
+
+    core.emit(EventKind::UserLoggedIn, Some((&user, client.name.as_str())), ip_text);
+    let mut body = Map::new();
+    body.insert("expiry".into(), datetime_or_null(token.expiry, |d| core.settings.format_expiry(d)));
+    body.insert("token".into(), Value::String(secret.expose().to_string()));
+    if !core.settings.login_response_user_fields.is_empty() {
+        body.insert("user".into(), user_fields(core, &user));
+    }
+    Ok(json_ok(Value::Object(body)))
+}
+
+fn throttle(decision: Result<Decision, crate::throttle::LimiterError>, core: &Core) -> Result<(), Response> {
+    match decision {
+        Ok(Decision::Allowed) => Ok(()),
+        Ok(Decision::Throttled { wait_secs }) => Err(core.reject(AuthError::Throttled { wait_secs }).into_response()),
+        Err(e) => {
+            tracing::warn!(error = %e, "login throttle unavailable; attempt allowed");
+            Ok(())
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    let error = unavailable(e);
+    detail(error.status(), error.detail())
+}
+
+/// DRF's `AuthTokenSerializer` field validation: both fields' errors together, in order.
+fn validate_fields(data: &Value) -> Result<(String, String), Response> {
+    let Value::Object(fields) = data else {
+        let got = match data {
+            Value::Array(_) => "list",
+            Value::String(_) => "str",
+            Value::Number(n) if n.is_f64() => "float",
+            Value::Number(_) => "int",
+            Value::Bool(_) => "bool",
+            Value::Null => {
+                return Err(json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({"non_field_errors": ["This field may not be null."]}),
+                ));
+            }
+            Value::Object(_) => "dict",
+        };
+        let msg = format!("Invalid data. Expected a dictionary, but got {got}.");
+        return Err(json_response(StatusCode::BAD_REQUEST, json!({"non_field_errors": [msg]})));
+    };
+    let mut errors = Map::new();
+    let username =
+        char_field(fields.get("username"), true).map_err(|e| errors.insert("username".into(), json!([e]))).ok();
+    let password =
+        char_field(fields.get("password"), false).map_err(|e| errors.insert("password".into(), json!([e]))).ok();
+    match (username, password) {
+        (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
+        _ => Err(json_response(StatusCode::BAD_REQUEST, Value::Object(errors))),
+    }
+}
+
+/// DRF's `CharField`: required, not null, not blank; numbers become their text.
+fn char_field(value: Option<&Value>, trim: bool) -> Result<String, &'static str> {
+    let text = match value {
+        None => return Err("This field is required."),
+        Some(Value::Null) => return Err("This field may not be null."),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err("Not a valid string."),
+    };
+    let text = if trim { text.trim().to_string() } else { text };
+    if text.is_empty() {
+        return Err("This field may not be blank.");
+    }
+    Ok(text)
+}
+
+/// The login's client: from the configured header, else the body's `client`.
+async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<Client, Response> {
+    let name: Option<String> = match &core.settings.login_client_header {
+        Some(h) => headers.get(h.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string),
+        None => match data.get("client") {
+            // Python truthiness: null, false, 0, "", [] and {} mean "not specified".
+            None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) if n.as_f64() == Some(0.0) => None,
+            Some(Value::Array(a)) if a.is_empty() => None,
+            Some(Value::Object(o)) if o.is_empty() => None,
+            Some(other) => Some(other.to_string()),
+        },
+    };
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Err(detail(StatusCode::BAD_REQUEST, "No client specified."));
+    };
+    core.store
+        .client_by_name(&name)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| detail(StatusCode::BAD_REQUEST, "No client with that name."))
+}
+
+/// The pair's token: the existing one (renewed with `refresh_token_on_login`), or a fresh one when
+/// there is none or it has expired. Concurrent logins of one pair end with one token.
+async fn token_for_login(
+    core: &Core,
+    user: &User,
+    client: &Client,
+    user_agent: Option<String>,
+    ip: Option<String>,
+) -> Result<(AuthToken, TokenSecret), Response> {
+    let now = core.now();
+    let who = Some((user, client.name.as_str()));
+    if let Some(mut existing) = core.store.token_for(user.id, client.id).await.map_err(store_error)? {
+        if !existing.has_expired(now) {
+            if core.settings.refresh_token_on_login {
+                let new_expiry = client.expiry_from(now, existing.created);
+                if core.store.extend_expiry(existing.id, new_expiry, now).await.map_err(store_error)? {
+                    existing.expiry = new_expiry;
+                    core.forget(&existing);
+                    core.emit(EventKind::TokenRenewed { token_id: existing.id, new_expiry }, who, ip.clone());
+                }
+            }
+            let secret = core.codec.derive(&existing.seed);
+            return Ok((existing, secret));
+        }
+        // Tessera: an expired token is replaced, not handed back (durin returns the dead token).
+        if core.store.delete_token(existing.id).await.map_err(store_error)? {
+            core.forget(&existing);
+            core.emit(EventKind::TokenExpired { token_id: existing.id, source: "login".into() }, who, ip.clone());
+        }
+    }
+    let issued = core.codec.issue();
+    let new = NewToken {
+        user_id: user.id,
+        client_id: client.id,
+        digest: issued.digest,
+        seed: issued.seed,
+        created: now,
+        expiry: client.expiry_from(now, now),
+        user_agent,
+        ip: ip.clone(),
+    };
+    let (token, created) = core.store.get_or_create_token(new).await.map_err(store_error)?;
+    if created {
+        core.emit(EventKind::TokenCreated { token_id: token.id }, who, ip);
+        Ok((token, issued.token))
+    } else {
+        // Another login of the same pair won the race: hand back its token.
+        let secret = core.codec.derive(&token.seed);
+        Ok((token, secret))
+    }
+}
+
+fn user_fields(core: &Core, user: &User) -> Value {
+    let mut out = Map::new();
+    for field in &core.settings.login_response_user_fields {
+        let value = match field.as_str() {
+            "id" => json!(user.id.0),
+            "username" => json!(user.username.as_str()),
+            "is_staff" => json!(user.is_staff),
+            "is_active" => json!(user.is_active),
+            _ => continue,
+        };
+        out.insert(field.clone(), value);
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,120 @@
+//! A small migrator: numbered SQL files per backend, embedded in the binary, applied in order and
+//! recorded in `tessera_migrations(version, applied_at)`.
+//!
+//! Two processes may start at once (two server instances, or the server and `tessera migrate`), so
+//! the whole check-and-apply runs under one lock: PostgreSQL takes a transaction-scoped advisory
+//! lock, SQLite runs in a `BEGIN IMMEDIATE` transaction (the database's write lock). The second
+//! process waits, then finds everything applied. DDL is transactional on both backends, so a
+//! migration that fails leaves nothing behind.
+
+use crate::error::from_sqlx;
+use crate::{Pools, SqlStore};
+use chrono::Utc;
+use sqlx::Row;
+use tessera_core::StoreError;
+
+/// One schema change.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") },
+    Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/sqlite/0002_invalidations.sql") },
+];
+
+const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
+    Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/postgres/0002_invalidations.sql") },
+];
+
+/// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).
+const PG_MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
+
+const SQLITE_CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (\
+     version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT";
+const PG_CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (\
+     version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+const APPLIED: &str = "SELECT version FROM tessera_migrations ORDER BY version";
+const RECORD: &str = "INSERT INTO tessera_migrations (version, applied_at) VALUES ($1, $2)";
+
+impl SqlStore {
+    /// Brings the schema up to date; a no-op when it is. Safe to run from several processes at
+    /// once. Fails when the database was migrated by a newer Tessera than this one.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let applied = match &self.pools {
+            Pools::Sqlite { writer, .. } => {
+                let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)?;
+                let result = async {
+                    sqlx::query(SQLITE_CREATE_TABLE).execute(&mut *tx).await.map_err(from_sqlx)?;
+                    let done = sqlx::query(APPLIED).fetch_all(&mut *tx).await.map_err(from_sqlx)?;
+                    let done = done.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>();
+                    let pending = pending(SQLITE, &done.map_err(from_sqlx)?)?;
+                    for m in &pending {
+                        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| failed(m, e))?;
+                        sqlx::query(RECORD)
+                            .bind(m.version)
+                            .bind(Utc::now().timestamp_micros())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?;
+                    }
+                    Ok(pending)
+                }
+                .await;
+                crate::error::finish(tx, result).await?
+            }
+            Pools::Postgres(pg) => {
+                let mut tx = pg.begin().await.map_err(from_sqlx)?;
+                let result = async {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(PG_MIGRATION_LOCK)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    sqlx::query(PG_CREATE_TABLE).execute(&mut *tx).await.map_err(from_sqlx)?;
+                    let done = sqlx::query(APPLIED).fetch_all(&mut *tx).await.map_err(from_sqlx)?;
+                    let done = done.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>();
+                    let pending = pending(POSTGRES, &done.map_err(from_sqlx)?)?;
+                    for m in &pending {
+                        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| failed(m, e))?;
+                        sqlx::query(RECORD)
+                            .bind(m.version)
+                            .bind(Utc::now().timestamp_micros())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?;
+                    }
+                    Ok(pending)
+                }
+                .await;
+                crate::error::finish(tx, result).await?
+            }
+        };
+        for m in applied {
+            tracing::info!(backend = %self.backend(), version = m.version, name = m.name, "applied migration");
+        }
+        Ok(())
+    }
+}
+
+/// The migrations of `all` not yet in `done`, in order.
+fn pending(all: &'static [Migration], done: &[i64]) -> Result<Vec<&'static Migration>, StoreError> {
+    let known = all.last().map_or(0, |m| m.version);
+    if let Some(newer) = done.iter().find(|v| **v > known) {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {newer}, newer than this Tessera knows ({known}); \
+             upgrade Tessera instead of running an older one against it"
+        )));
+    }
+    Ok(all.iter().filter(|m| !done.contains(&m.version)).collect())
+}
+
+fn failed(m: &Migration, err: sqlx::Error) -> StoreError {
+    match from_sqlx(err) {
+        StoreError::Backend(msg) => StoreError::Backend(format!("migration {:04}_{} failed: {msg}", m.version, m.name)),
+        other => other,
+    }
+}

@@ -1,0 +1,321 @@
+//! [`TokenStore`] and [`Store`] on SQL.
+
+use crate::SqlStore;
+use crate::error::{from_sqlx, is_foreign_key_violation, is_unique_violation};
+use crate::rows::{self, TOKEN_WIDTH, USER_WIDTH, micros, token_columns};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tessera_core::store::{
+    ClientStore, Invalidation, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner, UserStore,
+};
+use tessera_core::{AuthToken, ClientId, NewToken, TokenDigest, TokenId, UserId};
+
+const INSERT: &str = concat!(
+    "INSERT INTO auth_tokens (user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+    token_columns!()
+);
+const INSERT_IF_ABSENT: &str = concat!(
+    "INSERT INTO auth_tokens (user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, client_id) DO NOTHING RETURNING ",
+    token_columns!()
+);
+const BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE id = $1");
+const BY_DIGEST: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE digest = $1");
+const FOR_PAIR: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE user_id = $1 AND client_id = $2");
+const DELETE: &str = "DELETE FROM auth_tokens WHERE id = $1";
+const SET_EXPIRY: &str = "UPDATE auth_tokens SET expiry = $2 WHERE id = $1";
+const EXTEND_EXPIRY: &str = "UPDATE auth_tokens SET expiry = $2 WHERE id = $1 AND (expiry IS NULL OR expiry > $3)";
+const LATEST_INVALIDATION: &str = "SELECT COALESCE(MAX(seq), 0) FROM invalidations";
+const INVALIDATIONS_AFTER: &str = "SELECT seq, digest, user_id, client_id FROM invalidations \
+     WHERE seq > $1 ORDER BY seq LIMIT 10000";
+const PRUNE_INVALIDATIONS: &str = "DELETE FROM invalidations WHERE created < $1";
+/// Last-used times only move forward: instances flush their buffers in any order.
+const TOUCH: &str = "UPDATE auth_tokens SET last_used = $2 WHERE id = $1 AND (last_used IS NULL OR last_used < $2)";
+const PURGE: &str = "DELETE FROM auth_tokens WHERE expiry IS NOT NULL AND expiry <= $1";
+const WITH_OWNER: &str = "SELECT \
+       t.id, t.user_id, t.client_id, t.digest, t.seed, t.created, t.expiry, t.last_used, t.user_agent, t.ip, \
+       u.id, u.username, u.password_hash, u.is_active, u.is_staff, u.created, \
+       c.id, c.name, c.token_ttl_secs, c.throttle_rate, c.sliding_expiry, c.max_lifetime_secs, c.description, c.created \
+     FROM auth_tokens t \
+     JOIN users u ON u.id = t.user_id \
+     JOIN clients c ON c.id = t.client_id \
+     WHERE t.digest = $1";
+
+/// `WHERE` for a filter; the ids are bound in the order of [`filter_ids`]. A statement per shape
+/// (rather than `$1 IS NULL OR user_id = $1`) lets PostgreSQL use the indexes.
+fn filter_clause(filter: TokenFilter) -> &'static str {
+    match (filter.user, filter.client) {
+        (None, None) => "",
+        (Some(_), None) => " WHERE user_id = $1",
+        (None, Some(_)) => " WHERE client_id = $1",
+        (Some(_), Some(_)) => " WHERE user_id = $1 AND client_id = $2",
+    }
+}
+
+fn filter_ids(filter: TokenFilter) -> impl Iterator<Item = i64> {
+    filter.user.map(|u| u.0).into_iter().chain(filter.client.map(|c| c.0))
+}
+
+/// Why inserting `token` failed, as far as the error alone tells.
+fn insert_error(err: sqlx::Error, token: &NewToken) -> StoreError {
+    if is_unique_violation(&err) {
+        let on_digest = match &err {
+            sqlx::Error::Database(db) => {
+                db.message().contains("digest") || db.constraint().is_some_and(|c| c.contains("digest"))
+            }
+            _ => false,
+        };
+        return StoreError::Conflict(if on_digest {
+            "a token with this digest already exists".to_string()
+        } else {
+            format!("user {} already has a token for client {}", token.user_id, token.client_id)
+        });
+    }
+    if is_foreign_key_violation(&err) {
+        // Refined by `missing_owner` once the transaction is over.
+        return StoreError::NotFound(format!(
+            "no user with id {} or no client with id {}",
+            token.user_id, token.client_id
+        ));
+    }
+    from_sqlx(err)
+}
+
+impl SqlStore {
+    /// Says which of the token's owners does not exist, after a foreign-key violation.
+    async fn missing_owner(&self, user: UserId, client: ClientId, fallback: StoreError) -> StoreError {
+        match (self.user_by_id(user).await, self.client_by_id(client).await) {
+            (Ok(None), _) => StoreError::NotFound(format!("no user with id {user}")),
+            (_, Ok(None)) => StoreError::NotFound(format!("no client with id {client}")),
+            _ => fallback,
+        }
+    }
+
+    async fn try_get_or_create(&self, token: &NewToken) -> Result<Option<(AuthToken, bool)>, StoreError> {
+        in_write_transaction!(self, |tx| {
+            async {
+                let inserted = sqlx::query(INSERT_IF_ABSENT)
+                    .bind(token.user_id.0)
+                    .bind(token.client_id.0)
+                    .bind(&token.digest.as_bytes()[..])
+                    .bind(&token.seed.as_bytes()[..])
+                    .bind(micros(token.created))
+                    .bind(token.expiry.map(micros))
+                    .bind(token.user_agent.as_deref())
+                    .bind(token.ip.as_deref())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| insert_error(e, token))?;
+                if let Some(row) = inserted {
+                    return Ok(Some((rows::token(&row, 0)?, true)));
+                }
+                // The pair has a token. On PostgreSQL (READ COMMITTED) this statement sees the
+                // row a concurrent transaction committed, even though ours began before it.
+                let existing = sqlx::query(FOR_PAIR)
+                    .bind(token.user_id.0)
+                    .bind(token.client_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(rows::maybe(existing, rows::token)?.map(|t| (t, false)))
+            }
+            .await
+        })
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
+        let result = with_writer!(self, |pool| {
+            match sqlx::query(INSERT)
+                .bind(token.user_id.0)
+                .bind(token.client_id.0)
+                .bind(&token.digest.as_bytes()[..])
+                .bind(&token.seed.as_bytes()[..])
+                .bind(micros(token.created))
+                .bind(token.expiry.map(micros))
+                .bind(token.user_agent.as_deref())
+                .bind(token.ip.as_deref())
+                .fetch_one(pool)
+                .await
+            {
+                Ok(row) => rows::token(&row, 0),
+                Err(e) => Err(insert_error(e, &token)),
+            }
+        });
+        match result {
+            Err(e @ StoreError::NotFound(_)) => Err(self.missing_owner(token.user_id, token.client_id, e).await),
+            other => other,
+        }
+    }
+
+    async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError> {
+        // Only PostgreSQL can come back empty-handed: the pair's token was deleted between our
+        // INSERT finding it and our SELECT looking for it. Trying again then inserts ours.
+        for _ in 0..3 {
+            match self.try_get_or_create(&token).await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => continue,
+                Err(e @ StoreError::NotFound(_)) => {
+                    return Err(self.missing_owner(token.user_id, token.client_id, e).await);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the token of user {} for client {} kept changing; try again",
+            token.user_id, token.client_id
+        )))
+    }
+
+    async fn token_by_id(&self, id: TokenId) -> Result<Option<AuthToken>, StoreError> {
+        with_reader!(self, |pool| {
+            rows::maybe(sqlx::query(BY_ID).bind(id.0).fetch_optional(pool).await.map_err(from_sqlx)?, rows::token)
+        })
+    }
+
+    async fn token_by_digest(&self, digest: &TokenDigest) -> Result<Option<AuthToken>, StoreError> {
+        with_reader!(self, |pool| {
+            rows::maybe(
+                sqlx::query(BY_DIGEST).bind(&digest.as_bytes()[..]).fetch_optional(pool).await.map_err(from_sqlx)?,
+                rows::token,
+            )
+        })
+    }
+
+    async fn token_for(&self, user: UserId, client: ClientId) -> Result<Option<AuthToken>, StoreError> {
+        with_reader!(self, |pool| {
+            rows::maybe(
+                sqlx::query(FOR_PAIR).bind(user.0).bind(client.0).fetch_optional(pool).await.map_err(from_sqlx)?,
+                rows::token,
+            )
+        })
+    }
+
+    async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
+        let sql = format!(
+            concat!("SELECT ", token_columns!(), " FROM auth_tokens{} ORDER BY created, id"),
+            filter_clause(filter)
+        );
+        with_reader!(self, |pool| {
+            let mut query = sqlx::query(&sql);
+            for id in filter_ids(filter) {
+                query = query.bind(id);
+            }
+            rows::all(&query.fetch_all(pool).await.map_err(from_sqlx)?, rows::token)
+        })
+    }
+
+    async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
+        with_writer!(self, |pool| {
+            Ok(sqlx::query(DELETE).bind(id.0).execute(pool).await.map_err(from_sqlx)?.rows_affected() > 0)
+        })
+    }
+
+    async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
+        let sql = format!(concat!("DELETE FROM auth_tokens{} RETURNING ", token_columns!()), filter_clause(filter));
+        let mut deleted = with_writer!(self, |pool| {
+            let mut query = sqlx::query(&sql);
+            for id in filter_ids(filter) {
+                query = query.bind(id);
+            }
+            rows::all(&query.fetch_all(pool).await.map_err(from_sqlx)?, rows::token)?
+        });
+        // RETURNING promises no order; callers get the listing order.
+        deleted.sort_by_key(|t| (t.created, t.id));
+        Ok(deleted)
+    }
+
+    async fn extend_expiry(
+        &self,
+        id: TokenId,
+        expiry: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        with_writer!(self, |pool| {
+            let done =
+                sqlx::query(EXTEND_EXPIRY).bind(id.0).bind(expiry.map(micros)).bind(micros(now)).execute(pool).await;
+            Ok(done.map_err(from_sqlx)?.rows_affected() > 0)
+        })
+    }
+
+    async fn set_expiry(&self, id: TokenId, expiry: Option<DateTime<Utc>>) -> Result<bool, StoreError> {
+        with_writer!(self, |pool| {
+            let done = sqlx::query(SET_EXPIRY).bind(id.0).bind(expiry.map(micros)).execute(pool).await;
+            Ok(done.map_err(from_sqlx)?.rows_affected() > 0)
+        })
+    }
+
+    async fn record_last_used(&self, uses: &[(TokenId, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        // Tokens deleted since their use was buffered simply match no row.
+        in_write_transaction!(self, |tx| {
+            async {
+                for (id, at) in uses {
+                    sqlx::query(TOUCH).bind(id.0).bind(micros(*at)).execute(&mut *tx).await.map_err(from_sqlx)?;
+                }
+                Ok(())
+            }
+            .await
+        })
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        with_writer!(self, |pool| {
+            Ok(sqlx::query(PURGE).bind(micros(now)).execute(pool).await.map_err(from_sqlx)?.rows_affected())
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        with_reader!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await.map_err(from_sqlx)?;
+            Ok(())
+        })
+    }
+
+    async fn latest_invalidation(&self) -> Result<i64, StoreError> {
+        with_reader!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(LATEST_INVALIDATION).fetch_one(pool).await.map_err(from_sqlx)
+        })
+    }
+
+    async fn invalidations_after(&self, after: i64) -> Result<Vec<(i64, Invalidation)>, StoreError> {
+        with_reader!(self, |pool| {
+            let found = sqlx::query(INVALIDATIONS_AFTER).bind(after).fetch_all(pool).await.map_err(from_sqlx)?;
+            rows::all(&found, rows::invalidation)
+        })
+    }
+
+    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        with_writer!(self, |pool| {
+            Ok(sqlx::query(PRUNE_INVALIDATIONS)
+                .bind(before.timestamp())
+                .execute(pool)
+                .await
+                .map_err(from_sqlx)?
+                .rows_affected())
+        })
+    }
+
+    /// One round trip: the token joined with its user and client.
+    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
+        with_reader!(self, |pool| {
+            let row =
+                sqlx::query(WITH_OWNER).bind(&digest.as_bytes()[..]).fetch_optional(pool).await.map_err(from_sqlx)?;
+            rows::maybe(row, |row, _| {
+                Ok(TokenWithOwner {
+                    token: rows::token(row, 0)?,
+                    user: rows::user(row, TOKEN_WIDTH)?,
+                    client: rows::client(row, TOKEN_WIDTH + USER_WIDTH)?,
+                })
+            })
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! The shared store test suite: every case takes a fresh, empty [`Store`] and checks one part of
+//! the contract in `tessera_core::store`. It uses nothing but `tessera-core`, so it can move into a
+//! `testing` feature of that crate when the Redis token store needs it.
+//!
+//! Cases take `Arc<dyn Store>` rather than a reference so that the concurrency cases can hand the
+//! store to spawned tasks.
+
+pub mod clients;
+pub mod token_sets;
+pub mod tokens;
+pub mod users;
+
+pub use clients::*;
+pub use token_sets::*;
+pub use tokens::*;
+pub use users::*;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use std::sync::Arc;
+use tessera_core::store::{Store, StoreError};
+use tessera_core::{Client, ClientName, IssuedToken, NewClient, NewToken, NewUser, ServerKey, TokenCodec, Ttl, User};
+
+/// A store under test.
+pub type DynStore = Arc<dyn Store>;
+
+/// A fixed instant with a microsecond part, the precision stores keep.
+pub fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_714_564_800, 123_456_000).expect("valid instant")
+}
+
+/// `t0` plus `secs` seconds.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::seconds(secs)
+}
+
+/// Now, cut to whole microseconds.
+pub fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).expect("valid instant")
+}
+
+/// A codec with a fresh key.
+pub fn codec() -> TokenCodec {
+    TokenCodec::new(ServerKey::generate(), "tsr_", 64).expect("codec")
+}
+
+pub fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: name.parse().expect("username"),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$fake${name}"),
+        is_staff: false,
+        is_active: true,
+    }
+}
+
+pub fn client_name(name: &str) -> ClientName {
+    name.parse().expect("client name")
+}
+
+pub fn new_client(name: &str) -> NewClient {
+    NewClient::new(client_name(name), "1h".parse().expect("ttl"))
+}
+
+/// A token for (user, client) issued at `created`, expiring at `expiry`.
+pub fn new_token(user: &User, client: &Client, created: DateTime<Utc>, expiry: Option<DateTime<Utc>>) -> NewToken {
+    new_token_from(&codec().issue(), user, client, created, expiry)
+}
+
+pub fn new_token_from(
+    issued: &IssuedToken,
+    user: &User,
+    client: &Client,
+    created: DateTime<Utc>,
+    expiry: Option<DateTime<Utc>>,
+) -> NewToken {
+    NewToken {
+        user_id: user.id,
+        client_id: client.id,
+        digest: issued.digest,
+        seed: issued.seed,
+        created,
+        expiry,
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) tessera-tests".into()),
+        ip: Some("203.0.113.7".into()),
+    }
+}
+
+/// A user and a client to hang tokens on.
+pub async fn user_and_client(store: &DynStore, user: &str, client: &str) -> (User, Client) {
+    let u = store.create_user(new_user(user)).await.expect("create user");
+    let c = store.create_client(new_client(client)).await.expect("create client");
+    (u, c)
+}
+
+/// Asserts `result` is a `Conflict` whose message is `want`.
+#[track_caller]
+pub fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, want: &str) {
+    match result {
+        Err(StoreError::Conflict(msg)) => assert_eq!(msg, want),
+        other => panic!("expected Conflict({want:?}), got {other:?}"),
+    }
+}
+
+/// Asserts `result` is a `NotFound` whose message is `want`.
+#[track_caller]
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, want: &str) {
+    match result {
+        Err(StoreError::NotFound(msg)) => assert_eq!(msg, want),
+        other => panic!("expected NotFound({want:?}), got {other:?}"),
+    }
+}
+
+/// The TTL `text` parses to.
+pub fn ttl(text: &str) -> Ttl {
+    text.parse().expect("ttl")
+}
+
+/// `ping` answers on a working store.
+pub async fn ping(store: DynStore) {
+    store.ping().await.expect("ping");
+}

@@ -1,0 +1,171 @@
+//! Many tokens: listings, bulk deletions, expiry and purging, last use, and how users and clients
+//! carry their tokens with them.
+
+use super::*;
+use std::collections::HashSet;
+use tessera_core::store::TokenFilter;
+use tessera_core::{AuthToken, TokenDigest, TokenId};
+
+pub async fn deleting_a_client_deletes_its_tokens_only(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    store.create_token(new_token(&alice, &web, at(0), None)).await.expect("t1");
+    store.create_token(new_token(&bob, &web, at(1), None)).await.expect("t2");
+    let kept = store.create_token(new_token(&alice, &ios, at(2), None)).await.expect("t3");
+
+    assert_eq!(store.delete_client(web.id).await.expect("delete web"), 2);
+    assert_eq!(store.list_tokens(TokenFilter::default()).await.expect("list"), vec![kept]);
+    assert_eq!(store.list_users().await.expect("users").len(), 2);
+    assert_eq!(store.list_clients().await.expect("clients"), vec![ios]);
+}
+
+pub async fn deleting_a_user_deletes_their_tokens(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let a1 = store.create_token(new_token(&alice, &web, at(0), None)).await.expect("a1");
+    store.create_token(new_token(&alice, &ios, at(1), None)).await.expect("a2");
+    let b1 = store.create_token(new_token(&bob, &web, at(2), None)).await.expect("b1");
+
+    store.delete_user(alice.id).await.expect("delete alice");
+    assert_eq!(store.list_tokens(TokenFilter::default()).await.expect("list"), vec![b1]);
+    assert_eq!(store.token_by_digest(&a1.digest).await.expect("by digest"), None);
+    assert_eq!(store.token_with_owner(&a1.digest).await.expect("with owner"), None);
+    assert_eq!(store.list_clients().await.expect("clients").len(), 2);
+}
+
+pub async fn deactivating_a_user_keeps_their_tokens(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let token = store.create_token(new_token(&alice, &web, at(0), None)).await.expect("token");
+    store.set_active(alice.id, false).await.expect("deactivate");
+    assert_eq!(store.token_by_id(token.id).await.expect("by id"), Some(token.clone()));
+    let owned = store.token_with_owner(&token.digest).await.expect("with owner").expect("found");
+    assert_eq!(owned.token, token);
+    assert!(!owned.user.is_active);
+    assert_eq!(owned.user.id, alice.id);
+}
+
+pub async fn token_with_owner_joins_user_and_client(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let mut rich = new_client("rich");
+    rich.throttle_rate = Some("7/m".parse().expect("rate"));
+    rich.max_lifetime = Some(ttl("2d"));
+    rich.sliding_expiry = true;
+    rich.description = "with every field".into();
+    let rich = store.create_client(rich).await.expect("rich");
+    for (user, client) in [(&alice, &web), (&bob, &ios), (&bob, &rich)] {
+        let token = store.create_token(new_token(user, client, at(0), Some(at(99)))).await.expect("token");
+        let owned = store.token_with_owner(&token.digest).await.expect("with owner").expect("found");
+        assert_eq!(owned.token, token);
+        assert_eq!(owned.user, store.user_by_id(user.id).await.expect("user").expect("exists"));
+        assert_eq!(owned.client, store.client_by_id(client.id).await.expect("client").expect("exists"));
+    }
+    assert_eq!(store.token_with_owner(&TokenDigest([7; 32])).await.expect("unknown"), None);
+}
+
+pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let cli = store.create_client(new_client("cli")).await.expect("cli");
+    // Created out of order, two at the same instant: listings go by created, then id.
+    let t_alice_ios = store.create_token(new_token(&alice, &ios, at(20), None)).await.expect("1");
+    let t_alice_web = store.create_token(new_token(&alice, &web, at(10), None)).await.expect("2");
+    let t_bob_web = store.create_token(new_token(&bob, &web, at(20), None)).await.expect("3");
+    let t_bob_cli = store.create_token(new_token(&bob, &cli, at(5), None)).await.expect("4");
+    let t_alice_cli = store.create_token(new_token(&alice, &cli, at(20), None)).await.expect("5");
+
+    let list = |user: Option<&User>, client: Option<&Client>| {
+        let store = store.clone();
+        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id) };
+        async move { store.list_tokens(filter).await.expect("list") }
+    };
+    assert_eq!(
+        list(None, None).await,
+        vec![t_bob_cli.clone(), t_alice_web.clone(), t_alice_ios.clone(), t_bob_web.clone(), t_alice_cli.clone()]
+    );
+    assert_eq!(list(Some(&alice), None).await, vec![t_alice_web.clone(), t_alice_ios.clone(), t_alice_cli.clone()]);
+    assert_eq!(list(None, Some(&web)).await, vec![t_alice_web.clone(), t_bob_web.clone()]);
+    assert_eq!(list(Some(&bob), Some(&cli)).await, vec![t_bob_cli.clone()]);
+    assert_eq!(list(Some(&bob), Some(&ios)).await, vec![]);
+
+    // Bulk deletion returns what it deleted, in listing order, and nothing else goes.
+    let gone = store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(ios.id) }).await.expect("none");
+    assert_eq!(gone, vec![]);
+    let gone = store.delete_tokens(TokenFilter { user: None, client: Some(cli.id) }).await.expect("cli");
+    assert_eq!(gone, vec![t_bob_cli, t_alice_cli]);
+    let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None }).await.expect("alice");
+    assert_eq!(gone, vec![t_alice_web, t_alice_ios]);
+    assert_eq!(list(None, None).await, vec![t_bob_web.clone()]);
+    let gone = store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(web.id) }).await.expect("pair");
+    assert_eq!(gone, vec![t_bob_web]);
+
+    // No filter: every token.
+    store.create_token(new_token(&alice, &web, at(0), None)).await.expect("again");
+    store.create_token(new_token(&bob, &web, at(0), None)).await.expect("again");
+    assert_eq!(store.delete_tokens(TokenFilter::default()).await.expect("all").len(), 2);
+    assert_eq!(list(None, None).await, vec![]);
+}
+
+pub async fn purge_expired_removes_only_expired_tokens(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let now = at(1000);
+    let expired = store.create_token(new_token(&alice, &web, at(0), Some(at(999)))).await.expect("past");
+    let at_now = store.create_token(new_token(&alice, &ios, at(0), Some(now))).await.expect("now");
+    let future = store.create_token(new_token(&bob, &web, at(0), Some(at(1001)))).await.expect("future");
+    let never = store.create_token(new_token(&bob, &ios, at(0), None)).await.expect("never");
+    // One microsecond after `now` is still valid at `now`.
+    let cli = store.create_client(new_client("cli")).await.expect("cli");
+    let just_after = now + TimeDelta::microseconds(1);
+    let barely = store.create_token(new_token(&alice, &cli, at(0), Some(just_after))).await.expect("barely");
+
+    assert_eq!(store.purge_expired(now).await.expect("purge"), 2);
+    let left = store.list_tokens(TokenFilter::default()).await.expect("list");
+    let left: HashSet<TokenId> = left.iter().map(|t| t.id).collect();
+    assert_eq!(left, HashSet::from([future.id, never.id, barely.id]));
+    assert_eq!(store.token_by_id(expired.id).await.expect("by id"), None);
+    assert_eq!(store.token_by_id(at_now.id).await.expect("by id"), None);
+    assert_eq!(store.purge_expired(now).await.expect("purge again"), 0);
+    assert_eq!(store.purge_expired(at(1_000_000)).await.expect("purge later"), 2);
+    assert_eq!(store.list_tokens(TokenFilter::default()).await.expect("list"), vec![never]);
+}
+
+pub async fn set_expiry_changes_and_clears_expiry(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let token = store.create_token(new_token(&alice, &web, at(0), Some(at(60)))).await.expect("token");
+    assert!(store.set_expiry(token.id, Some(at(120))).await.expect("extend"));
+    assert_eq!(store.token_by_id(token.id).await.expect("by id").and_then(|t| t.expiry), Some(at(120)));
+    assert!(store.set_expiry(token.id, None).await.expect("never"));
+    let now_never = store.token_by_id(token.id).await.expect("by id").expect("exists");
+    assert_eq!(now_never.expiry, None);
+    assert_eq!(AuthToken { expiry: Some(at(60)), ..now_never }, token, "nothing else changed");
+    assert!(store.set_expiry(token.id, Some(at(-5))).await.expect("expire"));
+    assert_eq!(store.purge_expired(at(0)).await.expect("purge"), 1);
+    assert!(!store.set_expiry(token.id, Some(at(1))).await.expect("gone"));
+}
+
+pub async fn record_last_used_in_batches(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let a = store.create_token(new_token(&alice, &web, at(0), None)).await.expect("a");
+    let b = store.create_token(new_token(&bob, &ios, at(0), None)).await.expect("b");
+    let c = store.create_token(new_token(&bob, &web, at(0), None)).await.expect("c");
+    store.record_last_used(&[]).await.expect("empty batch");
+
+    let gone = TokenId(c.id.0 + 1000);
+    store.record_last_used(&[(a.id, at(10)), (b.id, at(20)), (gone, at(30))]).await.expect("batch");
+    let last_used = |id: TokenId| {
+        let store = store.clone();
+        async move { store.token_by_id(id).await.expect("by id").expect("exists").last_used }
+    };
+    assert_eq!(last_used(a.id).await, Some(at(10)));
+    assert_eq!(last_used(b.id).await, Some(at(20)));
+    assert_eq!(last_used(c.id).await, None);
+
+    // Later uses move it forward; an older use flushed late does not move it back.
+    store.record_last_used(&[(a.id, at(15)), (b.id, at(5)), (a.id, at(12))]).await.expect("batch 2");
+    assert_eq!(last_used(a.id).await, Some(at(15)));
+    assert_eq!(last_used(b.id).await, Some(at(20)));
+    let a_now = store.token_by_id(a.id).await.expect("by id").expect("exists");
+    assert_eq!(AuthToken { last_used: None, ..a_now }, a, "nothing else changed");
+}

@@ -1,0 +1,186 @@
+//! `tessera client …`
+
+use super::output;
+use crate::app::App;
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use tessera_core::store::{ClientStore, ClientUpdate};
+use tessera_core::{Client, ClientName, NewClient, Rate, Ttl};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create an API client
+    Create {
+        /// Unique name, at most 64 characters ("web", "ios", "cli", ...)
+        name: String,
+        /// Token lifetime: 90s, 15m, 12h, 30d, "1d 2h", "DD HH:MM:SS" or never [default: default_token_ttl]
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+        token_ttl: Option<String>,
+        /// Per-(user, client) rate: N/s, N/m, N/h or N/d [default: default_throttle_rate]
+        #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
+        throttle_rate: Option<String>,
+        /// Each use of a token extends its expiry to now + TTL
+        #[arg(long)]
+        sliding_expiry: bool,
+        /// Cap on a token's total lifetime however often it is renewed
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+        max_lifetime: Option<String>,
+        /// Free text for admins
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+    },
+    /// List API clients
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an API client
+    Update {
+        /// The client to change
+        name: String,
+        /// New name
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        /// New token lifetime (applies to tokens issued or renewed from now on), or never
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+        token_ttl: Option<String>,
+        /// New rate, or none to use the default
+        #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
+        throttle_rate: Option<String>,
+        /// Sliding expiry on or off
+        #[arg(long, value_name = "BOOL")]
+        sliding_expiry: Option<bool>,
+        /// New lifetime cap, or none
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+        max_lifetime: Option<String>,
+        /// New description
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// Delete an API client and all its tokens
+    Delete {
+        /// The client
+        name: String,
+    },
+}
+
+impl ClientCommand {
+    pub async fn run(self, app: &App) -> Result<()> {
+        let store = &app.store;
+        match self {
+            ClientCommand::Create { name, token_ttl, throttle_rate, sliding_expiry, max_lifetime, description } => {
+                let name: ClientName = name.parse()?;
+                let token_ttl = match token_ttl {
+                    Some(text) => text.parse()?,
+                    None => app.config.settings.default_token_ttl,
+                };
+                let throttle_rate = throttle_rate.map(|r| r.parse::<Rate>()).transpose()?;
+                let max_lifetime = max_lifetime.map(|m| m.parse::<Ttl>()).transpose()?;
+                check_lifetime_cap(token_ttl, max_lifetime)?;
+                if store.client_by_name(name.as_str()).await?.is_some() {
+                    bail!("a client named '{name}' already exists");
+                }
+                let client = store
+                    .create_client(NewClient {
+                        name,
+                        token_ttl,
+                        throttle_rate,
+                        sliding_expiry,
+                        max_lifetime,
+                        description,
+                    })
+                    .await?;
+                println!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl);
+            }
+            ClientCommand::List { json } => {
+                let clients = store.list_clients().await?;
+                if json {
+                    return output::json(&clients);
+                }
+                let rows: Vec<Vec<String>> = clients
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.id.to_string(),
+                            c.name.to_string(),
+                            c.token_ttl.to_string(),
+                            c.throttle_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
+                            if c.sliding_expiry { "sliding" } else { "fixed" }.into(),
+                            c.max_lifetime.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+                            c.description.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"], &rows);
+            }
+            ClientCommand::Update {
+                name,
+                new_name,
+                token_ttl,
+                throttle_rate,
+                sliding_expiry,
+                max_lifetime,
+                description,
+            } => {
+                let client = find_client(app, &name).await?;
+                let update = ClientUpdate {
+                    name: new_name.map(|n| n.parse::<ClientName>()).transpose()?,
+                    token_ttl: token_ttl.map(|t| t.parse::<Ttl>()).transpose()?,
+                    throttle_rate: throttle_rate
+                        .map(|r| optional(&r).map(str::parse::<Rate>).transpose())
+                        .transpose()?,
+                    sliding_expiry,
+                    max_lifetime: max_lifetime.map(|m| optional(&m).map(str::parse::<Ttl>).transpose()).transpose()?,
+                    description,
+                };
+                let mut preview = client.clone();
+                update.apply(&mut preview);
+                if preview == client {
+                    bail!(
+                        "nothing to change: give at least one of --name, --token-ttl, --throttle-rate, --sliding-expiry, --max-lifetime, --description"
+                    );
+                }
+                check_lifetime_cap(preview.token_ttl, preview.max_lifetime)?;
+                if let Some(new) = &update.name
+                    && new != &client.name
+                    && store.client_by_name(new.as_str()).await?.is_some()
+                {
+                    bail!("a client named '{new}' already exists");
+                }
+                let updated = store.update_client(client.id, update).await?;
+                println!("updated client '{}' (id {})", updated.name, updated.id);
+            }
+            ClientCommand::Delete { name } => {
+                let client = find_client(app, &name).await?;
+                let tokens = store.delete_client(client.id).await?;
+                println!("deleted client '{}' with {tokens} token(s)", client.name);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `none` (or an empty value) clears an optional field.
+fn optional(text: &str) -> Option<&str> {
+    (!(text.is_empty() || text.eq_ignore_ascii_case("none"))).then_some(text)
+}
+
+fn check_lifetime_cap(ttl: Ttl, cap: Option<Ttl>) -> Result<()> {
+    match (ttl, cap) {
+        (_, None) => Ok(()),
+        (_, Some(Ttl::Never)) => bail!("invalid max lifetime 'never': leave it out for no cap"),
+        (Ttl::Never, Some(_)) => {
+            bail!("a max lifetime needs a token TTL; tokens of a client with TTL 'never' never expire")
+        }
+        (Ttl::After(ttl), Some(Ttl::After(cap))) if cap < ttl => {
+            bail!("the max lifetime ({}) is shorter than the token TTL ({})", Ttl::After(cap), Ttl::After(ttl))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The client named `name`, or a clear error.
+pub async fn find_client(app: &App, name: &str) -> Result<Client> {
+    app.store.client_by_name(name).await?.ok_or_else(|| anyhow!("no client named '{name}'"))
+}

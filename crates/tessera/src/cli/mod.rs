@@ -1,0 +1,107 @@
+//! The command line: `tessera serve`, `migrate`, and the admin commands for users, clients and tokens.
+
+mod clients;
+mod output;
+mod tokens;
+mod users;
+
+use crate::app::App;
+use crate::config::{Config, Overrides};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Configuration comes from a TOML file (--config or TESSERA_CONFIG), every key of which can be
+overridden by an environment variable TESSERA_<KEY> (for example TESSERA_DEFAULT_TOKEN_TTL=12h),
+and then by these flags. Without any, Tessera keeps an SQLite database and its server key in
+./tessera-data. See README.md for every key.";
+
+/// Tessera: per-API-client token authentication.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// TOML configuration file [env: TESSERA_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database and the server key [env: TESSERA_DATA_DIR] [default: ./tessera-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB [env: TESSERA_DATABASE_URL] [default: SQLite in the data dir]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: the health and readiness endpoints (the auth API comes next)
+    Serve {
+        /// Address to listen on [env: TESSERA_BIND] [default: 127.0.0.1:8000]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Apply database migrations (serve also applies them at start-up)
+    Migrate,
+    /// Manage users
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Manage API clients ("web", "ios", "cli", ...)
+    #[command(subcommand)]
+    Client(clients::ClientCommand),
+    /// Manage tokens (sessions)
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+    /// Server key helpers
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Print a new random server key, for TESSERA_SECRET_KEY when several instances share one
+    Generate,
+}
+
+impl Cli {
+    /// Runs the command.
+    pub async fn run(self) -> Result<()> {
+        let mut overrides = Overrides {
+            config_file: self.global.config,
+            data_dir: self.global.data_dir,
+            database_url: self.global.database_url,
+            bind: None,
+        };
+        if let Command::Serve { bind } = &self.command {
+            overrides.bind = bind.clone();
+        }
+        if let Command::Key(KeyCommand::Generate) = self.command {
+            println!("{}", tessera_core::ServerKey::generate().to_hex());
+            return Ok(());
+        }
+        let config = Config::load(&overrides)?;
+        if let Command::Serve { .. } = self.command {
+            return crate::serve::run(config).await;
+        }
+        let app = App::open(config).await?;
+        let result = match self.command {
+            Command::Migrate => {
+                println!("migrations applied ({} database)", app.store.backend());
+                Ok(())
+            }
+            Command::User(cmd) => cmd.run(&app).await,
+            Command::Client(cmd) => cmd.run(&app).await,
+            Command::Token(cmd) => cmd.run(&app).await,
+            Command::Serve { .. } | Command::Key(_) => Ok(()),
+        };
+        app.store.close().await;
+        result
+    }
+}

@@ -1,0 +1,147 @@
+//! `tessera user …`
+
+use super::output;
+use crate::app::App;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use std::io::{IsTerminal, Read};
+use tessera_core::password::hash_password;
+use tessera_core::store::{TokenFilter, TokenStore, UserStore};
+use tessera_core::{NewUser, User, Username};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (prompts twice for the password, without echo)
+    Create {
+        /// Letters, digits and @ . + - _ (at most 150 characters)
+        username: String,
+        /// Make the user staff (may use the admin UI)
+        #[arg(long)]
+        staff: bool,
+        /// Read the password from standard input instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (prompts twice, or --password-stdin)
+    SetPassword {
+        /// The user
+        username: String,
+        /// Read the password from standard input instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Let a deactivated user log in again (their tokens work again)
+    Activate {
+        /// The user
+        username: String,
+    },
+    /// Stop a user from logging in; their tokens stop working at once
+    Deactivate {
+        /// The user
+        username: String,
+    },
+    /// Delete a user and all their tokens
+    Delete {
+        /// The user
+        username: String,
+    },
+}
+
+impl UserCommand {
+    pub async fn run(self, app: &App) -> Result<()> {
+        let store = &app.store;
+        match self {
+            UserCommand::Create { username, staff, password_stdin } => {
+                let username: Username = username.parse()?;
+                if store.user_by_username(username.as_str()).await?.is_some() {
+                    bail!("a user named '{username}' already exists");
+                }
+                let hash = hash_password(&read_password(password_stdin)?)?;
+                let user = store
+                    .create_user(NewUser { username, password_hash: hash, is_staff: staff, is_active: true })
+                    .await?;
+                println!("created {}user '{}' (id {})", if staff { "staff " } else { "" }, user.username, user.id);
+            }
+            UserCommand::List { json } => {
+                let users = store.list_users().await?;
+                if json {
+                    return output::json(&users);
+                }
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.id.to_string(),
+                            u.username.to_string(),
+                            yes_no(u.is_active),
+                            yes_no(u.is_staff),
+                            output::time(u.created),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "USERNAME", "ACTIVE", "STAFF", "CREATED"], &rows);
+            }
+            UserCommand::SetPassword { username, password_stdin } => {
+                let user = find_user(app, &username).await?;
+                let hash = hash_password(&read_password(password_stdin)?)?;
+                store.set_password_hash(user.id, &hash).await?;
+                println!("password of '{}' changed", user.username);
+            }
+            UserCommand::Activate { username } => {
+                let user = find_user(app, &username).await?;
+                store.set_active(user.id, true).await?;
+                println!("user '{}' activated", user.username);
+            }
+            UserCommand::Deactivate { username } => {
+                let user = find_user(app, &username).await?;
+                store.set_active(user.id, false).await?;
+                let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
+                println!("user '{}' deactivated ({tokens} token(s) stop working)", user.username);
+            }
+            UserCommand::Delete { username } => {
+                let user = find_user(app, &username).await?;
+                let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
+                store.delete_user(user.id).await?;
+                println!("user '{}' deleted with {tokens} token(s)", user.username);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// The user named `username`, or a clear error.
+pub async fn find_user(app: &App, username: &str) -> Result<User> {
+    app.store.user_by_username(username).await?.ok_or_else(|| anyhow!("no user named '{username}'"))
+}
+
+/// Reads a new password: all of standard input (one trailing newline removed), or two prompts on
+/// the terminal without echo.
+fn read_password(from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the password from standard input")?;
+        let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+        return Ok(text.to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("standard input is not a terminal, so there is no one to prompt for the password; use --password-stdin");
+    }
+    let first = rpassword::prompt_password("Password: ")
+        .context("cannot prompt for the password (no terminal?); use --password-stdin")?;
+    let second = rpassword::prompt_password("Password (again): ")
+        .context("cannot prompt for the password (no terminal?); use --password-stdin")?;
+    if first != second {
+        bail!("the two passwords do not match");
+    }
+    Ok(first)
+}

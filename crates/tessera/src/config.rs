@@ -1,0 +1,321 @@
+//! Configuration: a TOML file (`--config` / `TESSERA_CONFIG`), overridden key by key by
+//! `TESSERA_<KEY>` environment variables, overridden by command-line flags. Unknown keys and bad
+//! values are rejected at start-up, naming the key, the value and where it came from.
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tessera_core::Settings;
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Kept as a string (durations, rates and names parse from strings).
+    Text,
+    Bool,
+    Int,
+    /// Comma-separated.
+    List,
+}
+
+/// The server's own keys (not authentication settings).
+const SERVER_KEYS: &[(&str, Kind)] =
+    &[("data_dir", Kind::Text), ("database_url", Kind::Text), ("secret_key", Kind::Text), ("bind", Kind::Text)];
+
+/// Every key of [`Settings`], with how to read it from the environment.
+const SETTING_KEYS: &[(&str, Kind)] = &[
+    ("default_token_ttl", Kind::Text),
+    ("token_character_length", Kind::Int),
+    ("token_prefix", Kind::Text),
+    ("login_response_user_fields", Kind::List),
+    ("auth_header_prefix", Kind::Text),
+    ("expiry_datetime_format", Kind::Text),
+    ("time_zone", Kind::Text),
+    ("token_cache_timeout", Kind::Text),
+    ("refresh_token_on_login", Kind::Bool),
+    ("api_access_client_name", Kind::Text),
+    ("api_access_exclude_from_sessions", Kind::Bool),
+    ("api_access_response_include_token", Kind::Bool),
+    ("default_throttle_rate", Kind::Text),
+    ("login_client_header", Kind::Text),
+    ("trusted_proxies", Kind::List),
+    ("login_throttle_per_ip", Kind::Text),
+    ("login_throttle_per_username", Kind::Text),
+];
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+/// The default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+/// Values given on the command line; they win over the environment and the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--bind`.
+    pub bind: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the SQLite database and the key file live by default.
+    pub data_dir: PathBuf,
+    /// The database URL given explicitly, if any (else SQLite inside the data dir).
+    pub database_url: Option<String>,
+    /// The server key given by config/env (hex); else the key file in the data dir is used.
+    pub secret_key: Option<SecretText>,
+    /// The listen address for `serve`.
+    pub bind: SocketAddr,
+    /// The authentication settings.
+    pub settings: Settings,
+}
+
+/// Secret text whose `Debug` does not show it.
+#[derive(Clone)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Config {
+    /// The database URL in force: the explicit one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.sqlite_default_path().display()),
+        }
+    }
+
+    /// The default SQLite file.
+    pub fn sqlite_default_path(&self) -> PathBuf {
+        self.data_dir.join("tessera.db")
+    }
+
+    /// Loads the configuration from the process environment.
+    pub fn load(overrides: &Overrides) -> Result<Config> {
+        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TESSERA_")).collect();
+        Self::load_from(overrides, &env)
+    }
+
+    /// Loads the configuration with an explicit environment (tests).
+    pub fn load_from(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Config> {
+        let file = overrides.config_file.clone().or_else(|| env.get("TESSERA_CONFIG").map(PathBuf::from));
+        let mut values: BTreeMap<String, (toml::Value, String)> = BTreeMap::new();
+
+        if let Some(path) = &file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| anyhow!("config file {}: {}", path.display(), one_line(&e.to_string())))?;
+            for (key, value) in table {
+                if kind_of(&key).is_none() {
+                    bail!("config file {}: unknown key '{key}' (known keys: {})", path.display(), known_keys());
+                }
+                values.insert(key, (value, format!("config file {}", path.display())));
+            }
+        }
+
+        for (key, kind) in SERVER_KEYS.iter().chain(SETTING_KEYS) {
+            let var = format!("TESSERA_{}", key.to_ascii_uppercase());
+            if let Some(raw) = env.get(&var) {
+                let value = env_value(*kind, raw).map_err(|msg| anyhow!("{var}={raw:?}: {msg}"))?;
+                values.insert(key.to_string(), (value, var));
+            }
+        }
+
+        let take_text = |values: &mut BTreeMap<String, (toml::Value, String)>, key: &str| -> Result<Option<String>> {
+            match values.remove(key) {
+                None => Ok(None),
+                Some((toml::Value::String(s), _)) => Ok(Some(s)),
+                Some((other, source)) => bail!("{source}: '{key}' must be a string, not {}", other.type_str()),
+            }
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(take_text(&mut values, "data_dir")?.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = overrides.database_url.clone().or(take_text(&mut values, "database_url")?);
+        let secret_key = take_text(&mut values, "secret_key")?.map(SecretText);
+        let bind_text =
+            overrides.bind.clone().or(take_text(&mut values, "bind")?).unwrap_or_else(|| DEFAULT_BIND.into());
+        let bind: SocketAddr = bind_text
+            .parse()
+            .map_err(|_| anyhow!("invalid bind address '{bind_text}': expected IP:PORT, for example 127.0.0.1:8000"))?;
+        if let Some(url) = &database_url
+            && url.trim().is_empty()
+        {
+            bail!("the database URL is empty");
+        }
+
+        // Check each key alone first, so the error names the key and where its value came from.
+        for (key, (value, source)) in &values {
+            let mut one = toml::Table::new();
+            one.insert(key.clone(), value.clone());
+            if let Err(e) = toml::Value::Table(one).try_into::<Settings>() {
+                bail!("{source}: invalid value {value} for '{key}': {}", one_line(&e.to_string()));
+            }
+        }
+        let table: toml::Table = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| anyhow!("invalid settings: {}", one_line(&e.to_string())))?;
+        settings.validate().map_err(|e| anyhow!("{e}"))?;
+
+        Ok(Config { data_dir, database_url, secret_key, bind, settings })
+    }
+}
+
+fn kind_of(key: &str) -> Option<Kind> {
+    SERVER_KEYS.iter().chain(SETTING_KEYS).find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+}
+
+fn known_keys() -> String {
+    SERVER_KEYS.iter().chain(SETTING_KEYS).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+fn env_value(kind: Kind, raw: &str) -> Result<toml::Value, String> {
+    Ok(match kind {
+        Kind::Text => toml::Value::String(raw.to_string()),
+        Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
+            "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err("expected true or false".into()),
+        },
+        Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| "expected a whole number".to_string())?),
+        Kind::List => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
+    })
+}
+
+/// Error texts from toml span several lines; the CLI prints one.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Creates the data directory if needed, with a clear error when it cannot be.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let probe = dir.join(".tessera-write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config> {
+        Config::load_from(&Overrides::default(), &env(pairs))
+    }
+
+    #[test]
+    fn every_setting_key_is_known_and_typed() {
+        let json = serde_json::to_value(Settings::default()).unwrap_or_default();
+        let mut fields: Vec<&str> =
+            json.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        let mut listed: Vec<&str> = SETTING_KEYS.iter().map(|(k, _)| *k).collect();
+        fields.sort();
+        listed.sort();
+        assert_eq!(fields, listed);
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let c = load(&[]).expect("config");
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.database_url(), "sqlite://./tessera-data/tessera.db");
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.settings, Settings::default());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "default_token_ttl = \"2h\"\nrefresh_token_on_login = true\nbind = \"127.0.0.1:9000\"\n")
+            .expect("write");
+        let file_s = file.display().to_string();
+        let c = load(&[("TESSERA_CONFIG", &file_s)]).expect("file");
+        assert_eq!(c.settings.default_token_ttl.as_secs(), Some(7_200));
+        assert!(c.settings.refresh_token_on_login);
+        assert_eq!(c.bind.port(), 9000);
+
+        let c = load(&[
+            ("TESSERA_CONFIG", &file_s),
+            ("TESSERA_DEFAULT_TOKEN_TTL", "30m"),
+            ("TESSERA_REFRESH_TOKEN_ON_LOGIN", "false"),
+            ("TESSERA_TOKEN_CHARACTER_LENGTH", "80"),
+            ("TESSERA_LOGIN_RESPONSE_USER_FIELDS", "username, id"),
+            ("TESSERA_DATA_DIR", "/tmp/x"),
+        ])
+        .expect("env");
+        assert_eq!(c.settings.default_token_ttl.as_secs(), Some(1_800));
+        assert!(!c.settings.refresh_token_on_login);
+        assert_eq!(c.settings.token_character_length, 80);
+        assert_eq!(c.settings.login_response_user_fields, vec!["username", "id"]);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+
+        let flags =
+            Overrides { data_dir: Some("/tmp/y".into()), bind: Some("0.0.0.0:1".into()), ..Overrides::default() };
+        let c = Config::load_from(&flags, &env(&[("TESSERA_CONFIG", &file_s), ("TESSERA_DATA_DIR", "/tmp/x")]))
+            .expect("flags");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/y"));
+        assert_eq!(c.bind.port(), 1);
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.toml");
+        let cases = [
+            ("tokn_ttl = \"1d\"", "unknown key 'tokn_ttl'"),
+            ("default_token_ttl = \"5x\"", "invalid value \"5x\" for 'default_token_ttl': invalid duration '5x'"),
+            ("default_throttle_rate = \"2/minute\"", "invalid period 'minute'"),
+            ("token_character_length = 20", "the minimum is 53"),
+            ("refresh_token_on_login = \"yes\"", "'refresh_token_on_login'"),
+            ("bind = \"nowhere\"", "invalid bind address 'nowhere'"),
+            ("data_dir = 5", "'data_dir' must be a string"),
+            ("this is not toml", "config file"),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&file, text).expect("write");
+            let err = load(&[("TESSERA_CONFIG", &file.display().to_string())]).expect_err(text);
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want), "{text}: {msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+        }
+        let err = load(&[("TESSERA_REFRESH_TOKEN_ON_LOGIN", "maybe")]).expect_err("bool");
+        assert!(format!("{err:#}").contains("TESSERA_REFRESH_TOKEN_ON_LOGIN=\"maybe\": expected true or false"));
+        let err = load(&[("TESSERA_DEFAULT_TOKEN_TTL", "0s")]).expect_err("ttl");
+        assert!(format!("{err:#}").contains("TESSERA_DEFAULT_TOKEN_TTL: invalid value \"0s\""), "{err:#}");
+        let err = load(&[("TESSERA_CONFIG", "/nonexistent/tessera.toml")]).expect_err("missing");
+        assert!(format!("{err:#}").contains("cannot read config file /nonexistent/tessera.toml"));
+    }
+
+    #[test]
+    fn secret_key_is_redacted() {
+        let c = load(&[("TESSERA_SECRET_KEY", "00112233")]).expect("config");
+        assert!(!format!("{c:?}").contains("00112233"));
+    }
+}

@@ -1,0 +1,9 @@
+//! The `tessera` binary as a library: configuration, the server key, the CLI and `serve`. The
+//! binary itself (`main.rs`) only parses arguments and reports errors.
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod key;
+pub mod serve;

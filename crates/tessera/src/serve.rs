@@ -1,0 +1,107 @@
+//! `tessera serve`: the HTTP server. For now `/health` and `/ready`; the auth API, the admin UI and
+//! forward-auth mount here as they land.
+
+use crate::app::App;
+use crate::config::Config;
+use crate::key::KeySource;
+use anyhow::{Context, Result};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use tessera_core::store::Store;
+use tokio::net::TcpListener;
+
+/// Shared state of the HTTP handlers.
+#[derive(Debug, Clone)]
+pub struct ServerState {
+    store: Arc<dyn Store>,
+}
+
+/// The server's routes.
+pub fn router(store: Arc<dyn Store>) -> Router {
+    Router::new().route("/health", get(health)).route("/ready", get(ready)).with_state(ServerState { store })
+}
+
+/// The process is up.
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The store answers.
+async fn ready(State(state): State<ServerState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "detail": "The store is unreachable."})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> Result<()> {
+    let app = App::open(config).await?;
+    let (_codec, key_source) = app.codec()?;
+    let fresh = app.created_database || matches!(key_source, KeySource::Generated(_));
+    match &key_source {
+        KeySource::Config => tracing::info!("server key from configuration"),
+        KeySource::File(path) => tracing::info!(path = %path.display(), "server key from file"),
+        KeySource::Generated(path) => tracing::info!(path = %path.display(), "generated a new server key"),
+    }
+    let listener =
+        TcpListener::bind(app.config.bind).await.with_context(|| format!("cannot listen on {}", app.config.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = %app.store.backend(), "tessera listening on http://{addr}");
+    if fresh {
+        print_next_steps(&app, addr);
+    }
+    let store: Arc<dyn Store> = Arc::new(app.store.clone());
+    axum::serve(listener, router(store)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    app.store.close().await;
+    Ok(())
+}
+
+fn print_next_steps(app: &App, addr: std::net::SocketAddr) {
+    println!(
+        "\nTessera is running on a new {} database, with its server key in {}.\n\
+         Next steps (with the same --data-dir/--config/environment as this server):\n\
+         \x20 tessera user create admin --staff          # a staff user (prompts for the password)\n\
+         \x20 tessera client create web --token-ttl 1d   # an API client\n\
+         \x20 tessera token create --user admin --client web\n\
+         \x20 curl http://{addr}/health\n",
+        app.store.backend(),
+        app.config.data_dir.display(),
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,331 @@
+//! The admin CLI: the whole sequence on SQLite and PostgreSQL, and every bad input.
+
+use crate::support::{Backend, TestEnv, contains, json, read_tree};
+
+fn sequence(backend: Backend) {
+    let Some(env) = TestEnv::new(backend) else { return };
+    env.ok(&["migrate"]);
+    let out = env.ok(&[
+        "client",
+        "create",
+        "web",
+        "--token-ttl",
+        "1d",
+        "--throttle-rate",
+        "100/h",
+        "--description",
+        "Web app",
+    ]);
+    assert!(out.contains("created client 'web'"), "{out}");
+    env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
+    env.create_user("alice", &[]);
+    env.create_user("root", &["--staff"]);
+
+    let users = json(&env.ok(&["user", "list", "--json"]));
+    assert_eq!(users.as_array().map(Vec::len), Some(2));
+    assert_eq!(users[0]["username"], "alice");
+    assert_eq!(users[0]["is_active"], true);
+    assert_eq!(users[0]["is_staff"], false);
+    assert_eq!(users[1]["is_staff"], true);
+    assert!(users[0].get("password_hash").is_none(), "no hash in listings");
+
+    let clients = json(&env.ok(&["client", "list", "--json"]));
+    assert_eq!(clients[0]["name"], "cli");
+    assert_eq!(clients[0]["token_ttl"], "never");
+    assert_eq!(clients[1]["name"], "web");
+    assert_eq!(clients[1]["token_ttl"], "1d");
+    assert_eq!(clients[1]["throttle_rate"], "100/h");
+    assert_eq!(clients[1]["description"], "Web app");
+    let table = env.ok(&["client", "list"]);
+    assert!(table.lines().next().is_some_and(|h| h.starts_with("ID  NAME")), "{table}");
+
+    // Issue a token: printed once, on stdout alone.
+    let web_token = env.ok(&["token", "create", "--user", "alice", "--client", "web"]).trim().to_string();
+    assert_eq!(web_token.len(), 64, "{web_token}");
+    assert!(web_token.starts_with("tsr_"));
+    env.fails(&["token", "create", "--user", "alice", "--client", "web"], "already has a token for client 'web'");
+    let cli_token = env.ok(&["token", "create", "--user", "alice", "--client", "cli"]).trim().to_string();
+    assert_ne!(web_token, cli_token);
+
+    let tokens = json(&env.ok(&["token", "list", "--user", "alice", "--json"]));
+    assert_eq!(tokens.as_array().map(Vec::len), Some(2));
+    assert_eq!(tokens[0]["client"], "web");
+    assert_eq!(tokens[0]["user"], "alice");
+    assert_eq!(tokens[0]["has_expired"], false);
+    assert!(tokens[0]["expiry"].is_string());
+    assert!(tokens[1]["expiry"].is_null(), "never-expiring client");
+    let listed = env.ok(&["token", "list"]);
+    assert!(!listed.contains(&web_token) && !listed.contains(&cli_token), "listings never show tokens");
+
+    // No issued token at rest: not in the database files, not in a dump.
+    assert_no_token_at_rest(&env, &[&web_token, &cli_token]);
+
+    // Expire, purge, revoke.
+    let out = env.ok(&["token", "expire", "--user", "alice", "--client", "web"]);
+    assert!(out.contains("expired"), "{out}");
+    let tokens = json(&env.ok(&["token", "list", "--client", "web", "--json"]));
+    assert_eq!(tokens[0]["has_expired"], true);
+    assert_eq!(env.ok(&["token", "purge-expired"]).trim(), "purged 1 expired token(s)");
+    let tokens = json(&env.ok(&["token", "list", "--json"]));
+    assert_eq!(tokens.as_array().map(Vec::len), Some(1));
+    let id = tokens[0]["id"].as_i64().expect("id").to_string();
+    assert_eq!(env.ok(&["token", "revoke", &id]).trim(), format!("revoked token {id}"));
+    assert_eq!(json(&env.ok(&["token", "list", "--json"])), serde_json::json!([]));
+
+    env.ok(&["token", "create", "--user", "alice", "--client", "web"]);
+    env.ok(&["token", "create", "--user", "root", "--client", "web"]);
+    let replaced = env.ok(&["token", "create", "--user", "alice", "--client", "web", "--replace"]).trim().to_string();
+    assert_eq!(replaced.len(), 64);
+    assert!(env.ok(&["token", "revoke", "--user", "alice", "--client", "web"]).contains("revoked 1 token(s)"));
+    let tokens = json(&env.ok(&["token", "list", "--json"]));
+    assert_eq!(tokens.as_array().map(Vec::len), Some(1));
+    assert_eq!(tokens[0]["user"], "root");
+
+    // Clients and users change; deleting them takes their tokens along.
+    env.ok(&[
+        "client",
+        "update",
+        "web",
+        "--throttle-rate",
+        "none",
+        "--token-ttl",
+        "12h",
+        "--sliding-expiry",
+        "true",
+        "--max-lifetime",
+        "30d",
+    ]);
+    let clients = json(&env.ok(&["client", "list", "--json"]));
+    assert_eq!(clients[1]["token_ttl"], "12h");
+    assert!(clients[1]["throttle_rate"].is_null());
+    assert_eq!(clients[1]["sliding_expiry"], true);
+    assert_eq!(clients[1]["max_lifetime"], "30d");
+    env.ok(&["client", "update", "web", "--name", "webapp"]);
+    assert!(env.ok(&["user", "deactivate", "alice"]).contains("deactivated"));
+    assert_eq!(json(&env.ok(&["user", "list", "--json"]))[0]["is_active"], false);
+    env.ok(&["user", "activate", "alice"]);
+    assert_eq!(json(&env.ok(&["user", "list", "--json"]))[0]["is_active"], true);
+    let out = env.run_with_stdin(&["user", "set-password", "alice", "--password-stdin"], "another good password\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.ok(&["client", "delete", "webapp"]);
+    assert_eq!(out.trim(), "deleted client 'webapp' with 1 token(s)");
+    assert_eq!(json(&env.ok(&["token", "list", "--json"])), serde_json::json!([]));
+    env.ok(&["token", "create", "--user", "alice", "--client", "cli"]);
+    assert_eq!(env.ok(&["user", "delete", "alice"]).trim(), "user 'alice' deleted with 1 token(s)");
+    assert_eq!(json(&env.ok(&["token", "list", "--json"])), serde_json::json!([]));
+    assert_eq!(json(&env.ok(&["user", "list", "--json"])).as_array().map(Vec::len), Some(1));
+}
+
+fn assert_no_token_at_rest(env: &TestEnv, tokens: &[&str]) {
+    let dump: Vec<u8> = match env.database_url() {
+        None => {
+            // The raw files (database, WAL, key) and a SQL dump.
+            let mut bytes = read_tree(&env.data_dir());
+            let out = std::process::Command::new("sqlite3")
+                .arg(env.data_dir().join("tessera.db"))
+                .arg(".dump")
+                .output()
+                .expect("sqlite3 must be installed");
+            assert!(out.status.success(), "sqlite3 .dump: {}", String::from_utf8_lossy(&out.stderr));
+            bytes.extend(out.stdout);
+            bytes
+        }
+        Some(url) => {
+            let out = std::process::Command::new("pg_dump")
+                .arg("--dbname")
+                .arg(url)
+                .output()
+                .expect("pg_dump must be installed");
+            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+            out.stdout
+        }
+    };
+    assert!(contains(&dump, "alice"), "the dump must hold the data (is the dump empty?)");
+    for token in tokens {
+        assert!(!contains(&dump, token), "a token is stored in plaintext");
+        assert!(!contains(&dump, &token[4..40]), "part of a token is stored in plaintext");
+    }
+}
+
+#[test]
+fn cli_sequence_on_sqlite() {
+    sequence(Backend::Sqlite);
+}
+
+#[test]
+fn cli_sequence_on_postgres() {
+    sequence(Backend::Postgres);
+}
+
+fn bad_inputs(backend: Backend) {
+    let Some(env) = TestEnv::new(backend) else { return };
+    env.ok(&["client", "create", "web"]);
+    env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
+    env.create_user("alice", &[]);
+    env.ok(&["token", "create", "--user", "alice", "--client", "web"]);
+    let before = env.snapshot();
+
+    let long = "x".repeat(65);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["client", "create", "x", "--throttle-rate", "2/minute"],
+            "invalid rate '2/minute': invalid period 'minute'",
+        ),
+        (vec!["client", "create", "x", "--throttle-rate", "0/m"], "at least 1"),
+        (vec!["client", "create", "x", "--throttle-rate", "-5/m"], "invalid number of requests '-5'"),
+        (vec!["client", "create", "x", "--token-ttl", "5x"], "invalid duration '5x': unknown unit 'x'"),
+        (vec!["client", "create", "x", "--token-ttl", "0s"], "greater than zero"),
+        (vec!["client", "create", "web"], "a client named 'web' already exists"),
+        (vec!["client", "create", &long], "it is 65 characters long; the limit is 64"),
+        (vec!["client", "create", " "], "must not be blank"),
+        (vec!["client", "create", "x", "--token-ttl", "1d", "--max-lifetime", "1h"], "shorter than the token TTL"),
+        (vec!["client", "update", "web"], "nothing to change"),
+        (vec!["client", "update", "web", "--name", "cli"], "a client named 'cli' already exists"),
+        (vec!["client", "update", "nope", "--token-ttl", "1h"], "no client named 'nope'"),
+        (vec!["client", "update", "web", "--throttle-rate", "5/week"], "invalid period 'week'"),
+        (vec!["client", "delete", "nope"], "no client named 'nope'"),
+        (vec!["token", "create", "--user", "nobody", "--client", "web"], "no user named 'nobody'"),
+        (vec!["token", "create", "--user", "alice", "--client", "nope"], "no client named 'nope'"),
+        (vec!["token", "create", "--user", "alice", "--client", "web"], "already has a token"),
+        (vec!["token", "revoke", "999999"], "no token with id 999999"),
+        (vec!["token", "revoke", "--user", "alice", "--client", "cli"], "user 'alice' has no token for client 'cli'"),
+        (vec!["token", "expire", "--user", "alice", "--client", "cli"], "user 'alice' has no token for client 'cli'"),
+        (vec!["token", "list", "--user", "nobody"], "no user named 'nobody'"),
+        (vec!["user", "delete", "nobody"], "no user named 'nobody'"),
+        (vec!["user", "deactivate", "nobody"], "no user named 'nobody'"),
+    ];
+    for (args, want) in cases {
+        env.fails(&args, want);
+    }
+    let stdin_cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["user", "create", "alice", "--password-stdin"],
+            "correct horse battery",
+            "a user named 'alice' already exists",
+        ),
+        (vec!["user", "create", "bob", "--password-stdin"], "short", "too short"),
+        (
+            vec!["user", "create", "bad name", "--password-stdin"],
+            "correct horse battery",
+            "invalid username 'bad name'",
+        ),
+        (vec!["user", "set-password", "alice", "--password-stdin"], "short", "too short"),
+        (vec!["user", "set-password", "nobody", "--password-stdin"], "correct horse battery", "no user named 'nobody'"),
+    ];
+    for (args, stdin, want) in stdin_cases {
+        env.fails_with_stdin(&args, stdin, want);
+    }
+    // No terminal to prompt on: a clear error, not a hang.
+    env.fails(&["user", "create", "carol"], "use --password-stdin");
+    assert_eq!(env.snapshot(), before, "failed commands changed nothing");
+}
+
+#[test]
+fn bad_inputs_change_nothing_on_sqlite() {
+    bad_inputs(Backend::Sqlite);
+}
+
+#[test]
+fn bad_inputs_change_nothing_on_postgres() {
+    bad_inputs(Backend::Postgres);
+}
+
+#[test]
+fn wrong_database_urls_are_clear_errors() {
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    env.fails(&["--database-url", "mysql://root@localhost/x", "user", "list"], "mysql");
+    let line =
+        env.fails(&["--database-url", "postgres://tessera:s3cret@127.0.0.1:1/nope", "user", "list"], "127.0.0.1:1");
+    assert!(!line.contains("s3cret"), "the password is not printed: {line}");
+    env.fails(&["--database-url", "not a url", "user", "list"], "not a url");
+    env.fails(&["--database-url", "", "user", "list"], "empty");
+    assert!(!env.data_dir().exists(), "nothing was created");
+}
+
+#[test]
+fn unwritable_data_dir_is_a_clear_error() {
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let file = env.dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").expect("write");
+    let under_file = file.join("data");
+    let dir = under_file.display().to_string();
+    env.fails(&["--data-dir", &dir, "client", "create", "web"], "cannot create data directory");
+    env.fails(&["--data-dir", &dir, "serve", "--bind", "127.0.0.1:0"], "cannot create data directory");
+    assert_eq!(std::fs::read_to_string(&file).ok().as_deref(), Some("not a directory"));
+}
+
+#[test]
+fn bad_keys_are_clear_errors_and_change_nothing() {
+    let Some(mut env) = TestEnv::new(Backend::Sqlite) else { return };
+    env.ok(&["client", "create", "web"]);
+    env.create_user("alice", &[]);
+    let before = env.snapshot();
+
+    env.env.insert("TESSERA_SECRET_KEY".into(), "not-hex".into());
+    let line = env.fails(&["token", "create", "--user", "alice", "--client", "web"], "invalid secret_key");
+    assert!(line.contains("hexadecimal"), "{line}");
+    env.env.insert("TESSERA_SECRET_KEY".into(), "abcd".into());
+    env.fails(&["token", "create", "--user", "alice", "--client", "web"], "32 to 64 bytes");
+    env.env.remove("TESSERA_SECRET_KEY");
+    assert_eq!(env.snapshot(), before);
+
+    let key_file = env.data_dir().join("secret.key");
+    std::fs::write(&key_file, "garbage\n").expect("write key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    env.fails(&["token", "create", "--user", "alice", "--client", "web"], "is malformed");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn a_shared_key_from_the_environment_derives_the_same_tokens_everywhere() {
+    let Some(mut env) = TestEnv::new(Backend::Sqlite) else { return };
+    let key = env.ok(&["key", "generate"]).trim().to_string();
+    assert_eq!(key.len(), 64);
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    env.env.insert("TESSERA_SECRET_KEY".into(), key.clone());
+    env.ok(&["client", "create", "web"]);
+    env.create_user("alice", &[]);
+    env.ok(&["token", "create", "--user", "alice", "--client", "web"]);
+    assert!(!env.data_dir().join("secret.key").exists(), "a configured key is not written to disk");
+    assert!(!contains(&read_tree(&env.data_dir()), &key), "the key is not stored in the database");
+}
+
+#[test]
+fn concurrent_migrations_both_succeed() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(env) = TestEnv::new(backend) else { continue };
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                env.command(&["migrate"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert!(out.status.success(), "{backend:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        env.ok(&["client", "create", "web"]);
+    }
+}
+
+#[test]
+fn help_explains_every_command() {
+    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let help = env.ok(&["--help"]);
+    for cmd in ["serve", "migrate", "user", "client", "token", "TESSERA_CONFIG"] {
+        assert!(help.contains(cmd), "--help mentions {cmd}: {help}");
+    }
+    let help = env.ok(&["token", "--help"]);
+    for cmd in ["create", "list", "revoke", "expire", "purge-expired"] {
+        assert!(help.contains(cmd), "token --help mentions {cmd}");
+    }
+    let out = env.run(&["client", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
