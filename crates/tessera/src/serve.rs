@@ -1,5 +1,4 @@
-//! `tessera serve`: the HTTP server. For now `/health` and `/ready`; the auth API, the admin UI and
-//! forward-auth mount here as they land.
+//! `tessera serve`: the HTTP server: `/health`, `/ready` and durin's auth API at `/api/auth/`.
 
 use crate::app::App;
 use crate::config::Config;
@@ -11,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tessera_axum::Tessera;
 use tessera_core::store::Store;
 use tokio::net::TcpListener;
 
@@ -22,8 +23,12 @@ pub struct ServerState {
 }
 
 /// The server's routes.
-pub fn router(store: Arc<dyn Store>) -> Router {
-    Router::new().route("/health", get(health)).route("/ready", get(ready)).with_state(ServerState { store })
+pub fn router(store: Arc<dyn Store>, tessera: &Tessera) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(ServerState { store })
+        .nest("/api/auth", tessera.auth_router())
 }
 
 /// The process is up.
@@ -49,7 +54,7 @@ async fn ready(State(state): State<ServerState>) -> Response {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<()> {
     let app = App::open(config).await?;
-    let (_codec, key_source) = app.codec()?;
+    let (key, key_source) = crate::key::load_or_create(&app.config)?;
     let fresh = app.created_database || matches!(key_source, KeySource::Generated(_));
     match &key_source {
         KeySource::Config => tracing::info!("server key from configuration"),
@@ -64,8 +69,16 @@ pub async fn run(config: Config) -> Result<()> {
         print_next_steps(&app, addr);
     }
     let store: Arc<dyn Store> = Arc::new(app.store.clone());
-    axum::serve(listener, router(store)).with_graceful_shutdown(shutdown_signal()).await?;
+    let tessera = Tessera::builder(store.clone(), key)
+        .settings(app.config.settings.clone())
+        .on_event(|event| tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, ip = ?event.ip, "auth event"))
+        .build()?;
+    tessera.start().await.context("cannot prepare the API-access client")?;
+    axum::serve(listener, router(store, &tessera).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down");
+    tessera.shutdown().await;
     app.store.close().await;
     Ok(())
 }
@@ -83,7 +96,8 @@ fn print_next_steps(app: &App, addr: std::net::SocketAddr) {
     );
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C: the signal for a graceful shutdown.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
