@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bus;
 pub mod clock;
 pub mod duration;
 pub mod event;
@@ -33,7 +34,9 @@ pub mod net;
 pub mod password;
 pub mod rate;
 pub mod settings;
+pub mod split;
 pub mod store;
+pub mod throttle;
 pub mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};

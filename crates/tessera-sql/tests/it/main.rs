@@ -5,8 +5,9 @@ mod backends {
     pub use tessera_sql::testing::*;
 }
 mod dump;
+mod invalidations;
 mod sql;
-mod suite;
+use tessera_sql::testing::suite;
 
 /// Runs each named case of [`suite`] on both backends, each on a fresh database.
 macro_rules! store_suite {

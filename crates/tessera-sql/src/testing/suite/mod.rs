@@ -1,9 +1,12 @@
 //! The shared store test suite: every case takes a fresh, empty [`Store`] and checks one part of
-//! the contract in `tessera_core::store`. It uses nothing but `tessera-core`, so it can move into a
-//! `testing` feature of that crate when the Redis token store needs it.
+//! the contract in `tessera_core::store`. It uses nothing but `tessera-core`, so every store —
+//! SQLite, PostgreSQL, and the Redis token store — runs the same cases.
 //!
 //! Cases take `Arc<dyn Store>` rather than a reference so that the concurrency cases can hand the
 //! store to spawned tasks.
+
+#![allow(missing_docs)] // test cases: their names are their documentation
+#![allow(clippy::unwrap_used)]
 
 pub mod clients;
 pub mod token_sets;

@@ -158,3 +158,5 @@ impl Drop for DropDatabase {
 pub fn have_tool(program: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
 }
+
+pub mod suite;

@@ -1,0 +1,1 @@
+//! Tessera on Redis (in progress).
