@@ -20,8 +20,16 @@ enum Kind {
 }
 
 /// The server's own keys (not authentication settings).
-const SERVER_KEYS: &[(&str, Kind)] =
-    &[("data_dir", Kind::Text), ("database_url", Kind::Text), ("secret_key", Kind::Text), ("bind", Kind::Text)];
+const SERVER_KEYS: &[(&str, Kind)] = &[
+    ("data_dir", Kind::Text),
+    ("database_url", Kind::Text),
+    ("secret_key", Kind::Text),
+    ("bind", Kind::Text),
+    ("redis_url", Kind::Text),
+    ("redis_key_prefix", Kind::Text),
+    ("token_store", Kind::Text),
+    ("throttle_when_redis_down", Kind::Text),
+];
 
 /// Every key of [`Settings`], with how to read it from the environment.
 const SETTING_KEYS: &[(&str, Kind)] = &[
@@ -73,8 +81,42 @@ pub struct Config {
     pub secret_key: Option<SecretText>,
     /// The listen address for `serve`.
     pub bind: SocketAddr,
+    /// Redis, for several instances: the shared throttle, revocations pushed to every instance,
+    /// and optionally the tokens themselves.
+    pub redis: Option<RedisSettings>,
     /// The authentication settings.
     pub settings: Settings,
+}
+
+/// Where tokens live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStoreKind {
+    /// In the SQL database, with users and clients (the default).
+    Sql,
+    /// In Redis (users and clients stay in SQL).
+    Redis,
+}
+
+/// What the throttle does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisDown {
+    /// Count in-process meanwhile (each instance allows the full budget).
+    Fallback,
+    /// Refuse throttled requests with 503.
+    Refuse,
+}
+
+/// The Redis part of the configuration.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]`.
+    pub url: SecretText,
+    /// Prefix of every key and channel (several deployments can share one Redis).
+    pub key_prefix: String,
+    /// Where tokens live.
+    pub token_store: TokenStoreKind,
+    /// The throttle while Redis is down.
+    pub when_down: RedisDown,
 }
 
 /// Secret text whose `Debug` does not show it.
@@ -157,6 +199,23 @@ impl Config {
         {
             bail!("the database URL is empty");
         }
+        let redis_url = take_text(&mut values, "redis_url")?.filter(|u| !u.trim().is_empty());
+        let key_prefix = take_text(&mut values, "redis_key_prefix")?.unwrap_or_else(|| "tessera:".into());
+        let token_store = match take_text(&mut values, "token_store")?.as_deref() {
+            None | Some("sql") => TokenStoreKind::Sql,
+            Some("redis") => TokenStoreKind::Redis,
+            Some(other) => bail!("invalid token_store '{other}': use \"sql\" or \"redis\""),
+        };
+        let when_down = match take_text(&mut values, "throttle_when_redis_down")?.as_deref() {
+            None | Some("fallback") => RedisDown::Fallback,
+            Some("refuse") => RedisDown::Refuse,
+            Some(other) => bail!("invalid throttle_when_redis_down '{other}': use \"fallback\" or \"refuse\""),
+        };
+        let redis = match redis_url {
+            Some(url) => Some(RedisSettings { url: SecretText(url), key_prefix, token_store, when_down }),
+            None if token_store == TokenStoreKind::Redis => bail!("token_store = \"redis\" needs redis_url"),
+            None => None,
+        };
 
         // Check each key alone first, so the error names the key and where its value came from.
         for (key, (value, source)) in &values {
@@ -172,7 +231,7 @@ impl Config {
             .map_err(|e| anyhow!("invalid settings: {}", one_line(&e.to_string())))?;
         settings.validate().map_err(|e| anyhow!("{e}"))?;
 
-        Ok(Config { data_dir, database_url, secret_key, bind, settings })
+        Ok(Config { data_dir, database_url, secret_key, bind, redis, settings })
     }
 }
 
@@ -311,6 +370,26 @@ mod tests {
         assert!(format!("{err:#}").contains("TESSERA_DEFAULT_TOKEN_TTL: invalid value \"0s\""), "{err:#}");
         let err = load(&[("TESSERA_CONFIG", "/nonexistent/tessera.toml")]).expect_err("missing");
         assert!(format!("{err:#}").contains("cannot read config file /nonexistent/tessera.toml"));
+    }
+
+    #[test]
+    fn redis_settings() {
+        let c = load(&[]).expect("none");
+        assert!(c.redis.is_none());
+        let c = load(&[("TESSERA_REDIS_URL", "redis://:pw@127.0.0.1:6379"), ("TESSERA_TOKEN_STORE", "redis")])
+            .expect("redis");
+        let redis = c.redis.expect("redis settings");
+        assert_eq!(redis.token_store, TokenStoreKind::Redis);
+        assert_eq!(redis.when_down, RedisDown::Fallback);
+        assert_eq!(redis.key_prefix, "tessera:");
+        assert!(!format!("{redis:?}").contains("pw"), "the URL may hold a password");
+        let err = load(&[("TESSERA_TOKEN_STORE", "redis")]).expect_err("no url");
+        assert!(format!("{err:#}").contains("needs redis_url"));
+        let err = load(&[("TESSERA_TOKEN_STORE", "memcached")]).expect_err("kind");
+        assert!(format!("{err:#}").contains("invalid token_store 'memcached'"));
+        let err = load(&[("TESSERA_REDIS_URL", "redis://x"), ("TESSERA_THROTTLE_WHEN_REDIS_DOWN", "panic")])
+            .expect_err("mode");
+        assert!(format!("{err:#}").contains("invalid throttle_when_redis_down 'panic'"));
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! [`RedisBus`]: invalidations pushed to every instance over Redis pub/sub.
+
+use crate::connection::RedisConnection;
+use async_trait::async_trait;
+use futures_core::Stream;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+use tessera_core::bus::{BusError, InvalidationBus};
+use tessera_core::store::Invalidation;
+use tessera_core::{ClientId, TokenDigest, UserId};
+
+/// Changes per published message.
+const PER_MESSAGE: usize = 256;
+
+/// An [`InvalidationBus`] on Redis pub/sub, channel `{prefix}invalidations`.
+///
+/// A message is a space-separated list of changes: `t:<hex digest>` (a token deleted or its expiry
+/// brought forward), `u:<id>` (a user changed), `c:<id>` (a client changed). The token store's
+/// scripts publish on the same channel, in the same format.
+///
+/// Pub/sub delivers only to those subscribed at the moment of publishing; a subscriber that
+/// dropped has missed what was sent meanwhile, which is why [`InvalidationBus::subscribe`]
+/// returns when the connection drops. It notices a silent drop too: it pings the server every
+/// `ping_interval` (500 ms) and gives up when an answer takes longer than 1 s.
+#[derive(Debug, Clone)]
+pub struct RedisBus {
+    conn: RedisConnection,
+    channel: String,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+}
+
+impl RedisBus {
+    /// A bus on `conn`'s server, on the channel under its key prefix.
+    pub fn new(conn: RedisConnection) -> Self {
+        let channel = format!("{}invalidations", conn.key_prefix());
+        let ping_timeout = conn.response_timeout().min(Duration::from_secs(1));
+        Self { conn, channel, ping_interval: Duration::from_millis(500), ping_timeout }
+    }
+
+    /// How often the subscription checks its connection (default 500 ms).
+    pub fn with_ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    async fn listen(
+        &self,
+        on_ready: &(dyn Fn() + Send + Sync),
+        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+    ) -> Result<Infallible, BusError> {
+        let server = self.conn.server();
+        let connect = tokio::time::timeout(self.conn.deadline(), self.conn.client().get_async_pubsub());
+        let pubsub = match connect.await {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(e)) => return Err(self.conn.map_error("subscribe to invalidations", &e).into()),
+            Err(_) => {
+                return Err(BusError(format!(
+                    "could not connect to Redis at {server} within {} ms to subscribe",
+                    self.conn.deadline().as_millis()
+                )));
+            }
+        };
+        let (mut sink, stream) = pubsub.split();
+        match tokio::time::timeout(self.conn.response_timeout(), sink.subscribe(&self.channel)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.conn.map_error("subscribe to invalidations", &e).into()),
+            Err(_) => return Err(BusError(format!("Redis at {server} did not confirm the subscription in time"))),
+        }
+        on_ready();
+        let mut stream = std::pin::pin!(stream);
+        let mut pings = tokio::time::interval(self.ping_interval);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pings.tick().await;
+        loop {
+            tokio::select! {
+                message = next(stream.as_mut()) => {
+                    let Some(message) = message else {
+                        return Err(BusError(format!("the subscription connection to Redis at {server} was closed")));
+                    };
+                    if message.get_channel_name() != self.channel {
+                        continue;
+                    }
+                    for change in decode(message.get_payload_bytes()) {
+                        on_change(change);
+                    }
+                }
+                _ = pings.tick() => {
+                    match tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(self.conn.map_error("ping the subscription", &e).into()),
+                        Err(_) => {
+                            return Err(BusError(format!(
+                                "Redis at {server} did not answer the subscription's ping within {} ms",
+                                self.ping_timeout.as_millis()
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The next message; `None` once the connection is gone.
+async fn next<S: Stream>(mut stream: Pin<&mut S>) -> Option<S::Item> {
+    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+}
+
+#[async_trait]
+impl InvalidationBus for RedisBus {
+    async fn publish(&self, changes: &[Invalidation]) -> Result<(), BusError> {
+        for payload in encode(changes) {
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(&self.channel).arg(payload);
+            let _receivers: i64 = self.conn.query("publish invalidations", cmd).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        on_ready: &(dyn Fn() + Send + Sync),
+        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+    ) -> BusError {
+        match self.listen(on_ready, on_change).await {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+}
+
+/// The messages that carry `changes`.
+pub(crate) fn encode(changes: &[Invalidation]) -> Vec<String> {
+    changes
+        .chunks(PER_MESSAGE)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|change| match change {
+                    Invalidation::Token(digest) => format!("t:{}", crate::store::hex(digest.as_bytes())),
+                    Invalidation::User(id) => format!("u:{id}"),
+                    Invalidation::Client(id) => format!("c:{id}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// The changes in a message. Items this version does not understand are logged and skipped.
+pub(crate) fn decode(payload: &[u8]) -> Vec<Invalidation> {
+    let text = String::from_utf8_lossy(payload);
+    let mut changes = Vec::new();
+    for item in text.split_ascii_whitespace() {
+        let change = match item.split_once(':') {
+            Some(("t", hex)) => crate::store::unhex32(hex).map(|d| Invalidation::Token(TokenDigest(d))),
+            Some(("u", id)) => id.parse().ok().map(|id| Invalidation::User(UserId(id))),
+            Some(("c", id)) => id.parse().ok().map(|id| Invalidation::Client(ClientId(id))),
+            _ => None,
+        };
+        match change {
+            Some(change) => changes.push(change),
+            None => {
+                tracing::warn!(item = %item.chars().take(80).collect::<String>(), "ignoring an invalidation this version does not understand")
+            }
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_stay_compact() {
+        let changes: Vec<Invalidation> = (0..300)
+            .map(|i| match i % 3 {
+                0 => Invalidation::Token(TokenDigest([i as u8; 32])),
+                1 => Invalidation::User(UserId(i)),
+                _ => Invalidation::Client(ClientId(-i)),
+            })
+            .collect();
+        let messages = encode(&changes);
+        assert_eq!(messages.len(), 2);
+        assert!(messages[0].starts_with(&format!("t:{} u:1 c:-2 ", "00".repeat(32))), "{}", &messages[0][..80]);
+        let decoded: Vec<Invalidation> = messages.iter().flat_map(|m| decode(m.as_bytes())).collect();
+        assert_eq!(decoded, changes);
+        assert_eq!(
+            decode(b"x:1 t:zz u:7 u:x  c:3\n"),
+            vec![Invalidation::User(UserId(7)), Invalidation::Client(ClientId(3))]
+        );
+        assert!(encode(&[]).is_empty());
+    }
+}

@@ -1,0 +1,273 @@
+//! The shared throttle: [`RedisRateLimiter`] decides in Redis for every instance at once, and
+//! [`FallbackRateLimiter`] keeps deciding (or refuses, as configured) while Redis is down.
+
+use crate::connection::{RedisConnection, RedisError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::Script;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+use tessera_core::Rate;
+use tessera_core::throttle::{Decision, LimiterError, MemoryRateLimiter, RateLimiter};
+
+/// KEYS[1]: the key's sorted set. ARGV: limit, window (µs), mode (`acquire` | `check` |
+/// `record`), a member suffix unique to this call. Returns 0 (allowed) or the seconds to wait.
+///
+/// The set holds one member per allowed request, scored by its time in µs (exact as a double until
+/// the year 2255); members leave when they fall out of the window, and the set expires a window
+/// after its last write, so idle keys cost nothing. Numbers are formatted with `%d`: Lua's own
+/// formatting would round them.
+static DECIDE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local mode = ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
+local count = redis.call('ZCARD', key)
+local wait = 0
+if count >= limit then
+  local oldest = now
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] then oldest = tonumber(first[2]) end
+  local wait_us = window - (now - oldest)
+  if wait_us < 1 then wait_us = 1 end
+  wait = math.ceil(wait_us / 1000000)
+end
+if (mode == 'acquire' and wait == 0) or mode == 'record' then
+  local stamp = string.format('%d', now)
+  redis.call('ZADD', key, stamp, stamp .. '-' .. ARGV[4])
+  if count + 1 > limit then
+    redis.call('ZREMRANGEBYRANK', key, 0, count - limit)
+  end
+  redis.call('PEXPIRE', key, string.format('%d', math.ceil(window / 1000)))
+end
+return wait
+"#,
+    )
+});
+
+/// A [`RateLimiter`] in Redis, with the semantics of
+/// [`MemoryRateLimiter`](tessera_core::throttle::MemoryRateLimiter) (DRF's): a request is refused
+/// when `N` were already allowed in the preceding period, and the wait is until the oldest of them
+/// leaves the window (whole seconds, at least 1). Each decision is one Lua script — one round
+/// trip, atomic — so any number of instances together allow exactly the budget.
+///
+/// **The caller's `now` is ignored**: the script reads Redis's clock (`TIME`). Instances' clocks
+/// differ; if each stamped requests with its own, a server whose clock runs behind would see the
+/// others' requests in its future, and one running ahead would age them out early — the shared
+/// budget would depend on clock skew. One clock for every instance makes the window exact. (Tests
+/// that need an injected clock use the in-process limiter.)
+///
+/// Keys are `{prefix}throttle:{key}`: a sorted set of allowed request times that expires a window
+/// after its last write.
+#[derive(Debug)]
+pub struct RedisRateLimiter {
+    conn: RedisConnection,
+    /// Random per limiter: with the counter, makes every recorded request a distinct member even
+    /// when two instances record in the same microsecond.
+    nonce: String,
+    counter: AtomicU64,
+}
+
+impl RedisRateLimiter {
+    /// A limiter on `conn` (its key prefix included).
+    pub fn new(conn: RedisConnection) -> Self {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        Self { conn, nonce: format!("{:016x}", hasher.finish()), counter: AtomicU64::new(0) }
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &RedisConnection {
+        &self.conn
+    }
+
+    async fn decide(&self, key: &str, rate: Rate, mode: &str) -> Result<Decision, RedisError> {
+        let keys = [format!("{}throttle:{key}", self.conn.key_prefix())];
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let args = [
+            rate.requests().to_string(),
+            (rate.period().seconds() as u128 * 1_000_000).to_string(),
+            mode.to_string(),
+            format!("{}{n:x}", self.nonce),
+        ];
+        let wait: u64 = self.conn.eval("decide a rate limit", &DECIDE, &keys, &args).await?;
+        Ok(if wait == 0 { Decision::Allowed } else { Decision::Throttled { wait_secs: wait } })
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn acquire(&self, key: &str, rate: Rate, _now: DateTime<Utc>) -> Result<Decision, LimiterError> {
+        Ok(self.decide(key, rate, "acquire").await?)
+    }
+
+    async fn check(&self, key: &str, rate: Rate, _now: DateTime<Utc>) -> Result<Decision, LimiterError> {
+        Ok(self.decide(key, rate, "check").await?)
+    }
+
+    async fn record(&self, key: &str, rate: Rate, _now: DateTime<Utc>) -> Result<(), LimiterError> {
+        self.decide(key, rate, "record").await?;
+        Ok(())
+    }
+
+    /// Deletes every throttle key under the prefix (for tests).
+    async fn reset(&self) {
+        if let Err(e) = crate::delete_keys(&self.conn, &self.conn.key_pattern("throttle:*")).await {
+            tracing::warn!(error = %e, "could not reset the Redis rate limiter");
+        }
+    }
+}
+
+/// What [`FallbackRateLimiter`] does while Redis cannot decide.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FallbackMode {
+    /// Decide in-process, per instance (each instance then allows the whole budget).
+    #[default]
+    Fallback,
+    /// Return the error: the caller answers 503.
+    Refuse,
+}
+
+/// Redis first; while Redis fails, an in-process [`MemoryRateLimiter`] (or an error, in
+/// [`FallbackMode::Refuse`]).
+///
+/// A warning is logged once per outage and an info line when Redis answers again. While Redis is
+/// down only one request per `probe_interval` (1 s) tries it, so an outage costs the others no
+/// waiting for timeouts; the first probe that succeeds ends the outage, with no restart.
+#[derive(Debug)]
+pub struct FallbackRateLimiter {
+    primary: Arc<dyn RateLimiter>,
+    memory: MemoryRateLimiter,
+    mode: FallbackMode,
+    probe_interval: Duration,
+    down: AtomicBool,
+    /// Milliseconds since `epoch` before which no request tries Redis (while down).
+    next_probe: AtomicU64,
+    epoch: Instant,
+}
+
+impl FallbackRateLimiter {
+    /// `primary` (normally a [`RedisRateLimiter`]) backed by an in-process limiter, in `mode`.
+    pub fn new(primary: Arc<dyn RateLimiter>, mode: FallbackMode) -> Self {
+        Self {
+            primary,
+            memory: MemoryRateLimiter::default(),
+            mode,
+            probe_interval: Duration::from_secs(1),
+            down: AtomicBool::new(false),
+            next_probe: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// How often a request tries Redis again during an outage (default 1 s).
+    pub fn with_probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> FallbackMode {
+        self.mode
+    }
+
+    /// Whether the last attempt found Redis failing.
+    pub fn is_degraded(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether this request should leave Redis alone: it is down and another request probes it.
+    fn skip_primary(&self) -> bool {
+        if !self.down.load(Ordering::Acquire) {
+            return false;
+        }
+        let now = self.now_ms();
+        let due = self.next_probe.load(Ordering::Acquire);
+        if now < due {
+            return true;
+        }
+        let next = now + self.probe_interval.as_millis() as u64;
+        // Only the request that moves the probe time forward probes.
+        self.next_probe.compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire).is_err()
+    }
+
+    fn failed(&self, error: &LimiterError) {
+        self.next_probe.store(self.now_ms() + self.probe_interval.as_millis() as u64, Ordering::Release);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            match self.mode {
+                FallbackMode::Fallback => {
+                    tracing::warn!(%error, "the shared rate limiter failed; using in-process limits until it answers")
+                }
+                FallbackMode::Refuse => {
+                    tracing::warn!(%error, "the shared rate limiter failed; refusing throttled requests until it answers")
+                }
+            }
+        }
+    }
+
+    fn recovered(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            tracing::info!("the shared rate limiter answers again");
+        }
+    }
+
+    async fn run<T>(
+        &self,
+        primary: impl Future<Output = Result<T, LimiterError>>,
+        memory: impl Future<Output = Result<T, LimiterError>>,
+    ) -> Result<T, LimiterError> {
+        let error = if self.skip_primary() {
+            LimiterError("the shared rate limiter is down (it is tried again at most once a second)".into())
+        } else {
+            match primary.await {
+                Ok(value) => {
+                    self.recovered();
+                    return Ok(value);
+                }
+                Err(e) => {
+                    self.failed(&e);
+                    e
+                }
+            }
+        };
+        match self.mode {
+            FallbackMode::Fallback => memory.await,
+            FallbackMode::Refuse => Err(error),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for FallbackRateLimiter {
+    async fn acquire(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
+        self.run(self.primary.acquire(key, rate, now), self.memory.acquire(key, rate, now)).await
+    }
+
+    async fn check(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
+        self.run(self.primary.check(key, rate, now), self.memory.check(key, rate, now)).await
+    }
+
+    async fn record(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<(), LimiterError> {
+        self.run(self.primary.record(key, rate, now), self.memory.record(key, rate, now)).await
+    }
+
+    async fn reset(&self) {
+        self.primary.reset().await;
+        self.memory.reset().await;
+    }
+}
