@@ -62,6 +62,7 @@ impl Core {
         &self,
         value: Option<&[u8]>,
         cached: bool,
+        ip: Option<&str>,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
         let token = match header::parse(value, &self.settings.auth_header_prefix) {
             Credentials::Anonymous => return Ok(None),
@@ -79,7 +80,7 @@ impl Core {
             && !principal.token.has_expired(now)
             && principal.user.is_active
         {
-            return Ok(Some(self.after_use(principal, now, cached, false)));
+            return Ok(Some(self.after_use(principal, now, cached, false).await));
         }
 
         let found = self.store.token_with_owner(&digest).await.map_err(unavailable)?;
@@ -100,7 +101,7 @@ impl Core {
             self.emit(
                 EventKind::TokenExpired { token_id: token.id, source: "authentication".into() },
                 Some((&user, client.name.as_str())),
-                None,
+                ip.map(str::to_string),
             );
             return Err(AuthError::ExpiredToken);
         }
@@ -108,12 +109,12 @@ impl Core {
             return Err(AuthError::InactiveUser);
         }
         let principal = Arc::new(Principal { user, client, token });
-        Ok(Some(self.after_use(principal, now, cached, true)))
+        Ok(Some(self.after_use(principal, now, cached, true).await))
     }
 
     /// Records the use and applies sliding expiry; returns the principal as it now stands.
     /// `from_store`: the principal was just read from the store (not from the cache).
-    fn after_use(
+    async fn after_use(
         &self,
         principal: Arc<Principal>,
         now: DateTime<Utc>,
@@ -133,10 +134,14 @@ impl Core {
             principal = Arc::new(updated);
             changed = true;
             if stored.is_some_and(|s| s - now < WRITE_THROUGH_MARGIN) {
-                self.write_through(principal.token.id, new, now);
-            } else {
-                extension = Some(new);
+                // Awaited, not spawned: spawned writes can land out of order (and `extend_expiry`
+                // drops one that lands after the stored expiry), or after the next request read
+                // the store. It happens once per token per TTL, in its last two minutes.
+                self.write_through(principal.token.id, new, now).await;
             }
+            // Buffered as well: a concurrent request that read the store before the write must
+            // still see the extension (else it deletes the token as expired).
+            extension = Some(new);
         }
         self.usage.note(principal.token.id, now, extension);
         if cached && from_store {
@@ -148,13 +153,11 @@ impl Core {
         principal
     }
 
-    fn write_through(&self, id: tessera_core::TokenId, expiry: DateTime<Utc>, now: DateTime<Utc>) {
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.extend_expiry(id, Some(expiry), now).await {
-                tracing::warn!(error = %e, token_id = %id, "could not extend a sliding expiry");
-            }
-        });
+    async fn write_through(&self, id: tessera_core::TokenId, expiry: DateTime<Utc>, now: DateTime<Utc>) {
+        if let Err(e) = self.store.extend_expiry(id, Some(expiry), now).await {
+            // The buffer still holds it: the next flush writes it.
+            tracing::warn!(error = %e, token_id = %id, "could not extend a sliding expiry");
+        }
     }
 
     /// Forgets a token this process just deleted or changed.

@@ -31,6 +31,17 @@ impl Deref for Authenticated {
 #[derive(Debug, Clone)]
 pub struct MaybeAuthenticated(pub Option<Arc<Principal>>);
 
+/// The client's address as the layer found it (for events); `None` without the layer.
+pub(crate) struct ClientAddr(pub(crate) Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(parts.extensions.get::<AuthContext>().and_then(|c| c.ip.clone())))
+    }
+}
+
 pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, Rejection> {
     parts.extensions.get::<AuthContext>().ok_or_else(Rejection::layer_missing)
 }

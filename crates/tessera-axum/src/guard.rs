@@ -62,7 +62,7 @@ impl Guard {
 
     /// Runs the checks; `Err` is the response to send instead of calling the handler.
     pub(crate) async fn check(&self, ctx: Option<AuthContext>) -> Result<(), Response> {
-        let Some(AuthContext { outcome, core }) = ctx else {
+        let Some(AuthContext { outcome, core, .. }) = ctx else {
             return Err(crate::error::Rejection::layer_missing().into_response());
         };
         let principal = match outcome {

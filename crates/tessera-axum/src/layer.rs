@@ -3,6 +3,7 @@
 
 use crate::Principal;
 use crate::authn::Core;
+use crate::client_ip::client_ip;
 use crate::error::AuthError;
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
@@ -20,6 +21,8 @@ use tracing::Instrument;
 pub(crate) struct AuthContext {
     pub(crate) outcome: Result<Option<Arc<Principal>>, AuthError>,
     pub(crate) core: Arc<Core>,
+    /// The client's address (for events), as login records it.
+    pub(crate) ip: Option<String>,
 }
 
 /// Authenticates every request passing through it (see [`Tessera::layer`](crate::Tessera::layer)).
@@ -87,12 +90,15 @@ where
         let core = self.core.clone();
         let cached = self.cached;
         Box::pin(async move {
-            let outcome = core.authenticate(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()), cached).await;
+            let ip =
+                client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies).map(|ip| ip.to_string());
+            let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+            let outcome = core.authenticate(header, cached, ip.as_deref()).await;
             let span = match &outcome {
                 Ok(Some(p)) => tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name),
                 _ => tracing::Span::none(),
             };
-            req.extensions_mut().insert(AuthContext { outcome, core });
+            req.extensions_mut().insert(AuthContext { outcome, core, ip });
             inner.call(req).instrument(span).await
         })
     }

@@ -4,7 +4,7 @@ use super::sessions::describe_token;
 use super::{json_ok, no_content};
 use crate::authn::{Core, unavailable};
 use crate::error::{detail, json_response};
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, ClientAddr};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -63,7 +63,7 @@ pub(crate) async fn get(State(core): State<Arc<Core>>, auth: Authenticated) -> R
 }
 
 /// `POST apiaccess/`: issues the API key; 400 when there is one. Concurrent POSTs create one.
-pub(crate) async fn post(State(core): State<Arc<Core>>, auth: Authenticated) -> Response {
+pub(crate) async fn post(State(core): State<Arc<Core>>, auth: Authenticated, ClientAddr(ip): ClientAddr) -> Response {
     let client = match client_or_404(&core).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -98,14 +98,14 @@ pub(crate) async fn post(State(core): State<Arc<Core>>, auth: Authenticated) -> 
         Err(StoreError::Conflict(_)) => return already(),
         Err(e) => return store_error(&core, e),
     };
-    core.emit(EventKind::TokenCreated { token_id: token.id }, Some((&auth.user, client.name.as_str())), None);
+    core.emit(EventKind::TokenCreated { token_id: token.id }, Some((&auth.user, client.name.as_str())), ip);
     let mut body = describe_token(&core, &token, &client, now);
     body["token"] = Value::String(issued.token.expose().to_string());
     json_response(StatusCode::CREATED, body)
 }
 
 /// `DELETE apiaccess/`.
-pub(crate) async fn delete(State(core): State<Arc<Core>>, auth: Authenticated) -> Response {
+pub(crate) async fn delete(State(core): State<Arc<Core>>, auth: Authenticated, ClientAddr(ip): ClientAddr) -> Response {
     let client = match client_or_404(&core).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -124,7 +124,7 @@ pub(crate) async fn delete(State(core): State<Arc<Core>>, auth: Authenticated) -
     core.emit(
         EventKind::TokenRevoked { token_id: token.id, by: Revoker::User },
         Some((&auth.user, client.name.as_str())),
-        None,
+        ip,
     );
     no_content()
 }

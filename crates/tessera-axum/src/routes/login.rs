@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tessera_core::password::verify_password_or_dummy;
 use tessera_core::store::StoreError;
-use tessera_core::{AuthToken, Client, EventKind, NewToken, TokenSecret, User};
+use tessera_core::{AuthToken, Client, ClientName, EventKind, NewToken, TokenSecret, User, Username};
 
 const BAD_CREDENTIALS: &str = "Unable to log in with provided credentials.";
 
@@ -25,7 +25,7 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Respon
 
 async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
     let (parts, body) = req.into_parts();
-    let ip = client_ip(&parts, &core.settings.trusted_proxies);
+    let ip = client_ip(&parts.extensions, &parts.headers, &core.settings.trusted_proxies);
     let ip_text = ip.map(|ip| ip.to_string());
     let now = core.now();
 
@@ -41,7 +41,11 @@ async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
         throttle(core.limiter.check(&username_key, rate, now).await, core)?;
     }
 
-    let user = core.store.user_by_username(&username).await.map_err(store_error)?;
+    // A name no user can have is not looked up: it is unknown (and PostgreSQL refuses NUL bytes).
+    let user = match username.parse::<Username>() {
+        Ok(name) => core.store.user_by_username(name.as_str()).await.map_err(store_error)?,
+        Err(_) => None,
+    };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let pw = password.clone();
     // Argon2id is deliberately slow: keep it off the async workers. Unknown users are verified
@@ -111,11 +115,9 @@ fn validate_fields(data: &Value) -> Result<(String, String), Response> {
             Value::Number(n) if n.is_f64() => "float",
             Value::Number(_) => "int",
             Value::Bool(_) => "bool",
+            // DRF's `Serializer.errors` turns the lone "may not be null" of a null body into this.
             Value::Null => {
-                return Err(json_response(
-                    StatusCode::BAD_REQUEST,
-                    json!({"non_field_errors": ["This field may not be null."]}),
-                ));
+                return Err(json_response(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["No data provided"]})));
             }
             Value::Object(_) => "dict",
         };
@@ -166,11 +168,10 @@ async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<C
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Err(detail(StatusCode::BAD_REQUEST, "No client specified."));
     };
-    core.store
-        .client_by_name(&name)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| detail(StatusCode::BAD_REQUEST, "No client with that name."))
+    let unknown = || detail(StatusCode::BAD_REQUEST, "No client with that name.");
+    // A name no client can have is not looked up (PostgreSQL refuses NUL bytes).
+    let Ok(name) = name.parse::<ClientName>() else { return Err(unknown()) };
+    core.store.client_by_name(name.as_str()).await.map_err(store_error)?.ok_or_else(unknown)
 }
 
 /// The pair's token: the existing one (renewed with `refresh_token_on_login`), or a fresh one when

@@ -10,13 +10,13 @@ mod sessions;
 pub(crate) use apiaccess::api_access_client;
 
 use crate::authn::Core;
-use crate::error::json_response;
+use crate::error::{self, json_response};
 use crate::guard::Guard;
 use crate::layer::AuthLayer;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::routing::{MethodFilter, MethodRouter, any, on};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -46,13 +46,19 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Route
             .options(describe("Token Sessions"))
             .fallback(not_allowed("DELETE, OPTIONS")),
     );
-    let api_access = authed(
-        on(MethodFilter::GET, apiaccess::get)
-            .post(apiaccess::post)
-            .delete(apiaccess::delete)
-            .options(describe("API Access Token"))
-            .fallback(not_allowed("GET, POST, DELETE, HEAD, OPTIONS")),
-    );
+    let api_access = if core.settings.api_access_client_name.is_some() {
+        authed(
+            on(MethodFilter::GET, apiaccess::get)
+                .post(apiaccess::post)
+                .delete(apiaccess::delete)
+                .options(describe("API Access Token"))
+                .fallback(not_allowed("GET, POST, DELETE, HEAD, OPTIONS")),
+        )
+    } else {
+        // No API-access client: the view does not exist, whatever the method (after authentication,
+        // like every other authenticated route).
+        authed(any(|| async { error::detail(StatusCode::NOT_FOUND, "Not found.") }))
+    };
 
     let table: [(&[&str], Routes); 7] = [
         (&["/login/", "/login"], login),

@@ -3,7 +3,8 @@
 use super::{datetime_or_null, json_ok, no_content};
 use crate::authn::{Core, unavailable};
 use crate::error::{AuthError, detail, json_response};
-use crate::extract::Authenticated;
+use crate::extract::{Authenticated, ClientAddr};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,11 @@ fn store_error(core: &Core, e: StoreError) -> Response {
 }
 
 /// `POST refresh/`: expiry = now + the client's TTL (capped by its max lifetime); same token.
-pub(crate) async fn refresh(State(core): State<Arc<Core>>, auth: Authenticated) -> Response {
+pub(crate) async fn refresh(
+    State(core): State<Arc<Core>>,
+    auth: Authenticated,
+    ClientAddr(ip): ClientAddr,
+) -> Response {
     let now = core.now();
     let token = &auth.token;
     let new_expiry = auth.client.expiry_from(now, token.created);
@@ -31,23 +36,27 @@ pub(crate) async fn refresh(State(core): State<Arc<Core>>, auth: Authenticated) 
     core.emit(
         EventKind::TokenRenewed { token_id: token.id, new_expiry },
         Some((&auth.user, auth.client.name.as_str())),
-        None,
+        ip,
     );
     json_ok(json!({ "expiry": datetime_or_null(new_expiry, |d| core.settings.format_expiry(d)) }))
 }
 
 /// `POST logout/`: deletes only the presented token.
-pub(crate) async fn logout(State(core): State<Arc<Core>>, auth: Authenticated) -> Response {
+pub(crate) async fn logout(State(core): State<Arc<Core>>, auth: Authenticated, ClientAddr(ip): ClientAddr) -> Response {
     if let Err(e) = core.store.delete_token(auth.token.id).await {
         return store_error(&core, e);
     }
     core.forget(&auth.token);
-    core.emit(EventKind::UserLoggedOut, Some((&auth.user, auth.client.name.as_str())), None);
+    core.emit(EventKind::UserLoggedOut, Some((&auth.user, auth.client.name.as_str())), ip);
     no_content()
 }
 
 /// `POST logoutall/`: deletes every token of the user.
-pub(crate) async fn logout_all(State(core): State<Arc<Core>>, auth: Authenticated) -> Response {
+pub(crate) async fn logout_all(
+    State(core): State<Arc<Core>>,
+    auth: Authenticated,
+    ClientAddr(ip): ClientAddr,
+) -> Response {
     let deleted = match core.store.delete_tokens(TokenFilter { user: Some(auth.user.id), client: None }).await {
         Ok(deleted) => deleted,
         Err(e) => return store_error(&core, e),
@@ -55,11 +64,7 @@ pub(crate) async fn logout_all(State(core): State<Arc<Core>>, auth: Authenticate
     for token in &deleted {
         core.forget(token);
     }
-    core.emit(
-        EventKind::LogoutAll { tokens: deleted.len() as u64 },
-        Some((&auth.user, auth.client.name.as_str())),
-        None,
-    );
+    core.emit(EventKind::LogoutAll { tokens: deleted.len() as u64 }, Some((&auth.user, auth.client.name.as_str())), ip);
     no_content()
 }
 
@@ -114,11 +119,13 @@ pub(crate) fn describe_token(
 pub(crate) async fn delete(
     State(core): State<Arc<Core>>,
     auth: Authenticated,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     OriginalUri(uri): OriginalUri,
+    ClientAddr(ip): ClientAddr,
 ) -> Response {
     let not_found = || detail(StatusCode::NOT_FOUND, "Not found.");
-    let Ok(id) = id.parse::<i64>() else { return not_found() };
+    // An id that is not even UTF-8 (`%FF`) is as much "not an integer" as `abc`.
+    let Some(id) = id.ok().and_then(|Path(id)| id.parse::<i64>().ok()) else { return not_found() };
     let token = match core.store.token_by_id(TokenId(id)).await {
         Ok(Some(token)) if token.user_id == auth.user.id => token,
         Ok(_) => return not_found(),
@@ -139,7 +146,7 @@ pub(crate) async fn delete(
     core.emit(
         EventKind::TokenRevoked { token_id: token.id, by: Revoker::User },
         Some((&auth.user, auth.client.name.as_str())),
-        None,
+        ip,
     );
     no_content()
 }

@@ -3,14 +3,20 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tessera_axum::{Authenticated, Tessera};
 use tessera_core::password::hash_password;
-use tessera_core::store::{ClientStore, Store, UserStore};
-use tessera_core::{Client, Event, ManualClock, NewClient, NewUser, ServerKey, Settings, User};
+use tessera_core::store::{ClientStore, Store, TokenFilter, TokenStore, UserStore};
+use tessera_core::{
+    AuthToken, Client, Clock, Event, ManualClock, NewClient, NewToken, NewUser, ServerKey, Settings, User,
+};
 use tessera_sql::testing::TestDb;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -22,9 +28,14 @@ pub enum Backend {
 }
 
 /// Runs `body` once per backend; PostgreSQL is skipped (or fails, when required) if absent.
+/// `options = EXPR,` first starts the app with those [`Options`].
 #[macro_export]
 macro_rules! both_backends {
     ($(#[$m:meta])* async fn $name:ident($app:ident) $body:block) => {
+        $crate::both_backends!(options = $crate::support::Options::default(), $(#[$m])* async fn $name($app) $body);
+    };
+    (options = $options:expr, $(#[$m:meta])* async fn $name:ident($app:ident) $body:block) => {
+        $(#[$m])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -32,23 +43,57 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::support::TestApp::start($crate::support::Backend::Sqlite, Default::default()).await;
+                let app = $crate::support::TestApp::start($crate::support::Backend::Sqlite, $options).await;
                 if let Some(app) = app { run(app).await }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let app = $crate::support::TestApp::start($crate::support::Backend::Postgres, Default::default()).await;
+                let app = $crate::support::TestApp::start($crate::support::Backend::Postgres, $options).await;
                 if let Some(app) = app { run(app).await }
             }
         }
     };
 }
 
-/// What `TestApp::start` varies.
-#[derive(Default)]
+/// What `TestApp::start` varies: the settings (default: durin's, with the login throttle off).
 pub struct Options {
-    pub settings: Option<Settings>,
+    pub settings: Settings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            settings: Settings {
+                // Tests of the login throttle turn it on themselves.
+                login_throttle_per_ip: None,
+                login_throttle_per_username: None,
+                ..Settings::default()
+            },
+        }
+    }
+}
+
+impl Options {
+    /// The default options with `change` applied to the settings.
+    pub fn with(change: impl FnOnce(&mut Settings)) -> Self {
+        let mut options = Options::default();
+        change(&mut options.settings);
+        options
+    }
+}
+
+/// One running server: its address and the `Tessera` behind it. Stops when dropped.
+pub struct Server {
+    pub base: String,
+    pub tessera: Tessera,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 pub struct TestApp {
@@ -57,21 +102,19 @@ pub struct TestApp {
     pub tessera: Tessera,
     pub clock: ManualClock,
     pub events: Arc<Mutex<Vec<Event>>>,
+    pub key: ServerKey,
+    pub settings: Settings,
+    // Field order matters: the server stops before the database goes.
+    _server: Server,
     pub db: TestDb,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 async fn hello(auth: Authenticated) -> Json<Value> {
     Json(json!({"hello": auth.user.username.as_str()}))
 }
 
-/// The example project's routes (without the throttle on them, unless `throttled`).
+/// The example project's routes: `/api/hello/` (uncached), `/api/hello-cached/`, `/api/web-only/`
+/// (only the `web` client), `/api/no-cli/` (all but `cli`), all throttled, and the auth routes.
 pub fn example_routes(tessera: &Tessera) -> Router {
     let guard = || tessera.guard().throttled();
     Router::new()
@@ -83,46 +126,96 @@ pub fn example_routes(tessera: &Tessera) -> Router {
         .nest("/api/auth", tessera.auth_router())
 }
 
+async fn serve(tessera: Tessera) -> Server {
+    let app = example_routes(&tessera);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    Server { base: format!("http://{addr}"), tessera, handle }
+}
+
+/// One Argon2id hash of [`PASSWORD`] for every test user: hashing is slow in debug builds.
+fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_password(PASSWORD).expect("hash")).clone()
+}
+
+/// The response of a request: status, headers, the body as text and parsed.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().expect("ASCII header"))
+    }
+
+    /// A durin 401: the detail, `WWW-Authenticate: <prefix>`, JSON.
+    #[track_caller]
+    pub fn assert_401(&self, detail: &str, prefix: &str) {
+        assert_eq!((self.status, &self.body), (401, &json!({ "detail": detail })), "{}", self.text);
+        assert_eq!(self.header("www-authenticate"), Some(prefix), "WWW-Authenticate");
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
 impl TestApp {
     pub async fn start(backend: Backend, options: Options) -> Option<TestApp> {
         let db = match backend {
             Backend::Sqlite => tessera_sql::testing::sqlite().await,
             Backend::Postgres => tessera_sql::testing::postgres().await?,
         };
-        let settings = options.settings.unwrap_or_else(|| Settings {
-            // Tests of the login throttle turn it on themselves.
-            login_throttle_per_ip: None,
-            login_throttle_per_username: None,
-            ..Settings::default()
-        });
         let clock = ManualClock::default();
         let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
+        let key = ServerKey::generate();
         let store: Arc<dyn Store> = Arc::new(db.store.clone());
-        let tessera = Tessera::builder(store, ServerKey::generate())
-            .settings(settings)
-            .clock(Arc::new(clock.clone()))
-            .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
-            .build()
-            .expect("tessera");
+        let tessera = build(store, key.clone(), options.settings.clone(), &clock, &events);
         tessera.start().await.expect("start");
-        let app = example_routes(&tessera);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
-        });
-        Some(TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), tessera, clock, events, db, server })
+        let server = serve(tessera.clone()).await;
+        Some(TestApp {
+            base: server.base.clone(),
+            http: reqwest::Client::new(),
+            tessera,
+            clock,
+            events,
+            key,
+            settings: options.settings,
+            _server: server,
+            db,
+        })
+    }
+
+    /// Another `Tessera` serving the same database through its own connection pool, as another
+    /// process would (same key, same settings, same clock).
+    pub async fn second_instance(&self) -> Server {
+        let store = tessera_sql::SqlStore::connect(&self.db.url).await.expect("second store");
+        let tessera = build(Arc::new(store), self.key.clone(), self.settings.clone(), &self.clock, &self.events);
+        tessera.start().await.expect("start");
+        serve(tessera).await
     }
 
     pub fn store(&self) -> &tessera_sql::SqlStore {
         &self.db.store
     }
 
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     pub async fn user(&self, name: &str) -> User {
-        let hash = hash_password(PASSWORD).expect("hash");
         self.store()
-            .create_user(NewUser { username: name.parse().expect("username"), password_hash: hash, is_staff: false, is_active: true })
+            .create_user(NewUser {
+                username: name.parse().expect("username"),
+                password_hash: password_hash(),
+                is_staff: false,
+                is_active: true,
+            })
             .await
             .expect("create user")
     }
@@ -137,6 +230,33 @@ impl TestApp {
         self.store().create_client(new).await.expect("create client")
     }
 
+    /// Stores a token for (user, client) as login would, without the cost of a login.
+    pub async fn mint(&self, user: &User, client: &Client) -> String {
+        let issued = self.tessera.codec().issue();
+        let now = self.now();
+        let new = NewToken {
+            user_id: user.id,
+            client_id: client.id,
+            digest: issued.digest,
+            seed: issued.seed,
+            created: now,
+            expiry: client.expiry_from(now, now),
+            user_agent: None,
+            ip: None,
+        };
+        self.store().create_token(new).await.expect("mint");
+        issued.token.expose().to_string()
+    }
+
+    /// Every token in the store.
+    pub async fn tokens(&self) -> Vec<AuthToken> {
+        self.store().list_tokens(TokenFilter::default()).await.expect("tokens")
+    }
+
+    pub async fn token_for(&self, user: &User, client: &Client) -> Option<AuthToken> {
+        self.store().token_for(user.id, client.id).await.expect("token_for")
+    }
+
     pub fn advance(&self, by: TimeDelta) {
         self.clock.advance(by);
     }
@@ -147,54 +267,88 @@ impl TestApp {
 
     /// Logs in and returns the token.
     pub async fn login(&self, user: &str, client: &str) -> String {
-        let (status, body) = self.post_json("/api/auth/login/", None, json!({"username": user, "password": PASSWORD, "client": client})).await;
+        let (status, body) = self
+            .post_json("/api/auth/login/", None, json!({"username": user, "password": PASSWORD, "client": client}))
+            .await;
         assert_eq!(status, 200, "login: {body}");
         body["token"].as_str().expect("token").to_string()
     }
 
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
+    /// A request to this server, with `Authorization: Token <token>` when a token is given.
+    pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, self.url(path));
+        match token {
+            Some(token) => req.header("Authorization", format!("Token {token}")),
+            None => req,
+        }
+    }
+
+    /// A GET of `path` with this exact `Authorization` header value.
+    pub async fn get_with_header(&self, path: &str, authorization: &[u8]) -> Reply {
+        let value = HeaderValue::from_bytes(authorization).expect("header value");
+        self.send(self.http.get(self.url(path)).header("Authorization", value)).await
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let response = req.send().await.expect("request");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        (status, headers, text)
+        Reply { status, headers, body: parse(&text), text }
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path));
-        if let Some(token) = token {
-            req = req.header("Authorization", format!("Token {token}"));
-        }
-        let (status, _, text) = self.send(req).await;
-        (status, parse(&text))
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>) -> (u16, Value) {
+        let reply = self.send(self.req(method, path, token)).await;
+        (reply.status, reply.body)
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.request(reqwest::Method::GET, path, token).await
+        self.request(Method::GET, path, token).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.request(reqwest::Method::POST, path, token).await
+        self.request(Method::POST, path, token).await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.request(reqwest::Method::DELETE, path, token).await
+        self.request(Method::DELETE, path, token).await
     }
 
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.http.post(self.url(path)).json(&body);
-        if let Some(token) = token {
-            req = req.header("Authorization", format!("Token {token}"));
-        }
-        let (status, _, text) = self.send(req).await;
-        (status, parse(&text))
+        let reply = self.send(self.req(Method::POST, path, token).json(&body)).await;
+        (reply.status, reply.body)
     }
 
-    /// Events of this kind so far (by their serialized `event` name).
-    pub fn events_named(&self, name: &str) -> Vec<Event> {
-        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        events.iter().filter(|e| serde_json::to_value(e).map(|v| v["event"] == name).unwrap_or(false)).cloned().collect()
+    /// A login with this JSON body; the whole reply.
+    pub async fn login_with(&self, body: Value) -> Reply {
+        self.send(self.req(Method::POST, "/api/auth/login/", None).json(&body)).await
     }
+
+    /// Every event so far.
+    pub fn all_events(&self) -> Vec<Event> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Events of this kind so far (by their serialized `event` name), as JSON.
+    pub fn events_named(&self, name: &str) -> Vec<Value> {
+        self.all_events().iter().filter_map(|e| serde_json::to_value(e).ok()).filter(|v| v["event"] == name).collect()
+    }
+}
+
+fn build(
+    store: Arc<dyn Store>,
+    key: ServerKey,
+    settings: Settings,
+    clock: &ManualClock,
+    events: &Arc<Mutex<Vec<Event>>>,
+) -> Tessera {
+    let sink = events.clone();
+    Tessera::builder(store, key)
+        .settings(settings)
+        .clock(Arc::new(clock.clone()))
+        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
+        .build()
+        .expect("tessera")
 }
 
 /// JSON, or `Value::Null` for an empty body, or the text as a string.
@@ -203,4 +357,52 @@ pub fn parse(text: &str) -> Value {
         return Value::Null;
     }
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took, `None` on timeout.
+pub async fn within<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A datetime as the wire writes it (UTC, microseconds only when non-zero, `Z`).
+pub fn wire(at: DateTime<Utc>) -> String {
+    tessera_core::settings::format_iso8601(at, tessera_core::settings::TimeZone::default().0)
+}
+
+/// The stored form of a time: microsecond precision (what the store keeps).
+pub fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).expect("time")
+}
+
+/// Runs the futures concurrently (on this task: they may borrow) and returns their outputs in order.
+pub async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("every future is ready")).collect()
 }

@@ -1,0 +1,163 @@
+//! Events: each kind fires once, with the user, the client, the request's IP and the time.
+
+use crate::both_backends;
+use crate::support::*;
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+/// The one event named `name`, after checking who, where and when.
+#[track_caller]
+fn the_event(app: &TestApp, name: &str, user: &tessera_core::User, client: &str) -> Value {
+    let events = app.events_named(name);
+    assert_eq!(events.len(), 1, "{name}: {events:?}");
+    let event = events[0].clone();
+    assert_eq!(event["user_id"], json!(user.id.0), "{name}");
+    assert_eq!(event["username"], json!(user.username.as_str()), "{name}");
+    assert_eq!(event["client"], json!(client), "{name}");
+    assert_eq!(event["ip"], json!("127.0.0.1"), "{name}");
+    assert_eq!(event["at"], json!(app.now()), "{name}");
+    event
+}
+
+both_backends!(
+    async fn login_creates_and_logs_in_then_logout(app) {
+        let alice = app.user("alice").await;
+        app.client("web", "1d").await;
+        app.advance(TimeDelta::seconds(1));
+        let token = app.login("alice", "web").await;
+        let created = the_event(&app, "token_created", &alice, "web");
+        the_event(&app, "user_logged_in", &alice, "web");
+        // A second login logs in again but creates nothing.
+        app.login("alice", "web").await;
+        assert_eq!(app.events_named("user_logged_in").len(), 2);
+        assert_eq!(app.events_named("token_created").len(), 1);
+        app.advance(TimeDelta::seconds(1));
+        assert_eq!(app.post("/api/auth/logout/", Some(&token)).await.0, 204);
+        the_event(&app, "user_logged_out", &alice, "web");
+        assert_eq!(app.all_events().len(), 4);
+        assert!(created["token_id"].is_i64());
+    }
+);
+
+both_backends!(
+    async fn logout_all_counts_the_tokens(app) {
+        let alice = app.user("alice").await;
+        let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+        let token = app.mint(&alice, &web).await;
+        app.mint(&alice, &cli).await;
+        assert_eq!(app.post("/api/auth/logoutall/", Some(&token)).await.0, 204);
+        let event = the_event(&app, "logout_all", &alice, "web");
+        assert_eq!(event["tokens"], 2);
+    }
+);
+
+both_backends!(
+    async fn refresh_renews(app) {
+        let alice = app.user("alice").await;
+        let web = app.client("web", "1h").await;
+        let token = app.mint(&alice, &web).await;
+        app.advance(TimeDelta::minutes(5));
+        assert_eq!(app.post("/api/auth/refresh/", Some(&token)).await.0, 200);
+        let event = the_event(&app, "token_renewed", &alice, "web");
+        assert_eq!(event["new_expiry"], json!(app.now() + TimeDelta::hours(1)));
+        let id = app.token_for(&alice, &web).await.expect("token").id.0;
+        assert_eq!(event["token_id"], id);
+    }
+);
+
+both_backends!(
+    options = Options::with(|s| s.refresh_token_on_login = true),
+    async fn login_with_refresh_token_on_login_renews(app) {
+        let alice = app.user("alice").await;
+        app.client("web", "1h").await;
+        app.login("alice", "web").await;
+        assert!(app.events_named("token_renewed").is_empty(), "a new token is created, not renewed");
+        app.advance(TimeDelta::minutes(5));
+        app.login("alice", "web").await;
+        let event = the_event(&app, "token_renewed", &alice, "web");
+        assert_eq!(event["new_expiry"], json!(app.now() + TimeDelta::hours(1)));
+    }
+);
+
+both_backends!(
+    async fn expiry_found_by_authentication(app) {
+        let alice = app.user("alice").await;
+        let web = app.client("web", "1h").await;
+        let token = app.mint(&alice, &web).await;
+        app.advance(TimeDelta::hours(2));
+        assert_eq!(app.get("/api/hello/", Some(&token)).await.0, 401);
+        let event = the_event(&app, "token_expired", &alice, "web");
+        assert_eq!(event["source"], "authentication");
+    }
+);
+
+both_backends!(
+    async fn expiry_found_by_login(app) {
+        let alice = app.user("alice").await;
+        app.client("web", "1h").await;
+        app.login("alice", "web").await;
+        app.advance(TimeDelta::hours(2));
+        app.login("alice", "web").await;
+        let event = the_event(&app, "token_expired", &alice, "web");
+        assert_eq!(event["source"], "login");
+        assert_eq!(app.events_named("token_created").len(), 2);
+    }
+);
+
+both_backends!(
+    async fn session_delete_revokes(app) {
+        let alice = app.user("alice").await;
+        let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+        let token = app.mint(&alice, &web).await;
+        app.mint(&alice, &cli).await;
+        let id = app.token_for(&alice, &cli).await.expect("cli").id.0;
+        assert_eq!(app.delete(&format!("/api/auth/sessions/{id}"), Some(&token)).await.0, 204);
+        // The event names the requester's client; the token is the revoked one.
+        let event = the_event(&app, "token_revoked", &alice, "web");
+        assert_eq!((event["token_id"].clone(), event["by"].clone()), (json!(id), json!("user")));
+    }
+);
+
+both_backends!(
+    options = Options::with(|s| s.api_access_client_name = Some("api-access".parse().expect("name"))),
+    async fn api_access_creates_and_revokes(app) {
+        let alice = app.user("alice").await;
+        let token = app.mint(&alice, &app.client("web", "1d").await).await;
+        assert_eq!(app.post("/api/auth/apiaccess/", Some(&token)).await.0, 201);
+        let created = the_event(&app, "token_created", &alice, "api-access");
+        assert_eq!(app.delete("/api/auth/apiaccess/", Some(&token)).await.0, 204);
+        let revoked = the_event(&app, "token_revoked", &alice, "api-access");
+        assert_eq!(created["token_id"], revoked["token_id"]);
+        assert_eq!(revoked["by"], "user");
+    }
+);
+
+both_backends!(
+    async fn login_failures_name_the_user_tried_never_the_password(app) {
+        let bob = app.user("bob").await;
+        tessera_core::store::UserStore::set_active(app.store(), bob.id, false).await.expect("deactivate");
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        let secret = "hunter2-the-wrong-one";
+        for (username, password) in [("alice", secret), ("mallory", secret), ("bob", PASSWORD)] {
+            let body = json!({"username": format!(" {username} "), "password": password, "client": "web"});
+            assert_eq!(app.login_with(body).await.status, 400);
+        }
+        let failed = app.events_named("login_failed");
+        let seen: Vec<(&Value, &Value)> = failed.iter().map(|e| (&e["username"], &e["reason"])).collect();
+        assert_eq!(
+            seen,
+            [
+                (&json!("alice"), &json!("wrong password")),
+                (&json!("mallory"), &json!("unknown user")),
+                (&json!("bob"), &json!("inactive user")),
+            ]
+        );
+        for event in &failed {
+            assert_eq!((event["ip"].clone(), event["at"].clone()), (json!("127.0.0.1"), json!(app.now())));
+        }
+        let everything = serde_json::to_string(&app.all_events()).expect("json");
+        assert!(!everything.contains(secret) && !everything.contains(PASSWORD), "{everything}");
+        assert_eq!(app.all_events().len(), 3, "nothing but the failures");
+    }
+);
