@@ -24,6 +24,8 @@ pub(crate) struct Core {
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cache: TokenCache,
+    pub(crate) bus: Option<Arc<dyn tessera_core::bus::InvalidationBus>>,
+    pub(crate) cached_auth_routes: bool,
     pub(crate) usage: UsageBuffer,
     pub(crate) events: Events,
     pub(crate) limiter: Arc<dyn RateLimiter>,

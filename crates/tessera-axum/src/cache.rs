@@ -5,11 +5,13 @@
 //! a change made elsewhere arrives through the store's invalidation log, which a background task
 //! follows (every 200 ms). While that task has not heard from the store for a second, the cache is
 //! not trusted at all: every request goes to the store. So a revoked token is never accepted from
-//! the cache for more than about a second after the revocation, wherever it was made.
+//! the cache for more than about a second after the revocation, wherever it was made. With a bus
+//! (Redis pub/sub) changes arrive in milliseconds; while its subscription is down the cache is not
+//! trusted either, and it is emptied when the subscription drops.
 
 use crate::Principal;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_core::TokenDigest;
@@ -26,6 +28,9 @@ pub(crate) struct TokenCache {
     ttl: Duration,
     /// Milliseconds since `epoch` of the last successful sync with the invalidation log (0: never).
     synced_at: AtomicU64,
+    /// Whether a bus is configured, and whether its subscription is in place.
+    bus_configured: AtomicBool,
+    bus_subscribed: AtomicBool,
     epoch: Instant,
 }
 
@@ -48,6 +53,8 @@ impl TokenCache {
             max_per_shard: (max_entries / SHARDS).max(1),
             ttl,
             synced_at: AtomicU64::new(0),
+            bus_configured: AtomicBool::new(false),
+            bus_subscribed: AtomicBool::new(false),
             epoch: Instant::now(),
         }
     }
@@ -58,10 +65,26 @@ impl TokenCache {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the invalidation log was read recently enough to trust entries.
+    /// Whether entries may be trusted: the invalidation log was read recently enough and, with a
+    /// bus, its subscription is in place (a dropped subscription may have missed messages).
     pub(crate) fn trusted(&self) -> bool {
         let at = self.synced_at.load(Ordering::Acquire);
-        at != 0 && self.epoch.elapsed().saturating_sub(Duration::from_millis(at)) < MAX_SYNC_AGE
+        let log_fresh = at != 0 && self.epoch.elapsed().saturating_sub(Duration::from_millis(at)) < MAX_SYNC_AGE;
+        log_fresh && (!self.bus_configured.load(Ordering::Acquire) || self.bus_subscribed.load(Ordering::Acquire))
+    }
+
+    /// A bus will carry invalidations: trust the cache only while subscribed.
+    pub(crate) fn expect_bus(&self) {
+        self.bus_configured.store(true, Ordering::Release);
+    }
+
+    /// The bus subscription is in place (`true`) or lost (`false`). Either change empties the
+    /// cache: what was published while no subscription listened is gone for good, so nothing read
+    /// before the subscription was (re)established can be trusted.
+    pub(crate) fn set_subscribed(&self, subscribed: bool) {
+        if self.bus_subscribed.swap(subscribed, Ordering::AcqRel) != subscribed {
+            self.clear();
+        }
     }
 
     pub(crate) fn mark_synced(&self) {

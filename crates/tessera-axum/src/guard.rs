@@ -88,7 +88,12 @@ impl Guard {
                     Ok(Decision::Throttled { wait_secs }) => {
                         return Err(core.reject(AuthError::Throttled { wait_secs }).into_response());
                     }
-                    Err(e) => tracing::warn!(error = %e, "throttle unavailable; request allowed"),
+                    // A limiter that cannot decide refuses (a FallbackRateLimiter decides
+                    // in-process instead, when that is the configured policy).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "throttle unavailable");
+                        return Err(core.reject(AuthError::Unavailable).into_response());
+                    }
                 }
             }
         }

@@ -69,6 +69,7 @@ use cache::TokenCache;
 use chrono::TimeDelta;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
+use tessera_core::bus::InvalidationBus;
 use tessera_core::store::{Store, StoreError};
 use tessera_core::token::FormatError;
 use tessera_core::{AuthToken, Client, Clock, Event, ServerKey, Settings, SystemClock, TokenCodec, User};
@@ -129,6 +130,8 @@ pub struct TesseraBuilder {
     renderer: Arc<dyn ErrorRenderer>,
     events: events::Events,
     cache_capacity: usize,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    cached_auth_routes: bool,
 }
 
 impl std::fmt::Debug for TesseraBuilder {
@@ -174,16 +177,37 @@ impl TesseraBuilder {
         self
     }
 
+    /// A bus that pushes invalidations to every instance (Redis pub/sub with `tessera-redis`).
+    /// With a bus, the cached authenticator trusts its cache only while subscribed, and the store
+    /// should publish its changes on the same bus (`tessera_core::bus::NotifyingStore`).
+    pub fn bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Authenticate durin's routes through the cached authenticator (default: every request reads
+    /// the store). Safe either way: the routes forget what they change at once.
+    pub fn cached_auth_routes(mut self, cached: bool) -> Self {
+        self.cached_auth_routes = cached;
+        self
+    }
+
     /// Checks the configuration and builds.
     pub fn build(self) -> Result<Tessera, BuildError> {
         self.settings.validate()?;
         let codec = TokenCodec::new(self.key, &self.settings.token_prefix, self.settings.token_character_length)?;
         let ttl = self.settings.token_cache_timeout.to_std().unwrap_or(Duration::from_secs(60));
         let www_authenticate: Arc<str> = Arc::from(self.settings.auth_header_prefix.as_str());
+        let cache = TokenCache::new(self.cache_capacity, ttl);
+        if self.bus.is_some() {
+            cache.expect_bus();
+        }
         let core = Core {
             store: self.store,
             codec,
-            cache: TokenCache::new(self.cache_capacity, ttl),
+            cache,
+            bus: self.bus,
+            cached_auth_routes: self.cached_auth_routes,
             settings: self.settings,
             clock: self.clock,
             usage: usage::UsageBuffer::default(),
@@ -208,6 +232,8 @@ impl Tessera {
             renderer: Arc::new(DurinErrors),
             events: events::Events::default(),
             cache_capacity: 100_000,
+            bus: None,
+            cached_auth_routes: false,
         }
     }
 
@@ -292,6 +318,51 @@ impl Tessera {
         }
         tokio::spawn(flush_usage(Arc::downgrade(&self.core)));
         tokio::spawn(follow_invalidations(Arc::downgrade(&self.core)));
+        if let Some(bus) = self.core.bus.clone() {
+            tokio::spawn(follow_bus(bus, Arc::downgrade(&self.core)));
+        }
+    }
+}
+
+/// Keeps a subscription to the bus, applying every change to the cache; while it is down the cache
+/// is not trusted. Resubscribes by itself, pausing 100 ms to 2 s between attempts. Logs a warning
+/// once per outage and an info line when the subscription is back.
+async fn follow_bus(bus: Arc<dyn InvalidationBus>, core: Weak<Core>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let in_outage = AtomicBool::new(false);
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if core.strong_count() == 0 {
+            return;
+        }
+        let subscribed = AtomicBool::new(false);
+        let on_ready = || {
+            subscribed.store(true, Ordering::Release);
+            if let Some(core) = core.upgrade() {
+                core.cache.set_subscribed(true);
+            }
+            if in_outage.swap(false, Ordering::AcqRel) {
+                tracing::info!("invalidation bus subscribed again; the token cache is trusted again");
+            }
+        };
+        let on_change = |change: tessera_core::Invalidation| {
+            if let Some(core) = core.upgrade() {
+                core.cache.invalidate(&change);
+            }
+        };
+        let error = bus.subscribe(&on_ready, &on_change).await;
+        match core.upgrade() {
+            Some(core) => core.cache.set_subscribed(false),
+            None => return,
+        }
+        if subscribed.load(Ordering::Acquire) {
+            pause = Duration::from_millis(100);
+        }
+        if !in_outage.swap(true, Ordering::AcqRel) {
+            tracing::warn!(error = %error, "no invalidation bus; the token cache is bypassed until it is back");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 

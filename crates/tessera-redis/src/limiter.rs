@@ -9,7 +9,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera_core::Rate;
 use tessera_core::throttle::{Decision, LimiterError, MemoryRateLimiter, RateLimiter};
 
@@ -142,19 +142,23 @@ pub enum FallbackMode {
 /// Redis first; while Redis fails, an in-process [`MemoryRateLimiter`] (or an error, in
 /// [`FallbackMode::Refuse`]).
 ///
-/// A warning is logged once per outage and an info line when Redis answers again. While Redis is
-/// down only one request per `probe_interval` (1 s) tries it, so an outage costs the others no
-/// waiting for timeouts; the first probe that succeeds ends the outage, with no restart.
+/// When a call fails, the limiter is *down*: calls go straight to the fallback (no request waits
+/// for a timeout) and a background task tries Redis every `probe_interval` (1 s) until it answers,
+/// which ends the outage with no restart and whether or not requests come in. A warning is logged
+/// once per outage and an info line when Redis answers again.
 #[derive(Debug)]
 pub struct FallbackRateLimiter {
     primary: Arc<dyn RateLimiter>,
     memory: MemoryRateLimiter,
     mode: FallbackMode,
     probe_interval: Duration,
+    health: Arc<Health>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
     down: AtomicBool,
-    /// Milliseconds since `epoch` before which no request tries Redis (while down).
-    next_probe: AtomicU64,
-    epoch: Instant,
+    probing: AtomicBool,
 }
 
 impl FallbackRateLimiter {
@@ -165,13 +169,11 @@ impl FallbackRateLimiter {
             memory: MemoryRateLimiter::default(),
             mode,
             probe_interval: Duration::from_secs(1),
-            down: AtomicBool::new(false),
-            next_probe: AtomicU64::new(0),
-            epoch: Instant::now(),
+            health: Arc::default(),
         }
     }
 
-    /// How often a request tries Redis again during an outage (default 1 s).
+    /// How often Redis is tried again during an outage (default 1 s).
     pub fn with_probe_interval(mut self, interval: Duration) -> Self {
         self.probe_interval = interval;
         self
@@ -182,33 +184,13 @@ impl FallbackRateLimiter {
         self.mode
     }
 
-    /// Whether the last attempt found Redis failing.
+    /// Whether Redis is considered down.
     pub fn is_degraded(&self) -> bool {
-        self.down.load(Ordering::Relaxed)
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Whether this request should leave Redis alone: it is down and another request probes it.
-    fn skip_primary(&self) -> bool {
-        if !self.down.load(Ordering::Acquire) {
-            return false;
-        }
-        let now = self.now_ms();
-        let due = self.next_probe.load(Ordering::Acquire);
-        if now < due {
-            return true;
-        }
-        let next = now + self.probe_interval.as_millis() as u64;
-        // Only the request that moves the probe time forward probes.
-        self.next_probe.compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire).is_err()
+        self.health.down.load(Ordering::Acquire)
     }
 
     fn failed(&self, error: &LimiterError) {
-        self.next_probe.store(self.now_ms() + self.probe_interval.as_millis() as u64, Ordering::Release);
-        if !self.down.swap(true, Ordering::AcqRel) {
+        if !self.health.down.swap(true, Ordering::AcqRel) {
             match self.mode {
                 FallbackMode::Fallback => {
                     tracing::warn!(%error, "the shared rate limiter failed; using in-process limits until it answers")
@@ -218,12 +200,32 @@ impl FallbackRateLimiter {
                 }
             }
         }
+        self.start_probing();
     }
 
-    fn recovered(&self) {
-        if self.down.swap(false, Ordering::AcqRel) {
-            tracing::info!("the shared rate limiter answers again");
+    /// Starts the task that tries Redis until it answers (one at a time; it ends with the limiter).
+    fn start_probing(&self) {
+        if self.health.probing.swap(true, Ordering::AcqRel) || tokio::runtime::Handle::try_current().is_err() {
+            return;
         }
+        let health = Arc::downgrade(&self.health);
+        let primary = self.primary.clone();
+        let interval = self.probe_interval;
+        let Some(probe_rate) = Rate::new(1, tessera_core::Period::Second) else { return };
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let answered = primary.check("probe", probe_rate, Utc::now()).await.is_ok();
+                let Some(health) = health.upgrade() else { return };
+                if answered {
+                    health.probing.store(false, Ordering::Release);
+                    if health.down.swap(false, Ordering::AcqRel) {
+                        tracing::info!("the shared rate limiter answers again");
+                    }
+                    return;
+                }
+            }
+        });
     }
 
     async fn run<T>(
@@ -231,14 +233,11 @@ impl FallbackRateLimiter {
         primary: impl Future<Output = Result<T, LimiterError>>,
         memory: impl Future<Output = Result<T, LimiterError>>,
     ) -> Result<T, LimiterError> {
-        let error = if self.skip_primary() {
-            LimiterError("the shared rate limiter is down (it is tried again at most once a second)".into())
+        let error = if self.is_degraded() {
+            LimiterError("the shared rate limiter is down".into())
         } else {
             match primary.await {
-                Ok(value) => {
-                    self.recovered();
-                    return Ok(value);
-                }
+                Ok(value) => return Ok(value),
                 Err(e) => {
                     self.failed(&e);
                     e

@@ -60,6 +60,11 @@ impl ClientStore for SqlStore {
     }
 
     async fn client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError> {
+        // No stored name holds NUL (names parse without control characters); PostgreSQL refuses
+        // the byte in text, so answer here instead of failing.
+        if name.contains('\0') {
+            return Ok(None);
+        }
         with_reader!(self, |pool| {
             rows::maybe(sqlx::query(BY_NAME).bind(name).fetch_optional(pool).await.map_err(from_sqlx)?, rows::client)
         })

@@ -47,6 +47,11 @@ impl UserStore for SqlStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        // No stored name holds NUL (names parse without control characters); PostgreSQL refuses
+        // the byte in text, so answer here instead of failing.
+        if username.contains('\0') {
+            return Ok(None);
+        }
         with_reader!(self, |pool| {
             rows::maybe(
                 sqlx::query(BY_USERNAME).bind(username).fetch_optional(pool).await.map_err(from_sqlx)?,

@@ -1,11 +1,19 @@
-//! What every command opens: the configuration, the store (migrated), and on demand the token
-//! codec with the server key.
+//! What every command opens: the configuration, the store (migrated, and composed with Redis when
+//! Redis is configured), and on demand the token codec with the server key.
 
-use crate::config::{Config, ensure_dir};
+use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir};
 use crate::key::{self, KeySource};
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
+use tessera_core::bus::{InvalidationBus, NotifyingStore};
+use tessera_core::split::SplitStore;
+use tessera_core::store::Store;
+use tessera_core::throttle::RateLimiter;
 use tessera_core::{Clock, SystemClock, TokenCodec};
+use tessera_redis::{
+    FallbackMode, FallbackRateLimiter, RedisBus, RedisConfig, RedisConnection, RedisRateLimiter, RedisTokenStore,
+    RedisTokenStoreConfig,
+};
 use tessera_sql::SqlStore;
 
 /// An opened Tessera: configuration and store.
@@ -13,17 +21,31 @@ use tessera_sql::SqlStore;
 pub struct App {
     /// The configuration in force.
     pub config: Config,
-    /// The store, migrated.
-    pub store: SqlStore,
+    /// The SQL store (users, clients; tokens unless they live in Redis), migrated.
+    pub sql: SqlStore,
+    /// The store to use: the SQL store, or SQL + Redis tokens, publishing invalidations on Redis
+    /// when Redis is configured.
+    pub store: Arc<dyn Store>,
+    /// Redis, when configured.
+    pub redis: Option<RedisParts>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Whether this start created the database.
     pub created_database: bool,
 }
 
+/// What Redis provides when it is configured.
+#[derive(Debug, Clone)]
+pub struct RedisParts {
+    /// The invalidation bus every instance subscribes to.
+    pub bus: Arc<RedisBus>,
+    /// The shared throttle (with its fallback policy).
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
 impl App {
     /// Connects to the configured database (creating the data directory and the SQLite file when
-    /// they are the defaults) and applies migrations.
+    /// they are the defaults), applies migrations, and composes the store with Redis.
     pub async fn open(config: Config) -> Result<App> {
         let mut created_database = false;
         if config.database_url.is_none() {
@@ -31,9 +53,32 @@ impl App {
             created_database = !config.sqlite_default_path().exists();
         }
         let url = config.database_url();
-        let store = SqlStore::connect(&url).await.map_err(|e| anyhow!("{e}"))?;
-        store.migrate().await.map_err(|e| anyhow!("cannot migrate the database: {e}"))?;
-        Ok(App { config, store, clock: Arc::new(SystemClock), created_database })
+        let sql = SqlStore::connect(&url).await.map_err(|e| anyhow!("{e}"))?;
+        sql.migrate().await.map_err(|e| anyhow!("cannot migrate the database: {e}"))?;
+        let mut store: Arc<dyn Store> = Arc::new(sql.clone());
+        let mut redis = None;
+        if let Some(settings) = &config.redis {
+            let redis_config = RedisConfig {
+                url: settings.url.0.clone(),
+                key_prefix: settings.key_prefix.clone(),
+                ..RedisConfig::default()
+            };
+            // Connecting is lazy: an instance starts while Redis is down and uses it once it is up.
+            let conn = RedisConnection::new(&redis_config).map_err(|e| anyhow!("invalid redis_url: {e}"))?;
+            if settings.token_store == TokenStoreKind::Redis {
+                let tokens = RedisTokenStore::new(conn.clone(), RedisTokenStoreConfig::default());
+                store = Arc::new(SplitStore::new(store, Arc::new(tokens)));
+            }
+            let bus = Arc::new(RedisBus::new(conn.clone()));
+            store = Arc::new(NotifyingStore::new(store, bus.clone() as Arc<dyn InvalidationBus>));
+            let mode = match settings.when_down {
+                RedisDown::Fallback => FallbackMode::Fallback,
+                RedisDown::Refuse => FallbackMode::Refuse,
+            };
+            let limiter = Arc::new(FallbackRateLimiter::new(Arc::new(RedisRateLimiter::new(conn)), mode));
+            redis = Some(RedisParts { bus, limiter });
+        }
+        Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database })
     }
 
     /// The token codec, with the server key (generated into the data directory on first use).
@@ -43,5 +88,22 @@ impl App {
         let codec = TokenCodec::new(key, &settings.token_prefix, settings.token_character_length)
             .map_err(|e| anyhow!("{e}"))?;
         Ok((codec, source))
+    }
+
+    /// A Tessera builder for this configuration: the store, the server key, the settings, and with
+    /// Redis the shared throttle and the invalidation bus.
+    pub fn tessera(&self) -> Result<tessera_axum::TesseraBuilder> {
+        let (key, _) = key::load_or_create(&self.config)?;
+        let mut builder =
+            tessera_axum::Tessera::builder(self.store.clone(), key).settings(self.config.settings.clone());
+        if let Some(redis) = &self.redis {
+            builder = builder.rate_limiter(redis.limiter.clone()).bus(redis.bus.clone());
+        }
+        Ok(builder)
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.sql.close().await;
     }
 }

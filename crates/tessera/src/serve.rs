@@ -54,7 +54,7 @@ async fn ready(State(state): State<ServerState>) -> Response {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<()> {
     let app = App::open(config).await?;
-    let (key, key_source) = crate::key::load_or_create(&app.config)?;
+    let (_, key_source) = crate::key::load_or_create(&app.config)?;
     let fresh = app.created_database || matches!(key_source, KeySource::Generated(_));
     match &key_source {
         KeySource::Config => tracing::info!("server key from configuration"),
@@ -64,22 +64,22 @@ pub async fn run(config: Config) -> Result<()> {
     let listener =
         TcpListener::bind(app.config.bind).await.with_context(|| format!("cannot listen on {}", app.config.bind))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = %app.store.backend(), "tessera listening on http://{addr}");
+    tracing::info!(%addr, database = %app.sql.backend(), redis = app.redis.is_some(), "tessera listening on http://{addr}");
     if fresh {
         print_next_steps(&app, addr);
     }
-    let store: Arc<dyn Store> = Arc::new(app.store.clone());
-    let tessera = Tessera::builder(store.clone(), key)
-        .settings(app.config.settings.clone())
+    let tessera = app
+        .tessera()?
+        .cached_auth_routes(true)
         .on_event(|event| tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, ip = ?event.ip, "auth event"))
         .build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
-    axum::serve(listener, router(store, &tessera).into_make_service_with_connect_info::<SocketAddr>())
+    axum::serve(listener, router(app.store.clone(), &tessera).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down");
     tessera.shutdown().await;
-    app.store.close().await;
+    app.close().await;
     Ok(())
 }
 
@@ -91,7 +91,7 @@ fn print_next_steps(app: &App, addr: std::net::SocketAddr) {
          \x20 tessera client create web --token-ttl 1d   # an API client\n\
          \x20 tessera token create --user admin --client web\n\
          \x20 curl http://{addr}/health\n",
-        app.store.backend(),
+        app.sql.backend(),
         app.config.data_dir.display(),
     );
 }

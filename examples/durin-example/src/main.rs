@@ -21,7 +21,6 @@ use clap::Parser;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use tessera::config::{Config, Overrides};
 use tessera_axum::{Authenticated, Tessera};
 
@@ -72,9 +71,8 @@ async fn run(args: Args) -> Result<()> {
     };
     let config = Config::load(&overrides)?;
     let opened = tessera::app::App::open(config).await?;
-    let (key, _) = tessera::key::load_or_create(&opened.config)?;
-    let tessera = Tessera::builder(Arc::new(opened.store.clone()), key)
-        .settings(opened.config.settings.clone())
+    let tessera = opened
+        .tessera()?
         .on_event(
             |event| tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, "auth event"),
         )
@@ -90,7 +88,7 @@ async fn run(args: Args) -> Result<()> {
         .with_graceful_shutdown(tessera::serve::shutdown_signal())
         .await?;
     tessera.shutdown().await;
-    opened.store.close().await;
+    opened.close().await;
     Ok(())
 }
 

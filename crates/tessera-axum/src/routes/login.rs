@@ -48,10 +48,13 @@ async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let pw = password.clone();
-    // Argon2id is deliberately slow: keep it off the async workers. Unknown users are verified
-    // against a dummy hash, so they cost the same as a wrong password.
-    let verified =
-        tokio::task::spawn_blocking(move || verify_password_or_dummy(hash.as_deref(), &pw)).await.unwrap_or(false);
+    // Argon2id is deliberately slow and takes 19 MiB per check: keep it off the async workers, and
+    // run at most two checks per core at once so a flood of logins queues instead of exhausting
+    // memory. Unknown users are verified against a dummy hash: they cost the same as a wrong password.
+    let verified = {
+        let _permit = password_checks().acquire().await.ok();
+        tokio::task::spawn_blocking(move || verify_password_or_dummy(hash.as_deref(), &pw)).await.unwrap_or(false)
+    };
     let user = match user {
         Some(user) if verified && user.is_active => user,
         other => {
@@ -90,13 +93,22 @@ async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
     Ok(json_ok(Value::Object(body)))
 }
 
+/// The permits for concurrent password checks.
+fn password_checks() -> &'static tokio::sync::Semaphore {
+    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    CHECKS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 fn throttle(decision: Result<Decision, crate::throttle::LimiterError>, core: &Core) -> Result<(), Response> {
     match decision {
         Ok(Decision::Allowed) => Ok(()),
         Ok(Decision::Throttled { wait_secs }) => Err(core.reject(AuthError::Throttled { wait_secs }).into_response()),
         Err(e) => {
-            tracing::warn!(error = %e, "login throttle unavailable; attempt allowed");
-            Ok(())
+            tracing::warn!(error = %e, "login throttle unavailable");
+            Err(core.reject(AuthError::Unavailable).into_response())
         }
     }
 }

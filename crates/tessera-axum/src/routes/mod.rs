@@ -24,8 +24,9 @@ use std::sync::Arc;
 type Routes = MethodRouter<Arc<Core>>;
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Router<S> {
-    let authed =
-        |mr: Routes| -> Routes { mr.layer(Guard::new().throttled()).layer(AuthLayer::new(core.clone(), false)) };
+    let authed = |mr: Routes| -> Routes {
+        mr.layer(Guard::new().throttled()).layer(AuthLayer::new(core.clone(), core.cached_auth_routes))
+    };
     let post_only = "POST, OPTIONS";
 
     let login = on(MethodFilter::POST, login::login).options(describe("Login")).fallback(not_allowed(post_only));

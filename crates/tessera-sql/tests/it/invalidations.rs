@@ -4,7 +4,7 @@
 use crate::backends;
 use crate::suite::{at, new_client, new_token, new_user};
 use chrono::TimeDelta;
-use tessera_core::store::{ClientStore, ClientUpdate, Invalidation, Store, TokenFilter, TokenStore, UserStore};
+use tessera_core::store::{ClientUpdate, Invalidation, Store, TokenFilter};
 
 /// The changes logged after `from`.
 async fn changes(store: &dyn Store, from: i64) -> Vec<Invalidation> {

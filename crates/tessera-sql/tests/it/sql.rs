@@ -402,3 +402,8 @@ on_both!(a_closed_store_is_unavailable, |db| {
     assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
     assert!(matches!(store.create_user(new_user("late")).await, Err(StoreError::Unavailable(_))));
 });
+
+on_both!(names_with_nul_are_simply_not_found, |db| {
+    assert_eq!(db.store.user_by_username("al\0ice").await, Ok(None));
+    assert_eq!(db.store.client_by_name("w\0eb").await, Ok(None));
+});

@@ -4,7 +4,7 @@ use super::output;
 use crate::app::App;
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
-use tessera_core::store::{ClientStore, ClientUpdate};
+use tessera_core::store::ClientUpdate;
 use tessera_core::{Client, ClientName, NewClient, Rate, Ttl};
 
 #[derive(Debug, Subcommand)]

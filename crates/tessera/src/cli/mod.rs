@@ -93,7 +93,7 @@ impl Cli {
         let app = App::open(config).await?;
         let result = match self.command {
             Command::Migrate => {
-                println!("migrations applied ({} database)", app.store.backend());
+                println!("migrations applied ({} database)", app.sql.backend());
                 Ok(())
             }
             Command::User(cmd) => cmd.run(&app).await,
@@ -101,7 +101,7 @@ impl Cli {
             Command::Token(cmd) => cmd.run(&app).await,
             Command::Serve { .. } | Command::Key(_) => Ok(()),
         };
-        app.store.close().await;
+        app.close().await;
         result
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde::Serialize;
 use std::collections::HashMap;
-use tessera_core::store::{ClientStore, TokenFilter, TokenStore, UserStore};
+use tessera_core::store::TokenFilter;
 use tessera_core::{AuthToken, NewToken, TokenId};
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use std::io::{IsTerminal, Read};
 use tessera_core::password::hash_password;
-use tessera_core::store::{TokenFilter, TokenStore, UserStore};
+use tessera_core::store::TokenFilter;
 use tessera_core::{NewUser, User, Username};
 
 #[derive(Debug, Subcommand)]

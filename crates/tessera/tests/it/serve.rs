@@ -61,6 +61,37 @@ impl Server {
         http_get(&format!("{}{path}", self.base))
     }
 
+    /// Waits until the server logs a line containing `text`.
+    pub fn wait_for_log(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            match self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(text) => return,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("the server did not log {text:?} within {limit:?}; it logged: {seen:#?}"),
+            }
+        }
+    }
+
+    /// A request to this server with a token.
+    pub fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        http(method, &format!("{}{path}", self.base), token, None)
+    }
+
+    /// Logs in; returns (status, body).
+    pub fn login(&self, user: &str, client: &str) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({"username": user, "password": "correct horse battery", "client": client});
+        http(reqwest::Method::POST, &format!("{}/api/auth/login/", self.base), None, Some(body))
+    }
+
+    /// Logs in and returns the token.
+    pub fn token(&self, user: &str, client: &str) -> String {
+        let (status, body) = self.login(user, client);
+        assert_eq!(status, 200, "login: {body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns stdout and the rest of the log.
     pub fn stop(mut self) -> (String, Vec<String>) {
         let pid = self.child.id().to_string();
@@ -91,14 +122,41 @@ impl Drop for Server {
     }
 }
 
-/// A GET in a small runtime of its own: status and JSON body (`null` when not JSON).
+/// A GET: status and JSON body (`null` when not JSON).
 pub fn http_get(url: &str) -> (u16, serde_json::Value) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    http(reqwest::Method::GET, url, None, None)
+}
+
+/// One runtime and client for every request of the test binary.
+fn runtime() -> &'static (tokio::runtime::Runtime, reqwest::Client) {
+    static RT: std::sync::OnceLock<(tokio::runtime::Runtime, reqwest::Client)> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client");
+        (rt, client)
+    })
+}
+
+/// A request with an optional token and JSON body: status and JSON body (`null` when empty).
+pub fn http(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let (rt, client) = runtime();
     rt.block_on(async {
-        let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let mut req = client.request(method, url);
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Token {token}"));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(serde_json::Value::Null);
-        (status, body)
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     })
 }
 
