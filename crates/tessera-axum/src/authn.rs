@@ -64,7 +64,7 @@ impl Core {
         &self,
         value: Option<&[u8]>,
         cached: bool,
-        ip: Option<&str>,
+        ip: Option<std::net::IpAddr>,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
         let token = match header::parse(value, &self.settings.auth_header_prefix) {
             Credentials::Anonymous => return Ok(None),
@@ -103,7 +103,7 @@ impl Core {
             self.emit(
                 EventKind::TokenExpired { token_id: token.id, source: "authentication".into() },
                 Some((&user, client.name.as_str())),
-                ip.map(str::to_string),
+                ip.map(|ip| ip.to_string()),
             );
             return Err(AuthError::ExpiredToken);
         }

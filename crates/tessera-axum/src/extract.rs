@@ -38,7 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(parts.extensions.get::<AuthContext>().and_then(|c| c.ip.clone())))
+        Ok(ClientAddr(parts.extensions.get::<AuthContext>().and_then(|c| c.ip).map(|ip| ip.to_string())))
     }
 }
 

@@ -22,7 +22,7 @@ pub(crate) struct AuthContext {
     pub(crate) outcome: Result<Option<Arc<Principal>>, AuthError>,
     pub(crate) core: Arc<Core>,
     /// The client's address (for events), as login records it.
-    pub(crate) ip: Option<String>,
+    pub(crate) ip: Option<std::net::IpAddr>,
 }
 
 /// Authenticates every request passing through it (see [`Tessera::layer`](crate::Tessera::layer)).
@@ -90,10 +90,9 @@ where
         let core = self.core.clone();
         let cached = self.cached;
         Box::pin(async move {
-            let ip =
-                client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies).map(|ip| ip.to_string());
+            let ip = client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies);
             let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-            let outcome = core.authenticate(header, cached, ip.as_deref()).await;
+            let outcome = core.authenticate(header, cached, ip).await;
             let span = match &outcome {
                 Ok(Some(p)) => tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name),
                 _ => tracing::Span::none(),

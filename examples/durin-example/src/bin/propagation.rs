@@ -24,12 +24,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let token = login["token"].as_str().ok_or("login returned no token")?.to_string();
         let auth = format!("Token {token}");
         for _ in 0..2 {
-            http.get(format!("{b}/api/hello-cached/")).header("Authorization", &auth).send().await?.error_for_status()?;
+            http.get(format!("{b}/api/hello-cached/"))
+                .header("Authorization", &auth)
+                .send()
+                .await?
+                .error_for_status()?;
         }
         http.post(format!("{a}/api/auth/logout/")).header("Authorization", &auth).send().await?.error_for_status()?;
         let start = Instant::now();
         loop {
-            let status = http.get(format!("{b}/api/hello-cached/")).header("Authorization", &auth).send().await?.status();
+            let status =
+                http.get(format!("{b}/api/hello-cached/")).header("Authorization", &auth).send().await?.status();
             if status.as_u16() == 401 {
                 break;
             }
