@@ -35,24 +35,4 @@ macro_rules! store_suite {
     };
 }
 
-store_suite! {
-    ping,
-    users_crud,
-    users_are_listed_by_username,
-    user_conflicts_and_missing_users,
-    clients_crud,
-    client_conflicts_and_missing_clients,
-    client_updates,
-    tokens_crud,
-    token_conflicts_and_missing_owners,
-    get_or_create_returns_the_pairs_token,
-    get_or_create_is_atomic_under_concurrency,
-    deleting_a_client_deletes_its_tokens_only,
-    deleting_a_user_deletes_their_tokens,
-    deactivating_a_user_keeps_their_tokens,
-    token_with_owner_joins_user_and_client,
-    listing_and_bulk_deleting_tokens,
-    purge_expired_removes_only_expired_tokens,
-    set_expiry_changes_and_clears_expiry,
-    record_last_used_in_batches,
-}
+tessera_sql::for_each_suite_case!(store_suite);
