@@ -98,7 +98,7 @@ fn redis_outage_with_tokens_in_sql() {
     let env = &cluster.env;
     env.ok(&["client", "create", "web"]);
     env.ok(&["client", "create", "metered", "--throttle-rate", "3/m"]);
-    for user in ["alice", "bob", "carol"] {
+    for user in ["alice", "bob", "carol", "dave"] {
         env.create_user(user, &[]);
     }
     let a = Server::start(env, &[]);
@@ -106,6 +106,8 @@ fn redis_outage_with_tokens_in_sql() {
     let token = a.token("alice", "web");
     load(&[&a, &b], &token, Duration::from_millis(300), &[200]);
 
+    // Load that runs through the whole outage, Redis stopped and started under it.
+    let background = BackgroundLoad::start(&[&a, &b], a.token("dave", "web"));
     redis.stop();
     // Authentication goes on from PostgreSQL; nothing fails.
     load(&[&a, &b], &token, Duration::from_secs(2), &[200]);
@@ -135,8 +137,40 @@ fn redis_outage_with_tokens_in_sql() {
     assert_eq!(a.call(Method::POST, "/api/auth/logout/", Some(&token)).0, 204);
     let took = refused_within(&b, &token, Duration::from_secs(2));
     assert!(took < Duration::from_secs(1), "after recovery: {took:?}");
+    let statuses = background.finish();
+    assert!(statuses.len() > 100, "the load ran: {} requests", statuses.len());
+    assert!(statuses.iter().all(|s| *s == 200), "every request of the load succeeded: {statuses:?}");
     a.stop();
     b.stop();
+}
+
+/// Requests on several servers, in a thread, until `finish`; returns every status.
+struct BackgroundLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u16>>,
+}
+
+impl BackgroundLoad {
+    fn start(servers: &[&Server], token: String) -> BackgroundLoad {
+        let urls: Vec<String> = servers.iter().map(|s| format!("{}{SESSIONS}", s.base)).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let url = &urls[statuses.len() % urls.len()];
+                statuses.push(crate::serve::http(Method::GET, url, Some(&token), None).0);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            statuses
+        });
+        BackgroundLoad { stop, thread }
+    }
+
+    fn finish(self) -> Vec<u16> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("load thread")
+    }
 }
 
 #[test]
