@@ -72,7 +72,7 @@ use std::time::Duration;
 use tessera_core::bus::InvalidationBus;
 use tessera_core::store::{Store, StoreError};
 use tessera_core::token::FormatError;
-use tessera_core::{AuthToken, Client, Clock, Event, ServerKey, Settings, SystemClock, TokenCodec, User};
+use tessera_core::{AuthToken, Client, Clock, Event, ServerKey, Settings, SystemClock, TokenCodec, TokenSecret, User};
 use throttle::{MemoryRateLimiter, RateLimiter};
 
 /// Who is calling: the authenticated user, the client and the token of the request.
@@ -292,6 +292,35 @@ impl Tessera {
     /// The token codec (to issue tokens outside the login route, e.g. from an admin tool).
     pub fn codec(&self) -> &TokenCodec {
         &self.core.codec
+    }
+
+    /// Issues a token for `user` on `client` outside the login route — an admin tool, or a test that
+    /// needs a token in one line. Like login it returns the pair's token when one exists (the same
+    /// token, re-derived), and a fresh one when there is none or it has expired.
+    pub async fn issue_token(&self, user: &User, client: &Client) -> Result<(AuthToken, TokenSecret), StoreError> {
+        let now = self.core.now();
+        if let Some(existing) = self.core.store.token_for(user.id, client.id).await? {
+            if !existing.has_expired(now) {
+                let secret = self.core.codec.derive(&existing.seed);
+                return Ok((existing, secret));
+            }
+            self.core.store.delete_token(existing.id).await?;
+            self.core.forget(&existing);
+        }
+        let issued = self.core.codec.issue();
+        let new = tessera_core::NewToken {
+            user_id: user.id,
+            client_id: client.id,
+            digest: issued.digest,
+            seed: issued.seed,
+            created: now,
+            expiry: client.expiry_from(now, now),
+            user_agent: None,
+            ip: None,
+        };
+        let (token, created) = self.core.store.get_or_create_token(new).await?;
+        let secret = if created { issued.token } else { self.core.codec.derive(&token.seed) };
+        Ok((token, secret))
     }
 
     /// Forgets everything the throttle counted (tests; an admin "reset").

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use tessera_axum::{Authenticated, Tessera};
 use tessera_core::password::hash_password;
 use tessera_core::store::{ClientStore, Store, TokenFilter, TokenStore, UserStore};
-use tessera_core::{
-    AuthToken, Client, Clock, Event, ManualClock, NewClient, NewToken, NewUser, ServerKey, Settings, User,
-};
+use tessera_core::{AuthToken, Client, Clock, Event, ManualClock, NewClient, NewUser, ServerKey, Settings, User};
 use tessera_sql::testing::TestDb;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -230,22 +228,10 @@ impl TestApp {
         self.store().create_client(new).await.expect("create client")
     }
 
-    /// Stores a token for (user, client) as login would, without the cost of a login.
+    /// A token for (user, client) as login would give it, without the cost of a login.
     pub async fn mint(&self, user: &User, client: &Client) -> String {
-        let issued = self.tessera.codec().issue();
-        let now = self.now();
-        let new = NewToken {
-            user_id: user.id,
-            client_id: client.id,
-            digest: issued.digest,
-            seed: issued.seed,
-            created: now,
-            expiry: client.expiry_from(now, now),
-            user_agent: None,
-            ip: None,
-        };
-        self.store().create_token(new).await.expect("mint");
-        issued.token.expose().to_string()
+        let (_, secret) = self.tessera.issue_token(user, client).await.expect("mint");
+        secret.expose().to_string()
     }
 
     /// Every token in the store.
