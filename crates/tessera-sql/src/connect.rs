@@ -158,7 +158,8 @@ async fn connect_sqlite(url: &str, config: &ConnectConfig) -> Result<SqlStore, C
         retry_while_locked(config.sqlite_busy_timeout, || reader_options.clone().connect_with(options.clone()))
             .await
             .map_err(unreachable)?;
-    Ok(SqlStore { pools: Pools::Sqlite { reader, writer } })
+    let lookup = std::sync::Arc::new(crate::lookup::FastLookup::new(path));
+    Ok(SqlStore { pools: Pools::Sqlite { reader, writer, lookup } })
 }
 
 /// Switching a new database file to WAL needs an exclusive lock that SQLite's busy handler does not

@@ -100,6 +100,7 @@ macro_rules! in_write_transaction {
 mod clients;
 mod connect;
 mod error;
+mod lookup;
 mod migrate;
 mod rows;
 #[cfg(feature = "testing")]
@@ -123,6 +124,8 @@ enum Pools {
     Sqlite {
         reader: SqlitePool,
         writer: SqlitePool,
+        /// The authentication lookup, on the calling thread (see `lookup`).
+        lookup: std::sync::Arc<lookup::FastLookup>,
     },
     Postgres(PgPool),
 }
@@ -158,7 +161,8 @@ impl SqlStore {
     /// [`StoreError::Unavailable`](tessera_core::StoreError::Unavailable).
     pub async fn close(&self) {
         match &self.pools {
-            Pools::Sqlite { reader, writer } => {
+            Pools::Sqlite { reader, writer, lookup } => {
+                lookup.close();
                 reader.close().await;
                 // Closed last: the last connection to close checkpoints the WAL into the file.
                 writer.close().await;

@@ -33,7 +33,7 @@ const PRUNE_INVALIDATIONS: &str = "DELETE FROM invalidations WHERE created < $1"
 /// Last-used times only move forward: instances flush their buffers in any order.
 const TOUCH: &str = "UPDATE auth_tokens SET last_used = $2 WHERE id = $1 AND (last_used IS NULL OR last_used < $2)";
 const PURGE: &str = "DELETE FROM auth_tokens WHERE expiry IS NOT NULL AND expiry <= $1";
-const WITH_OWNER: &str = "SELECT \
+pub(crate) const WITH_OWNER: &str = "SELECT \
        t.id, t.user_id, t.client_id, t.digest, t.seed, t.created, t.expiry, t.last_used, t.user_agent, t.ip, \
        u.id, u.username, u.password_hash, u.is_active, u.is_staff, u.created, \
        c.id, c.name, c.token_ttl_secs, c.throttle_rate, c.sliding_expiry, c.max_lifetime_secs, c.description, c.created \
@@ -306,6 +306,11 @@ impl Store for SqlStore {
 
     /// One round trip: the token joined with its user and client.
     async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
+        if let crate::Pools::Sqlite { lookup, .. } = &self.pools
+            && let Some(answer) = lookup.token_with_owner(digest)
+        {
+            return answer;
+        }
         with_reader!(self, |pool| {
             let row =
                 sqlx::query(WITH_OWNER).bind(&digest.as_bytes()[..]).fetch_optional(pool).await.map_err(from_sqlx)?;
