@@ -308,16 +308,7 @@ impl Tessera {
             self.core.forget(&existing);
         }
         let issued = self.core.codec.issue();
-        let new = tessera_core::NewToken {
-            user_id: user.id,
-            client_id: client.id,
-            digest: issued.digest,
-            seed: issued.seed,
-            created: now,
-            expiry: client.expiry_from(now, now),
-            user_agent: None,
-            ip: None,
-        };
+        let new = tessera_core::NewToken::issued(&issued, user.id, client, now);
         let (token, created) = self.core.store.get_or_create_token(new).await?;
         let secret = if created { issued.token } else { self.core.codec.derive(&token.seed) };
         Ok((token, secret))

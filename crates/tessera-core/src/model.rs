@@ -2,7 +2,7 @@
 
 use crate::duration::Ttl;
 use crate::rate::Rate;
-use crate::token::{TokenDigest, TokenSeed};
+use crate::token::{IssuedToken, TokenDigest, TokenSeed};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -293,6 +293,23 @@ pub struct NewToken {
     pub user_agent: Option<String>,
     /// Login's IP.
     pub ip: Option<String>,
+}
+
+impl NewToken {
+    /// The token `issued` for `user` on `client` at `now`, expiring after the client's TTL; no
+    /// user agent or IP (set them for a login).
+    pub fn issued(issued: &IssuedToken, user: UserId, client: &Client, now: DateTime<Utc>) -> Self {
+        Self {
+            user_id: user,
+            client_id: client.id,
+            digest: issued.digest,
+            seed: issued.seed,
+            created: now,
+            expiry: client.expiry_from(now, now),
+            user_agent: None,
+            ip: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -83,16 +83,7 @@ pub(crate) async fn post(State(core): State<Arc<Core>>, auth: Authenticated, Cli
         Err(e) => return store_error(&core, e),
     }
     let issued = core.codec.issue();
-    let new = NewToken {
-        user_id: auth.user.id,
-        client_id: client.id,
-        digest: issued.digest,
-        seed: issued.seed,
-        created: now,
-        expiry: client.expiry_from(now, now),
-        user_agent: None,
-        ip: None,
-    };
+    let new = NewToken::issued(&issued, auth.user.id, &client, now);
     let token = match core.store.create_token(new).await {
         Ok(token) => token,
         Err(StoreError::Conflict(_)) => return already(),

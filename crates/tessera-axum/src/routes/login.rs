@@ -217,16 +217,7 @@ async fn token_for_login(
         }
     }
     let issued = core.codec.issue();
-    let new = NewToken {
-        user_id: user.id,
-        client_id: client.id,
-        digest: issued.digest,
-        seed: issued.seed,
-        created: now,
-        expiry: client.expiry_from(now, now),
-        user_agent,
-        ip: ip.clone(),
-    };
+    let new = NewToken { user_agent, ip: ip.clone(), ..NewToken::issued(&issued, user.id, client, now) };
     let (token, created) = core.store.get_or_create_token(new).await.map_err(store_error)?;
     if created {
         core.emit(EventKind::TokenCreated { token_id: token.id }, who, ip);

@@ -99,14 +99,8 @@ impl TokenCommand {
                 let issued = codec.issue();
                 let token = store
                     .create_token(NewToken {
-                        user_id: user.id,
-                        client_id: client.id,
-                        digest: issued.digest,
-                        seed: issued.seed,
-                        created: now,
-                        expiry: client.expiry_from(now, now),
                         user_agent: Some("tessera-cli".into()),
-                        ip: None,
+                        ..NewToken::issued(&issued, user.id, &client, now)
                     })
                     .await?;
                 eprintln!(
