@@ -42,6 +42,22 @@ pub(crate) const WITH_OWNER: &str = "SELECT \
      JOIN clients c ON c.id = t.client_id \
      WHERE t.digest = $1";
 
+/// Binds a [`NewToken`]'s columns in the order of the INSERT statements' placeholders. A macro,
+/// not a function: each expansion is typed against one driver's query.
+macro_rules! bind_new_token {
+    ($query:expr, $token:expr) => {
+        $query
+            .bind($token.user_id.0)
+            .bind($token.client_id.0)
+            .bind(&$token.digest.as_bytes()[..])
+            .bind(&$token.seed.as_bytes()[..])
+            .bind(micros($token.created))
+            .bind($token.expiry.map(micros))
+            .bind($token.user_agent.as_deref())
+            .bind($token.ip.as_deref())
+    };
+}
+
 /// `WHERE` for a filter; the ids are bound in the order of [`filter_ids`]. A statement per shape
 /// (rather than `$1 IS NULL OR user_id = $1`) lets PostgreSQL use the indexes.
 fn filter_clause(filter: TokenFilter) -> &'static str {
@@ -95,15 +111,7 @@ impl SqlStore {
     async fn try_get_or_create(&self, token: &NewToken) -> Result<Option<(AuthToken, bool)>, StoreError> {
         in_write_transaction!(self, |tx| {
             async {
-                let inserted = sqlx::query(INSERT_IF_ABSENT)
-                    .bind(token.user_id.0)
-                    .bind(token.client_id.0)
-                    .bind(&token.digest.as_bytes()[..])
-                    .bind(&token.seed.as_bytes()[..])
-                    .bind(micros(token.created))
-                    .bind(token.expiry.map(micros))
-                    .bind(token.user_agent.as_deref())
-                    .bind(token.ip.as_deref())
+                let inserted = bind_new_token!(sqlx::query(INSERT_IF_ABSENT), token)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(|e| insert_error(e, token))?;
@@ -129,18 +137,7 @@ impl SqlStore {
 impl TokenStore for SqlStore {
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
         let result = with_writer!(self, |pool| {
-            match sqlx::query(INSERT)
-                .bind(token.user_id.0)
-                .bind(token.client_id.0)
-                .bind(&token.digest.as_bytes()[..])
-                .bind(&token.seed.as_bytes()[..])
-                .bind(micros(token.created))
-                .bind(token.expiry.map(micros))
-                .bind(token.user_agent.as_deref())
-                .bind(token.ip.as_deref())
-                .fetch_one(pool)
-                .await
-            {
+            match bind_new_token!(sqlx::query(INSERT), token).fetch_one(pool).await {
                 Ok(row) => rows::token(&row, 0),
                 Err(e) => Err(insert_error(e, &token)),
             }

@@ -44,16 +44,21 @@ async fn client_or_404(core: &Core) -> Result<Client, Response> {
     }
 }
 
+/// The API-access client and the user's key for it, or the 404/503 to answer instead.
+async fn api_key(core: &Core, user: tessera_core::UserId) -> Result<(Client, tessera_core::AuthToken), Response> {
+    let client = client_or_404(core).await?;
+    match core.store.token_for(user, client.id).await {
+        Ok(Some(token)) => Ok((client, token)),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(store_error(core, e)),
+    }
+}
+
 /// `GET apiaccess/`.
 pub(crate) async fn get(State(core): State<Arc<Core>>, auth: Authenticated) -> Response {
-    let client = match client_or_404(&core).await {
-        Ok(c) => c,
+    let (client, token) = match api_key(&core, auth.user.id).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let token = match core.store.token_for(auth.user.id, client.id).await {
-        Ok(Some(token)) => token,
-        Ok(None) => return not_found(),
-        Err(e) => return store_error(&core, e),
     };
     let mut body = describe_token(&core, &token, &client, core.now());
     if core.settings.api_access_response_include_token {
@@ -97,14 +102,9 @@ pub(crate) async fn post(State(core): State<Arc<Core>>, auth: Authenticated, Cli
 
 /// `DELETE apiaccess/`.
 pub(crate) async fn delete(State(core): State<Arc<Core>>, auth: Authenticated, ClientAddr(ip): ClientAddr) -> Response {
-    let client = match client_or_404(&core).await {
-        Ok(c) => c,
+    let (client, token) = match api_key(&core, auth.user.id).await {
+        Ok(found) => found,
         Err(r) => return r,
-    };
-    let token = match core.store.token_for(auth.user.id, client.id).await {
-        Ok(Some(token)) => token,
-        Ok(None) => return not_found(),
-        Err(e) => return store_error(&core, e),
     };
     match core.store.delete_token(token.id).await {
         Ok(true) => {}
