@@ -1,9 +1,9 @@
 //! Extractors: they read the layer's verdict and never authenticate themselves.
 
-use crate::Principal;
 use crate::error::{AuthError, Rejection};
 use crate::layer::AuthContext;
-use axum::extract::FromRequestParts;
+use crate::principal::Principal;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -16,6 +16,25 @@ use std::sync::Arc;
 ///     format!("hello {} on {}", auth.user.username, auth.client.name)
 /// }
 /// ```
+///
+/// `Option<Authenticated>` serves anonymous and authenticated callers alike: `None` without
+/// credentials, while a present but invalid token is still refused (401), as durin does:
+///
+/// ```
+/// use tessera_axum::Authenticated;
+/// async fn maybe(auth: Option<Authenticated>) -> String {
+///     match auth {
+///         Some(auth) => format!("hello {}", auth.user.username),
+///         None => "hello stranger".into(),
+///     }
+/// }
+/// ```
+///
+/// Every extractor reads the verdict of the authentication layer ([`Tessera::layer`](crate::Tessera::layer)),
+/// which must wrap the route. Without it the request is answered 500 (`layer_missing`) and an
+/// error is logged, so the mistake shows in the first test. A compile error that says
+/// `Handler<_, _>` is not implemented usually means another argument is not an extractor; axum's
+/// `#[debug_handler]` names it.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Arc<Principal>);
 
@@ -28,6 +47,7 @@ impl Deref for Authenticated {
 
 /// The request's principal when it has credentials, `None` when anonymous. Invalid credentials
 /// are still rejected (401), as durin does: a wrong token is not the same as no token.
+/// `Option<Authenticated>` is the same thing, as axum 0.8 users write it.
 #[derive(Debug, Clone)]
 pub struct MaybeAuthenticated(pub Option<Arc<Principal>>);
 
@@ -62,10 +82,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
 impl<S: Send + Sync> FromRequestParts<S> for MaybeAuthenticated {
     type Rejection = Rejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let auth = <Authenticated as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await?;
+        Ok(MaybeAuthenticated(auth.map(|a| a.0)))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Rejection> {
         let ctx = context(parts)?;
         match &ctx.outcome {
-            Ok(p) => Ok(MaybeAuthenticated(p.clone())),
+            Ok(p) => Ok(p.clone().map(Authenticated)),
             Err(e) => Err(ctx.core.reject(e.clone())),
         }
     }

@@ -3,13 +3,15 @@
 
 use crate::error::AuthError;
 use crate::layer::AuthContext;
-use crate::throttle::Decision;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use tessera_core::throttle::Decision;
 use tower::{Layer, Service};
 
 /// Which clients may use a route.
@@ -35,11 +37,20 @@ enum Clients {
 pub struct Guard {
     clients: Clients,
     throttle: bool,
+    /// Set once the "throttled, but no rate to apply" warning was logged (guards a service built;
+    /// the auth routes' own guard is throttled only when a rate is configured, by design).
+    warned_no_rate: Option<Arc<AtomicBool>>,
 }
 
 impl Guard {
+    /// The auth routes' guard: silent when there is no rate.
     pub(crate) fn new() -> Self {
-        Self { clients: Clients::Any, throttle: false }
+        Self { clients: Clients::Any, throttle: false, warned_no_rate: None }
+    }
+
+    /// A service's guard: says so once when `throttled()` has no rate to apply.
+    pub(crate) fn for_service() -> Self {
+        Self { warned_no_rate: Some(Arc::new(AtomicBool::new(false))), ..Self::new() }
     }
 
     /// Only these clients (durin's `AllowSpecificClients`); others get 403.
@@ -55,6 +66,7 @@ impl Guard {
     }
 
     /// Apply the per-(user, client) throttle: the client's rate, else `default_throttle_rate`.
+    /// With neither, requests pass unthrottled, and a warning naming the client is logged once.
     pub fn throttled(mut self) -> Self {
         self.throttle = true;
         self
@@ -95,6 +107,15 @@ impl Guard {
                         return Err(core.reject(AuthError::Unavailable).into_response());
                     }
                 }
+            } else if let Some(warned) = &self.warned_no_rate
+                && !warned.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    client = %principal.client.name,
+                    "a throttled guard has no rate to apply: client '{}' has no throttle rate and \
+                     `default_throttle_rate` is not set, so its requests are not throttled",
+                    principal.client.name
+                );
             }
         }
         Ok(())

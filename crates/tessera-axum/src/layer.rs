@@ -1,10 +1,10 @@
 //! The authentication layer: runs once per request, before any extractor or guard, and leaves its
 //! verdict in the request's extensions.
 
-use crate::Principal;
-use crate::authn::Core;
 use crate::client_ip::client_ip;
 use crate::error::AuthError;
+use crate::principal::Principal;
+use crate::state::Core;
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 use axum::response::Response;

@@ -1,11 +1,16 @@
 //! Last-used times and sliding-expiry extensions, buffered in memory and written in one batch a
 //! minute (and at shutdown), so an ordinary authenticated request never writes to the database.
 
+use crate::state::Core;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
 use tessera_core::TokenId;
 use tessera_core::store::{Store, StoreError};
+
+/// How often buffered last-used times and sliding expiries are written.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 pub(crate) struct UsageBuffer {
@@ -71,5 +76,18 @@ impl UsageBuffer {
             return Err(e);
         }
         Ok(batch.len())
+    }
+}
+
+/// Writes last-used times and sliding expiries once a minute, while the `Tessera` lives.
+pub(crate) async fn flush_usage(core: Weak<Core>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        if let Err(e) = core.usage.flush(core.store.as_ref(), core.now()).await {
+            tracing::warn!(error = %e, "could not write last-used times; will retry");
+        }
     }
 }

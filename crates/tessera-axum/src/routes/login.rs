@@ -2,35 +2,33 @@
 //! throttle, and one token per (user, client).
 
 use super::{body, datetime_or_null, json_ok};
-use crate::authn::{Core, unavailable};
 use crate::client_ip::client_ip;
-use crate::error::{AuthError, detail, json_response};
-use crate::throttle::Decision;
+use crate::error::{AuthError, FieldErrors, RouteError};
+use crate::state::Core;
+use crate::tokens::{IfPairHasToken, PairTokenError, TokenRequest};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_core::password::verify_password_or_dummy;
-use tessera_core::store::StoreError;
-use tessera_core::{AuthToken, Client, ClientName, EventKind, NewToken, TokenSecret, User, Username};
+use tessera_core::throttle::{Decision, LimiterError};
+use tessera_core::{Client, ClientName, EventKind, User, Username};
 
-const BAD_CREDENTIALS: &str = "Unable to log in with provided credentials.";
-
-pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Response {
-    match login_inner(&core, req).await {
-        Ok(response) | Err(response) => response,
-    }
-}
-
-async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
+pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result<Response, RouteError> {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts.extensions, &parts.headers, &core.settings.trusted_proxies);
     let ip_text = ip.map(|ip| ip.to_string());
     let now = core.now();
 
-    if let (Some(rate), Some(ip)) = (core.settings.login_throttle_per_ip, ip) {
-        throttle(core.limiter.acquire(&format!("login:ip:{ip}"), rate, now).await, core)?;
+    if let Some(rate) = core.settings.login_throttle_per_ip {
+        match ip {
+            Some(ip) => throttle(core.limiter.acquire(&format!("login:ip:{ip}"), rate, now).await)?,
+            None => warn_no_connect_info(&parts.extensions),
+        }
     }
 
     let data = body::parse(Request::from_parts(parts.clone(), body)).await?;
@@ -38,12 +36,12 @@ async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
 
     let username_key = format!("login:user:{username}");
     if let Some(rate) = core.settings.login_throttle_per_username {
-        throttle(core.limiter.check(&username_key, rate, now).await, core)?;
+        throttle(core.limiter.check(&username_key, rate, now).await)?;
     }
 
     // A name no user can have is not looked up: it is unknown (and PostgreSQL refuses NUL bytes).
     let user = match username.parse::<Username>() {
-        Ok(name) => core.store.user_by_username(name.as_str()).await.map_err(store_error)?,
+        Ok(name) => core.store.user_by_username(name.as_str()).await?,
         Err(_) => None,
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -74,21 +72,32 @@ async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
                 ip: ip_text.clone(),
                 at: now,
             });
-            return Err(json_response(StatusCode::BAD_REQUEST, json!({"non_field_errors": [BAD_CREDENTIALS]})));
+            return Err(AuthError::BadCredentials.into());
         }
     };
 
-    let client = find_client(core, &parts.headers, &data).await?;
-    let user_agent =
-        parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
-    let (token, secret) = token_for_login(core, &user, &client, user_agent, ip_text.clone()).await?;
+    let client = find_client(&core, &parts.headers, &data).await?;
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let policy = if core.settings.refresh_token_on_login { IfPairHasToken::Renew } else { IfPairHasToken::Reuse };
+    let request = TokenRequest::new(&user, &client)
+        .if_exists(policy)
+        .device(user_agent, ip_text.clone())
+        .by(tessera_core::Revoker::User)
+        .source("login");
+    let pair = match core.token_for_pair(request).await {
+        Ok(pair) => pair,
+        Err(PairTokenError::Store(e)) => return Err(e.into()),
+        // Login reuses or renews: it never refuses a pair's token.
+        Err(PairTokenError::Exists(_)) => return Err(AuthError::Unavailable.into()),
+    };
+    let (token, secret) = (pair.token, pair.secret);
 
     core.emit(EventKind::UserLoggedIn, Some((&user, client.name.as_str())), ip_text);
     let mut body = Map::new();
     body.insert("expiry".into(), datetime_or_null(token.expiry, |d| core.settings.format_expiry(d)));
     body.insert("token".into(), Value::String(secret.expose().to_string()));
     if !core.settings.login_response_user_fields.is_empty() {
-        body.insert("user".into(), user_fields(core, &user));
+        body.insert("user".into(), user_fields(&core, &user));
     }
     Ok(json_ok(Value::Object(body)))
 }
@@ -102,24 +111,31 @@ fn password_checks() -> &'static tokio::sync::Semaphore {
     })
 }
 
-fn throttle(decision: Result<Decision, crate::throttle::LimiterError>, core: &Core) -> Result<(), Response> {
+fn throttle(decision: Result<Decision, LimiterError>) -> Result<(), AuthError> {
     match decision {
         Ok(Decision::Allowed) => Ok(()),
-        Ok(Decision::Throttled { wait_secs }) => Err(core.reject(AuthError::Throttled { wait_secs }).into_response()),
+        Ok(Decision::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
         Err(e) => {
             tracing::warn!(error = %e, "login throttle unavailable");
-            Err(core.reject(AuthError::Unavailable).into_response())
+            Err(AuthError::Unavailable)
         }
     }
 }
 
-fn store_error(e: StoreError) -> Response {
-    let error = unavailable(e);
-    detail(error.status(), error.detail())
+/// The per-IP login throttle needs the peer's address: says so once when the server was started
+/// without `into_make_service_with_connect_info::<SocketAddr>()`.
+fn warn_no_connect_info(extensions: &axum::http::Extensions) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if extensions.get::<ConnectInfo<SocketAddr>>().is_none() && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "the per-IP login throttle is configured but requests carry no client address: serve with \
+             `into_make_service_with_connect_info::<SocketAddr>()` (logins are throttled per username only)"
+        );
+    }
 }
 
 /// DRF's `AuthTokenSerializer` field validation: both fields' errors together, in order.
-fn validate_fields(data: &Value) -> Result<(String, String), Response> {
+fn validate_fields(data: &Value) -> Result<(String, String), AuthError> {
     let Value::Object(fields) = data else {
         let got = match data {
             Value::Array(_) => "list",
@@ -128,22 +144,18 @@ fn validate_fields(data: &Value) -> Result<(String, String), Response> {
             Value::Number(_) => "int",
             Value::Bool(_) => "bool",
             // DRF's `Serializer.errors` turns the lone "may not be null" of a null body into this.
-            Value::Null => {
-                return Err(json_response(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["No data provided"]})));
-            }
+            Value::Null => return Err(AuthError::InvalidInput(FieldErrors::non_field("No data provided"))),
             Value::Object(_) => "dict",
         };
         let msg = format!("Invalid data. Expected a dictionary, but got {got}.");
-        return Err(json_response(StatusCode::BAD_REQUEST, json!({"non_field_errors": [msg]})));
+        return Err(AuthError::InvalidInput(FieldErrors::non_field(msg)));
     };
-    let mut errors = Map::new();
-    let username =
-        char_field(fields.get("username"), true).map_err(|e| errors.insert("username".into(), json!([e]))).ok();
-    let password =
-        char_field(fields.get("password"), false).map_err(|e| errors.insert("password".into(), json!([e]))).ok();
+    let mut errors = FieldErrors::default();
+    let username = char_field(fields.get("username"), true).map_err(|e| errors.add("username", e)).ok();
+    let password = char_field(fields.get("password"), false).map_err(|e| errors.add("password", e)).ok();
     match (username, password) {
         (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
-        _ => Err(json_response(StatusCode::BAD_REQUEST, Value::Object(errors))),
+        _ => Err(AuthError::InvalidInput(errors)),
     }
 }
 
@@ -164,7 +176,7 @@ fn char_field(value: Option<&Value>, trim: bool) -> Result<String, &'static str>
 }
 
 /// The login's client: from the configured header, else the body's `client`.
-async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<Client, Response> {
+async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<Client, RouteError> {
     let name: Option<String> = match &core.settings.login_client_header {
         Some(h) => headers.get(h.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string),
         None => match data.get("client") {
@@ -178,55 +190,11 @@ async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<C
         },
     };
     let Some(name) = name.filter(|n| !n.is_empty()) else {
-        return Err(detail(StatusCode::BAD_REQUEST, "No client specified."));
+        return Err(AuthError::NoClient.into());
     };
-    let unknown = || detail(StatusCode::BAD_REQUEST, "No client with that name.");
     // A name no client can have is not looked up (PostgreSQL refuses NUL bytes).
-    let Ok(name) = name.parse::<ClientName>() else { return Err(unknown()) };
-    core.store.client_by_name(name.as_str()).await.map_err(store_error)?.ok_or_else(unknown)
-}
-
-/// The pair's token: the existing one (renewed with `refresh_token_on_login`), or a fresh one when
-/// there is none or it has expired. Concurrent logins of one pair end with one token.
-async fn token_for_login(
-    core: &Core,
-    user: &User,
-    client: &Client,
-    user_agent: Option<String>,
-    ip: Option<String>,
-) -> Result<(AuthToken, TokenSecret), Response> {
-    let now = core.now();
-    let who = Some((user, client.name.as_str()));
-    if let Some(mut existing) = core.store.token_for(user.id, client.id).await.map_err(store_error)? {
-        if !existing.has_expired(now) {
-            if core.settings.refresh_token_on_login {
-                let new_expiry = client.expiry_from(now, existing.created);
-                if core.store.extend_expiry(existing.id, new_expiry, now).await.map_err(store_error)? {
-                    existing.expiry = new_expiry;
-                    core.forget(&existing);
-                    core.emit(EventKind::TokenRenewed { token_id: existing.id, new_expiry }, who, ip.clone());
-                }
-            }
-            let secret = core.codec.derive(&existing.seed);
-            return Ok((existing, secret));
-        }
-        // Tessera: an expired token is replaced, not handed back (durin returns the dead token).
-        if core.store.delete_token(existing.id).await.map_err(store_error)? {
-            core.forget(&existing);
-            core.emit(EventKind::TokenExpired { token_id: existing.id, source: "login".into() }, who, ip.clone());
-        }
-    }
-    let issued = core.codec.issue();
-    let new = NewToken { user_agent, ip: ip.clone(), ..NewToken::issued(&issued, user.id, client, now) };
-    let (token, created) = core.store.get_or_create_token(new).await.map_err(store_error)?;
-    if created {
-        core.emit(EventKind::TokenCreated { token_id: token.id }, who, ip);
-        Ok((token, issued.token))
-    } else {
-        // Another login of the same pair won the race: hand back its token.
-        let secret = core.codec.derive(&token.seed);
-        Ok((token, secret))
-    }
+    let Ok(name) = name.parse::<ClientName>() else { return Err(AuthError::UnknownClient.into()) };
+    Ok(core.store.client_by_name(name.as_str()).await?.ok_or(AuthError::UnknownClient)?)
 }
 
 fn user_fields(core: &Core, user: &User) -> Value {

@@ -1,6 +1,9 @@
 //! durin's auth routes as one router a service mounts anywhere. Every route answers with and
 //! without its trailing slash; authenticated routes check authentication, then the throttle, and
 //! only then the method (so an anonymous wrong-method request is 401, as in durin).
+//!
+//! Handlers return `Result<_, RouteError>`; every error, the 404 and 405 fallbacks included, is
+//! rendered once, by [`render_errors`], through the service's renderer.
 
 mod apiaccess;
 mod body;
@@ -9,12 +12,13 @@ mod sessions;
 
 pub(crate) use apiaccess::api_access_client;
 
-use crate::authn::Core;
-use crate::error::{self, json_response};
+use crate::error::{AuthError, RouteError, Unrendered, json_response};
 use crate::guard::Guard;
 use crate::layer::AuthLayer;
+use crate::state::Core;
 use axum::Router;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, any, on};
 use chrono::{DateTime, Utc};
@@ -58,7 +62,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Route
     } else {
         // No API-access client: the view does not exist, whatever the method (after authentication,
         // like every other authenticated route).
-        authed(any(|| async { error::detail(StatusCode::NOT_FOUND, "Not found.") }))
+        authed(any(|| async { RouteError(AuthError::NotFound) }))
     };
 
     let table: [(&[&str], Routes); 7] = [
@@ -77,7 +81,19 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Route
             router = router.route(path, routes.clone());
         }
     }
-    router.with_state(core)
+    router
+        .fallback(|| async { RouteError(AuthError::NotFound) })
+        .layer(axum::middleware::map_response_with_state(core.clone(), render_errors))
+        .with_state(core)
+}
+
+/// Renders a handler's [`RouteError`] with the service's renderer (the one place route errors
+/// become bodies); every other response passes untouched.
+async fn render_errors(State(core): State<Arc<Core>>, mut response: Response) -> Response {
+    match response.extensions_mut().remove::<Unrendered>() {
+        Some(Unrendered(error)) => core.reject(error).into_response(),
+        None => response,
+    }
 }
 
 /// `200 application/json`.
@@ -107,14 +123,11 @@ fn describe(name: &'static str) -> impl Fn() -> std::future::Ready<Response> + C
     }
 }
 
-/// 405 with durin's body and the `Allow` header.
-fn not_allowed(allow: &'static str) -> impl Fn(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+/// 405 with the `Allow` header.
+fn not_allowed(
+    allow: &'static str,
+) -> impl Fn(Method) -> std::future::Ready<RouteError> + Clone + Send + Sync + 'static {
     move |method: Method| {
-        let mut response = json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            json!({"detail": format!("Method \"{method}\" not allowed.")}),
-        );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-        std::future::ready(response)
+        std::future::ready(RouteError(AuthError::MethodNotAllowed { method: method.to_string(), allow }))
     }
 }

@@ -161,3 +161,45 @@ both_backends!(
         assert_eq!(app.all_events().len(), 3, "nothing but the failures");
     }
 );
+
+both_backends!(
+    async fn issue_token_replaces_an_expired_token_with_its_events(app) {
+        let alice = app.user("alice").await;
+        let web = app.client("web", "1m").await;
+        let (old, _) = app.tessera.issue_token(&alice, &web).await.expect("issue");
+        app.advance(chrono::TimeDelta::minutes(2));
+        let (new, secret) = app.tessera.issue_token(&alice, &web).await.expect("issue again");
+        assert_ne!(old.id, new.id);
+        let created = app.events_named("token_created");
+        assert_eq!(created.iter().map(|e| e["token_id"].clone()).collect::<Vec<_>>(), vec![json!(old.id.0), json!(new.id.0)]);
+        let expired = app.events_named("token_expired");
+        assert_eq!(expired.len(), 1, "{expired:?}");
+        assert_eq!((expired[0]["token_id"].clone(), expired[0]["source"].clone()), (json!(old.id.0), json!("issue_token")));
+        assert_eq!(expired[0]["username"], "alice");
+        assert_eq!(expired[0]["client"], "web");
+        assert_eq!(app.get("/api/hello/", Some(secret.expose())).await.0, 200);
+    }
+);
+
+both_backends!(
+    async fn admin_revocations_name_their_revoker(app) {
+        use tessera_core::Revoker;
+        let alice = app.user("alice").await;
+        let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+        let web_token = app.mint(&alice, &web).await;
+        let cli_token = app.mint(&alice, &cli).await;
+        let stored = app.token_for(&alice, &web).await.expect("web token");
+        assert!(app.tessera.revoke_token(&stored, Revoker::Cli).await.expect("revoke"));
+        assert!(!app.tessera.revoke_token(&stored, Revoker::Cli).await.expect("revoke again"), "already gone");
+        let revoked = app.events_named("token_revoked");
+        assert_eq!(revoked.len(), 1, "{revoked:?}");
+        assert_eq!((revoked[0]["by"].clone(), revoked[0]["client"].clone()), (json!("cli"), json!("web")));
+        assert_eq!(app.get("/api/hello-cached/", Some(&web_token)).await.0, 401);
+
+        let all = app.tessera.revoke_tokens(&alice, None, Revoker::Admin).await.expect("revoke all");
+        assert_eq!(all.len(), 1);
+        let revoked = app.events_named("token_revoked");
+        assert_eq!((revoked[1]["by"].clone(), revoked[1]["client"].clone()), (json!("admin"), json!("cli")));
+        assert_eq!(app.get("/api/hello/", Some(&cli_token)).await.0, 401);
+    }
+);

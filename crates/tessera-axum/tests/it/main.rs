@@ -13,6 +13,7 @@ mod fuzz;
 mod login;
 mod permissions;
 mod refresh_logout;
+mod renderer;
 mod routes;
 mod sessions;
 mod throttle;

@@ -57,7 +57,12 @@ macro_rules! both_backends {
 /// What `TestApp::start` varies: the settings (default: durin's, with the login throttle off).
 pub struct Options {
     pub settings: Settings,
+    /// The error renderer (default: durin's).
+    pub renderer: Option<Renderer>,
 }
+
+/// A renderer for [`Options::renderer`].
+pub type Renderer = fn(&tessera_axum::AuthError) -> axum::response::Response;
 
 impl Default for Options {
     fn default() -> Self {
@@ -68,6 +73,7 @@ impl Default for Options {
                 login_throttle_per_username: None,
                 ..Settings::default()
             },
+            renderer: None,
         }
     }
 }
@@ -102,6 +108,7 @@ pub struct TestApp {
     pub events: Arc<Mutex<Vec<Event>>>,
     pub key: ServerKey,
     pub settings: Settings,
+    pub renderer: Option<Renderer>,
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
@@ -173,7 +180,7 @@ impl TestApp {
         let events = Arc::new(Mutex::new(Vec::new()));
         let key = ServerKey::generate();
         let store: Arc<dyn Store> = Arc::new(db.store.clone());
-        let tessera = build(store, key.clone(), options.settings.clone(), &clock, &events);
+        let tessera = build(store, key.clone(), options.settings.clone(), options.renderer, &clock, &events);
         tessera.start().await.expect("start");
         let server = serve(tessera.clone()).await;
         Some(TestApp {
@@ -184,6 +191,7 @@ impl TestApp {
             events,
             key,
             settings: options.settings,
+            renderer: options.renderer,
             _server: server,
             db,
         })
@@ -193,7 +201,8 @@ impl TestApp {
     /// process would (same key, same settings, same clock).
     pub async fn second_instance(&self) -> Server {
         let store = tessera_sql::SqlStore::connect(&self.db.url).await.expect("second store");
-        let tessera = build(Arc::new(store), self.key.clone(), self.settings.clone(), &self.clock, &self.events);
+        let tessera =
+            build(Arc::new(store), self.key.clone(), self.settings.clone(), self.renderer, &self.clock, &self.events);
         tessera.start().await.expect("start");
         serve(tessera).await
     }
@@ -228,9 +237,11 @@ impl TestApp {
         self.store().create_client(new).await.expect("create client")
     }
 
-    /// A token for (user, client) as login would give it, without the cost of a login.
+    /// A token for the pair, as test setup: the events it causes are not the test's, and are dropped.
     pub async fn mint(&self, user: &User, client: &Client) -> String {
+        let before = self.all_events().len();
         let (_, secret) = self.tessera.issue_token(user, client).await.expect("mint");
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).truncate(before);
         secret.expose().to_string()
     }
 
@@ -325,16 +336,19 @@ fn build(
     store: Arc<dyn Store>,
     key: ServerKey,
     settings: Settings,
+    renderer: Option<Renderer>,
     clock: &ManualClock,
     events: &Arc<Mutex<Vec<Event>>>,
 ) -> Tessera {
     let sink = events.clone();
-    Tessera::builder(store, key)
+    let mut builder = Tessera::builder(store, key)
         .settings(settings)
         .clock(Arc::new(clock.clone()))
-        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
-        .build()
-        .expect("tessera")
+        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()));
+    if let Some(renderer) = renderer {
+        builder = builder.error_renderer(renderer);
+    }
+    builder.build().expect("tessera")
 }
 
 /// JSON, or `Value::Null` for an empty body, or the text as a string.

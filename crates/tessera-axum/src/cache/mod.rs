@@ -9,13 +9,17 @@
 //! (Redis pub/sub) changes arrive in milliseconds; while its subscription is down the cache is not
 //! trusted either, and it is emptied when the subscription drops.
 
-use crate::Principal;
+use crate::principal::Principal;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_core::TokenDigest;
 use tessera_core::store::Invalidation;
+
+mod follow;
+
+pub(crate) use follow::{follow_bus, follow_invalidations};
 
 const SHARDS: usize = 16;
 

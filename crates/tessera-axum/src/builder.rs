@@ -1,0 +1,142 @@
+//! Configuring a [`Tessera`]: the builder and what it checks.
+
+use crate::cache::TokenCache;
+use crate::error::{DurinErrors, ErrorRenderer, remember_process_renderer};
+use crate::events;
+use crate::state::Core;
+use crate::tessera::Tessera;
+use crate::usage;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_core::bus::InvalidationBus;
+use tessera_core::store::Store;
+use tessera_core::throttle::{MemoryRateLimiter, RateLimiter};
+use tessera_core::token::FormatError;
+use tessera_core::{Clock, Event, ServerKey, Settings, SystemClock, TokenCodec};
+
+/// Why a [`TesseraBuilder`] refused its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A setting is wrong.
+    #[error(transparent)]
+    Settings(#[from] tessera_core::settings::SettingsError),
+    /// The token format is impossible.
+    #[error(transparent)]
+    TokenFormat(#[from] FormatError),
+}
+
+/// Configures a [`Tessera`].
+pub struct TesseraBuilder {
+    store: Arc<dyn Store>,
+    key: ServerKey,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    limiter: Arc<dyn RateLimiter>,
+    renderer: Arc<dyn ErrorRenderer>,
+    events: events::Events,
+    cache_capacity: usize,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    cached_auth_routes: bool,
+}
+
+impl std::fmt::Debug for TesseraBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TesseraBuilder").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl TesseraBuilder {
+    pub(crate) fn new(store: Arc<dyn Store>, key: ServerKey) -> TesseraBuilder {
+        TesseraBuilder {
+            store,
+            key,
+            settings: Settings::default(),
+            clock: Arc::new(SystemClock),
+            limiter: Arc::new(MemoryRateLimiter::default()),
+            renderer: Arc::new(DurinErrors),
+            events: events::Events::default(),
+            cache_capacity: 100_000,
+            bus: None,
+            cached_auth_routes: false,
+        }
+    }
+
+    /// The settings (durin's and Tessera's); default: [`Settings::default`].
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The clock; default: the system clock. Tests inject a [`tessera_core::ManualClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The rate limiter behind the throttle and the login throttle; default: in-process.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// How every rejection is rendered; default: durin's `{"detail": ...}`.
+    pub fn error_renderer(mut self, renderer: impl ErrorRenderer) -> Self {
+        self.renderer = Arc::new(renderer);
+        self
+    }
+
+    /// Calls `hook` with every event (login, logout, token created / renewed / expired / revoked, ...).
+    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.events.add(Arc::new(hook));
+        self
+    }
+
+    /// The most lookups the cached authenticator keeps (default 100,000).
+    pub fn cache_capacity(mut self, entries: usize) -> Self {
+        self.cache_capacity = entries;
+        self
+    }
+
+    /// A bus that pushes invalidations to every instance (Redis pub/sub with `tessera-redis`).
+    /// With a bus, the cached authenticator trusts its cache only while subscribed, and the store
+    /// should publish its changes on the same bus (`tessera_core::bus::NotifyingStore`).
+    pub fn bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Authenticate durin's routes through the cached authenticator (default: every request reads
+    /// the store). Safe either way: the routes forget what they change at once.
+    pub fn cached_auth_routes(mut self, cached: bool) -> Self {
+        self.cached_auth_routes = cached;
+        self
+    }
+
+    /// Checks the configuration and builds.
+    pub fn build(self) -> Result<Tessera, BuildError> {
+        self.settings.validate()?;
+        let codec = TokenCodec::new(self.key, &self.settings.token_prefix, self.settings.token_character_length)?;
+        let ttl = self.settings.token_cache_timeout.to_std().unwrap_or(Duration::from_secs(60));
+        let www_authenticate: Arc<str> = Arc::from(self.settings.auth_header_prefix.as_str());
+        let cache = TokenCache::new(self.cache_capacity, ttl);
+        if self.bus.is_some() {
+            cache.expect_bus();
+        }
+        let core = Core {
+            store: self.store,
+            codec,
+            cache,
+            bus: self.bus,
+            cached_auth_routes: self.cached_auth_routes,
+            settings: self.settings,
+            clock: self.clock,
+            usage: usage::UsageBuffer::default(),
+            events: self.events,
+            limiter: self.limiter,
+            renderer: self.renderer,
+            www_authenticate,
+        };
+        remember_process_renderer(&core.renderer, &core.www_authenticate);
+        Ok(Tessera::from_core(core))
+    }
+}

@@ -1,0 +1,57 @@
+//! Sliding expiry, decided here and nowhere else.
+//!
+//! On a client with `sliding_expiry`, each use moves the token's expiry to `now + ttl` (capped by
+//! the client's `max_lifetime`, see [`Client::expiry_from`](tessera_core::Client::expiry_from)).
+//! An ordinary request must not write, so the new expiry is *buffered* (in `usage.rs`, written by
+//! the minute's flush with `extend_expiry`) and applied over the stored one when this process
+//! reads the token again. Only when the stored expiry is within [`WRITE_THROUGH_MARGIN`] is the
+//! extension written at once: other instances judge expiry by the stored value, and would
+//! otherwise find the token expired before the flush. `extend_expiry` only ever extends a token
+//! that has not expired, so no extension can resurrect a token an admin expired.
+
+use crate::principal::Principal;
+use crate::state::Core;
+use chrono::{DateTime, TimeDelta, Utc};
+use std::sync::Arc;
+use tessera_core::AuthToken;
+
+/// A sliding extension is written at once, instead of buffered, when the stored expiry is this
+/// close: other instances judge expiry by the stored value.
+pub(crate) const WRITE_THROUGH_MARGIN: TimeDelta = TimeDelta::minutes(2);
+
+impl Core {
+    /// The token as this process sees it: its stored expiry, moved by an extension this process
+    /// has buffered and not written yet.
+    pub(crate) fn with_buffered_extension(&self, token: &mut AuthToken) {
+        if let Some(slid) = self.usage.pending_expiry(token.id) {
+            token.expiry = token.expiry.map(|e| e.max(slid));
+        }
+    }
+
+    /// Applies sliding expiry to a use at `now`: `None` when the expiry does not move, else the
+    /// principal with its new expiry. The extension is buffered by the caller (with the use);
+    /// it is written here at once when the stored expiry is close.
+    pub(crate) async fn slide(&self, principal: &Principal, now: DateTime<Utc>) -> Option<Arc<Principal>> {
+        let client = &principal.client;
+        let stored = principal.token.expiry?;
+        if !client.sliding_expiry {
+            return None;
+        }
+        let new = client.expiry_from(now, principal.token.created)?;
+        if new <= stored {
+            return None;
+        }
+        if stored - now < WRITE_THROUGH_MARGIN {
+            // Awaited, not spawned: spawned writes can land out of order (and `extend_expiry`
+            // drops one that lands after the stored expiry), or after the next request read
+            // the store. It happens once per token per TTL, in its last two minutes.
+            if let Err(e) = self.store.extend_expiry(principal.token.id, Some(new), now).await {
+                // The buffer still holds it: the next flush writes it.
+                tracing::warn!(error = %e, token_id = %principal.token.id, "could not extend a sliding expiry");
+            }
+        }
+        let mut updated = principal.clone();
+        updated.token.expiry = Some(new);
+        Some(Arc::new(updated))
+    }
+}

@@ -1,0 +1,190 @@
+//! [`Tessera`]: the handle a service keeps — layers, guards, the auth router, the token lifecycle
+//! for admin tools, and the background tasks.
+
+use crate::builder::TesseraBuilder;
+use crate::cache::{follow_bus, follow_invalidations};
+use crate::guard::Guard;
+use crate::layer::AuthLayer;
+use crate::routes;
+use crate::state::Core;
+use crate::tokens::{PairToken, PairTokenError, Revocation, TokenRequest};
+use crate::usage::flush_usage;
+use axum::Router;
+use std::sync::{Arc, OnceLock};
+use tessera_core::store::{Store, StoreError};
+use tessera_core::{AuthToken, Client, Revoker, ServerKey, Settings, TokenCodec, TokenSecret, User};
+
+/// Tessera for one axum application. Cheap to clone.
+#[derive(Clone)]
+pub struct Tessera {
+    core: Arc<Core>,
+    background: Arc<OnceLock<()>>,
+}
+
+impl Tessera {
+    pub(crate) fn from_core(core: Core) -> Self {
+        Tessera { core: Arc::new(core), background: Arc::new(OnceLock::new()) }
+    }
+}
+
+impl std::fmt::Debug for Tessera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+impl Tessera {
+    /// Starts configuring Tessera over `store`, with the server `key`.
+    pub fn builder(store: Arc<dyn Store>, key: ServerKey) -> TesseraBuilder {
+        TesseraBuilder::new(store, key)
+    }
+
+    /// Prepares for serving: creates the API-access client when one is configured and missing,
+    /// and starts the background tasks (the last-used writer and the invalidation follower).
+    /// Call it once at start-up; layers start the tasks themselves if it was not called.
+    pub async fn start(&self) -> Result<(), StoreError> {
+        routes::api_access_client(&self.core).await?;
+        self.ensure_background();
+        Ok(())
+    }
+
+    /// Writes what is buffered (last-used times, sliding expiries). Call it at graceful shutdown.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.core.usage.flush(self.core.store.as_ref(), self.core.now()).await {
+            tracing::warn!(error = %e, "could not write last-used times at shutdown");
+        }
+    }
+
+    /// The authentication layer, reading the store on every request.
+    pub fn layer(&self) -> AuthLayer {
+        self.ensure_background();
+        AuthLayer::new(self.core.clone(), false)
+    }
+
+    /// The authentication layer with the cached authenticator: verified lookups are kept up to
+    /// `token_cache_timeout`, and dropped at once when this process changes a token and within a
+    /// second when another process does.
+    pub fn cached_layer(&self) -> AuthLayer {
+        self.ensure_background();
+        AuthLayer::new(self.core.clone(), true)
+    }
+
+    /// A guard to restrict a route to clients and throttle it (apply inside the layer).
+    pub fn guard(&self) -> Guard {
+        Guard::for_service()
+    }
+
+    /// durin's routes, to mount with `Router::nest` (the server uses `/api/auth`). They carry
+    /// their own authentication and the per-(user, client) throttle.
+    pub fn auth_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        self.ensure_background();
+        routes::router(self.core.clone())
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.core.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.core.store
+    }
+
+    /// The token codec (to issue tokens outside the login route, e.g. from an admin tool).
+    pub fn codec(&self) -> &TokenCodec {
+        &self.core.codec
+    }
+
+    /// The token of `user` on `client`, outside the login route — an admin tool, or a test that
+    /// needs a token in one line. Like login it hands back the pair's token when one exists (the
+    /// same token, re-derived), and issues a fresh one when there is none or it has expired.
+    ///
+    /// ```
+    /// # async fn demo(tessera: tessera_axum::Tessera, user: tessera_axum::core::User, client: tessera_axum::core::Client) -> Result<(), tessera_axum::core::StoreError> {
+    /// let (token, secret) = tessera.issue_token(&user, &client).await?;
+    /// let header = format!("Token {}", secret.expose());
+    /// # let _ = (token, header); Ok(()) }
+    /// ```
+    pub async fn issue_token(&self, user: &User, client: &Client) -> Result<(AuthToken, TokenSecret), StoreError> {
+        match self.core.token_for_pair(TokenRequest::new(user, client).source("issue_token")).await {
+            Ok(pair) => Ok((pair.token, pair.secret)),
+            Err(PairTokenError::Store(e)) => Err(e),
+            // `Reuse` never refuses; a store that reports a pair as both present and absent does.
+            Err(PairTokenError::Exists(t)) => Err(StoreError::Backend(format!("token {} could not be reused", t.id))),
+        }
+    }
+
+    /// The token of a (user, client) pair, with a policy for a pair that has one: the one path
+    /// that issues tokens (login, the API-access view and admin tools use it), emitting
+    /// `TokenCreated`, `TokenRenewed`, `TokenExpired` and `TokenRevoked` as it goes.
+    ///
+    /// ```
+    /// # async fn demo(tessera: tessera_axum::Tessera, user: tessera_axum::core::User, client: tessera_axum::core::Client) -> Result<(), tessera_axum::PairTokenError> {
+    /// use tessera_axum::{IfPairHasToken, TokenRequest, core::Revoker};
+    /// let fresh = tessera
+    ///     .token_for_pair(TokenRequest::new(&user, &client).if_exists(IfPairHasToken::Replace).by(Revoker::Cli))
+    ///     .await?;
+    /// assert!(fresh.created);
+    /// # Ok(()) }
+    /// ```
+    pub async fn token_for_pair(&self, request: TokenRequest<'_>) -> Result<PairToken, PairTokenError> {
+        self.core.token_for_pair(request).await
+    }
+
+    /// Revokes one token (an admin's or the CLI's action): deleted, forgotten by this process at
+    /// once and by every other within a second, with a `TokenRevoked { by }` event. `false` when it
+    /// was already gone.
+    pub async fn revoke_token(&self, token: &AuthToken, by: Revoker) -> Result<bool, StoreError> {
+        let user = self.core.store.user_by_id(token.user_id).await?;
+        let client = self.core.store.client_by_id(token.client_id).await?;
+        let who = user.as_ref().zip(client.as_ref().map(|c| c.name.as_str()));
+        self.core.revoke(token, Revocation::Revoked(by), who, None).await
+    }
+
+    /// Revokes every token of `user`, or only the one(s) on `client`; a `TokenRevoked { by }`
+    /// event for each. Returns what was revoked.
+    pub async fn revoke_tokens(
+        &self,
+        user: &User,
+        client: Option<&Client>,
+        by: Revoker,
+    ) -> Result<Vec<AuthToken>, StoreError> {
+        self.core.revoke_tokens(user, client, by, None).await
+    }
+
+    /// Expires a token now: its next use anywhere is answered "The given token has expired."
+    /// `false` when it did not exist.
+    pub async fn expire_token(&self, token: &AuthToken) -> Result<bool, StoreError> {
+        self.core.expire(token).await
+    }
+
+    /// Forgets everything the throttle counted (tests; an admin "reset").
+    pub async fn reset_throttle(&self) {
+        self.core.limiter.reset().await;
+    }
+
+    /// How many lookups the cache holds now.
+    pub fn cached_entries(&self) -> usize {
+        self.core.cache.len()
+    }
+
+    /// Drops every cached lookup.
+    pub fn clear_cache(&self) {
+        self.core.cache.clear();
+    }
+
+    fn ensure_background(&self) {
+        if self.background.get().is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        if self.background.set(()).is_err() {
+            return;
+        }
+        tokio::spawn(flush_usage(Arc::downgrade(&self.core)));
+        tokio::spawn(follow_invalidations(Arc::downgrade(&self.core)));
+        if let Some(bus) = self.core.bus.clone() {
+            tokio::spawn(follow_bus(bus, Arc::downgrade(&self.core)));
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The token lifecycle: the only code that issues, renews on login, expires or revokes a token.
+//! Login, the API-access view, the sessions API, logout, `Tessera::issue_token`, the admin CLI
+//! (and any admin tool) all come here, so they emit the same events and forget the same cache
+//! entries.
+
+use crate::state::{Core, Who};
+use std::collections::HashMap;
+use tessera_core::store::{StoreError, TokenFilter};
+use tessera_core::{AuthToken, Client, EventKind, NewToken, Revoker, TokenSecret, User};
+
+/// What to do when the (user, client) pair already has a token that has not expired. (An expired
+/// one is always replaced, with a `TokenExpired` event.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IfPairHasToken {
+    /// Hand the existing token back, re-derived (durin's login).
+    Reuse,
+    /// Hand it back with its expiry renewed (durin's `REFRESH_TOKEN_ON_LOGIN`).
+    Renew,
+    /// Refuse with [`PairTokenError::Exists`] (the API-access view, the CLI's `token create`).
+    Refuse,
+    /// Revoke it and issue a new one (the CLI's `token create --replace`).
+    Replace,
+}
+
+/// A request for the token of a (user, client) pair; see [`Tessera::token_for_pair`](crate::Tessera::token_for_pair).
+#[derive(Debug, Clone)]
+pub struct TokenRequest<'a> {
+    user: &'a User,
+    client: &'a Client,
+    if_exists: IfPairHasToken,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    by: Revoker,
+    source: &'static str,
+}
+
+impl<'a> TokenRequest<'a> {
+    /// The token of `user` on `client`: reused when it exists, made by an admin tool.
+    pub fn new(user: &'a User, client: &'a Client) -> Self {
+        Self {
+            user,
+            client,
+            if_exists: IfPairHasToken::Reuse,
+            user_agent: None,
+            ip: None,
+            by: Revoker::Admin,
+            source: "admin",
+        }
+    }
+
+    /// What to do when the pair has a live token (default: [`IfPairHasToken::Reuse`]).
+    pub fn if_exists(mut self, policy: IfPairHasToken) -> Self {
+        self.if_exists = policy;
+        self
+    }
+
+    /// The user agent and address recorded on a new token (shown in the sessions list).
+    pub fn device(mut self, user_agent: Option<String>, ip: Option<String>) -> Self {
+        self.user_agent = user_agent;
+        self.ip = ip;
+        self
+    }
+
+    /// Who asks (default: [`Revoker::Admin`]): named in the events of a token this replaces.
+    pub fn by(mut self, by: Revoker) -> Self {
+        self.by = by;
+        self.source = match by {
+            Revoker::User => "user",
+            Revoker::Admin => "admin",
+            Revoker::Cli => "cli",
+        };
+        self
+    }
+
+    /// Where an expired token of the pair was found, for its `TokenExpired` event.
+    pub(crate) fn source(mut self, source: &'static str) -> Self {
+        self.source = source;
+        self
+    }
+}
+
+/// The pair's token, with the secret to hand to the caller.
+#[derive(Debug)]
+pub struct PairToken {
+    /// The token as stored.
+    pub token: AuthToken,
+    /// The token itself (new, or re-derived from the server key).
+    pub secret: TokenSecret,
+    /// Whether it was issued by this call.
+    pub created: bool,
+}
+
+/// Why [`Tessera::token_for_pair`](crate::Tessera::token_for_pair) issued nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairTokenError {
+    /// The pair has a live token and the request said [`IfPairHasToken::Refuse`].
+    #[error("the pair already has a token (id {})", .0.id)]
+    Exists(AuthToken),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a token goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revocation {
+    /// Its owner logged out with it (`UserLoggedOut`).
+    Logout,
+    /// Its owner, an admin or the CLI revoked it (`TokenRevoked`).
+    Revoked(Revoker),
+}
+
+impl Core {
+    /// The pair's token: the existing one (per `if_exists`), or a fresh one when there is none or
+    /// it has expired. Concurrent calls for one pair end with one token.
+    pub(crate) async fn token_for_pair(&self, req: TokenRequest<'_>) -> Result<PairToken, PairTokenError> {
+        let now = self.now();
+        let who = Some((req.user, req.client.name.as_str()));
+        if let Some(mut existing) = self.store.token_for(req.user.id, req.client.id).await? {
+            if existing.has_expired(now) {
+                // Tessera: an expired token is replaced, not handed back (durin returns the dead token).
+                if self.store.delete_token(existing.id).await? {
+                    self.forget(&existing);
+                    let kind = EventKind::TokenExpired { token_id: existing.id, source: req.source.into() };
+                    self.emit(kind, who, req.ip.clone());
+                }
+            } else {
+                match req.if_exists {
+                    IfPairHasToken::Reuse => return Ok(self.handed_back(existing)),
+                    IfPairHasToken::Renew => {
+                        let new_expiry = req.client.expiry_from(now, existing.created);
+                        if self.store.extend_expiry(existing.id, new_expiry, now).await? {
+                            existing.expiry = new_expiry;
+                            self.forget(&existing);
+                            let kind = EventKind::TokenRenewed { token_id: existing.id, new_expiry };
+                            self.emit(kind, who, req.ip.clone());
+                        }
+                        return Ok(self.handed_back(existing));
+                    }
+                    IfPairHasToken::Refuse => return Err(PairTokenError::Exists(existing)),
+                    IfPairHasToken::Replace => {
+                        self.revoke(&existing, Revocation::Revoked(req.by), who, req.ip.clone()).await?;
+                    }
+                }
+            }
+        }
+        let issued = self.codec.issue();
+        let new = NewToken {
+            user_agent: req.user_agent.map(|ua| ua.chars().take(512).collect()),
+            ip: req.ip.clone(),
+            ..NewToken::issued(&issued, req.user.id, req.client, now)
+        };
+        let (token, created) = self.store.get_or_create_token(new).await?;
+        if created {
+            self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
+            return Ok(PairToken { token, secret: issued.token, created: true });
+        }
+        // A concurrent request for the same pair won the race: its token is the pair's.
+        match req.if_exists {
+            IfPairHasToken::Refuse => Err(PairTokenError::Exists(token)),
+            _ => Ok(self.handed_back(token)),
+        }
+    }
+
+    fn handed_back(&self, token: AuthToken) -> PairToken {
+        let secret = self.codec.derive(&token.seed);
+        PairToken { token, secret, created: false }
+    }
+
+    /// Deletes one token and forgets it; `false` when it was already gone. A logout is always
+    /// reported; a revocation only when it deleted something.
+    pub(crate) async fn revoke(
+        &self,
+        token: &AuthToken,
+        why: Revocation,
+        who: Who<'_>,
+        ip: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let deleted = self.store.delete_token(token.id).await?;
+        self.forget(token);
+        match why {
+            Revocation::Logout => self.emit(EventKind::UserLoggedOut, who, ip),
+            Revocation::Revoked(by) if deleted => {
+                self.emit(EventKind::TokenRevoked { token_id: token.id, by }, who, ip)
+            }
+            Revocation::Revoked(_) => {}
+        }
+        Ok(deleted)
+    }
+
+    /// The user's logout-all: every token of `user` goes; one `LogoutAll` event.
+    pub(crate) async fn logout_all(&self, user: &User, client: &str, ip: Option<String>) -> Result<u64, StoreError> {
+        let deleted = self.delete_all(TokenFilter { user: Some(user.id), client: None }).await?;
+        self.emit(EventKind::LogoutAll { tokens: deleted.len() as u64 }, Some((user, client)), ip);
+        Ok(deleted.len() as u64)
+    }
+
+    /// Revokes every token of `user` (on `client`, or on all); one `TokenRevoked` per token.
+    pub(crate) async fn revoke_tokens(
+        &self,
+        user: &User,
+        client: Option<&Client>,
+        by: Revoker,
+        ip: Option<String>,
+    ) -> Result<Vec<AuthToken>, StoreError> {
+        let deleted = self.delete_all(TokenFilter { user: Some(user.id), client: client.map(|c| c.id) }).await?;
+        if deleted.is_empty() {
+            return Ok(deleted);
+        }
+        let names: HashMap<_, _> = match client {
+            Some(c) => HashMap::from([(c.id, c.name.to_string())]),
+            None => self.store.list_clients().await?.into_iter().map(|c| (c.id, c.name.to_string())).collect(),
+        };
+        for token in &deleted {
+            let name = names.get(&token.client_id).map(String::as_str).unwrap_or_default();
+            self.emit(EventKind::TokenRevoked { token_id: token.id, by }, Some((user, name)), ip.clone());
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_all(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
+        let deleted = self.store.delete_tokens(filter).await?;
+        for token in &deleted {
+            self.forget(token);
+        }
+        Ok(deleted)
+    }
+
+    /// Expires a token now (an admin's "expire"): its next use is refused as expired, on every
+    /// instance. `false` when it did not exist.
+    pub(crate) async fn expire(&self, token: &AuthToken) -> Result<bool, StoreError> {
+        let changed = self.store.set_expiry(token.id, Some(self.now())).await?;
+        self.forget(token);
+        Ok(changed)
+    }
+}
