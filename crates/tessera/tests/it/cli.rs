@@ -1,9 +1,11 @@
 //! The admin CLI: the whole sequence on SQLite and PostgreSQL, and every bad input.
 
-use crate::support::{Backend, TestEnv, contains, json, read_tree};
+use crate::TESSERA;
+use std::path::Path;
+use tessera_testkit::{Backend, TestEnv, json, test_each_backend};
 
 fn sequence(backend: Backend) {
-    let Some(env) = TestEnv::new(backend) else { return };
+    let Some(env) = TestEnv::new(TESSERA, backend) else { return };
     env.ok(&["migrate"]);
     let out = env.ok(&[
         "client",
@@ -147,18 +149,30 @@ fn assert_no_token_at_rest(env: &TestEnv, tokens: &[&str]) {
     }
 }
 
-#[test]
-fn cli_sequence_on_sqlite() {
-    sequence(Backend::Sqlite);
+/// The bytes of every file under `dir` (for "no token at rest" checks).
+fn read_tree(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(read_tree(&path));
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.extend(bytes);
+            }
+        }
+    }
+    out
 }
 
-#[test]
-fn cli_sequence_on_postgres() {
-    sequence(Backend::Postgres);
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+test_each_backend!(sequence => cli_sequence_on_sqlite, cli_sequence_on_postgres);
 
 fn bad_inputs(backend: Backend) {
-    let Some(env) = TestEnv::new(backend) else { return };
+    let Some(env) = TestEnv::new(TESSERA, backend) else { return };
     env.ok(&["client", "create", "web"]);
     env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
     env.create_user("alice", &[]);
@@ -220,19 +234,11 @@ fn bad_inputs(backend: Backend) {
     assert_eq!(env.snapshot(), before, "failed commands changed nothing");
 }
 
-#[test]
-fn bad_inputs_change_nothing_on_sqlite() {
-    bad_inputs(Backend::Sqlite);
-}
-
-#[test]
-fn bad_inputs_change_nothing_on_postgres() {
-    bad_inputs(Backend::Postgres);
-}
+test_each_backend!(bad_inputs => bad_inputs_change_nothing_on_sqlite, bad_inputs_change_nothing_on_postgres);
 
 #[test]
 fn wrong_database_urls_are_clear_errors() {
-    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     env.fails(&["--database-url", "mysql://root@localhost/x", "user", "list"], "mysql");
     let line =
         env.fails(&["--database-url", "postgres://tessera:s3cret@127.0.0.1:1/nope", "user", "list"], "127.0.0.1:1");
@@ -244,7 +250,7 @@ fn wrong_database_urls_are_clear_errors() {
 
 #[test]
 fn unwritable_data_dir_is_a_clear_error() {
-    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     let file = env.dir.path().join("a-file");
     std::fs::write(&file, "not a directory").expect("write");
     let under_file = file.join("data");
@@ -256,7 +262,7 @@ fn unwritable_data_dir_is_a_clear_error() {
 
 #[test]
 fn bad_keys_are_clear_errors_and_change_nothing() {
-    let Some(mut env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     env.ok(&["client", "create", "web"]);
     env.create_user("alice", &[]);
     let before = env.snapshot();
@@ -282,7 +288,7 @@ fn bad_keys_are_clear_errors_and_change_nothing() {
 
 #[test]
 fn a_shared_key_from_the_environment_derives_the_same_tokens_everywhere() {
-    let Some(mut env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     let key = env.ok(&["key", "generate"]).trim().to_string();
     assert_eq!(key.len(), 64);
     assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -297,7 +303,7 @@ fn a_shared_key_from_the_environment_derives_the_same_tokens_everywhere() {
 #[test]
 fn concurrent_migrations_both_succeed() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(env) = TestEnv::new(backend) else { continue };
+        let Some(env) = TestEnv::new(TESSERA, backend) else { continue };
         let children: Vec<_> = (0..3)
             .map(|_| {
                 env.command(&["migrate"])
@@ -317,7 +323,7 @@ fn concurrent_migrations_both_succeed() {
 
 #[test]
 fn help_explains_every_command() {
-    let Some(env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     let help = env.ok(&["--help"]);
     for cmd in ["serve", "migrate", "user", "client", "token", "TESSERA_CONFIG"] {
         assert!(help.contains(cmd), "--help mentions {cmd}: {help}");

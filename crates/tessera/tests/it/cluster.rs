@@ -1,10 +1,9 @@
 //! Several real `tessera serve` processes on one PostgreSQL database and one Redis: what one
 //! instance or the CLI does, every instance honours; the throttle counts once for all.
 
-use crate::serve::Server;
-use crate::support::{Backend, TestEnv};
-use reqwest::Method;
+use crate::TESSERA;
 use std::time::{Duration, Instant};
+use tessera_testkit::{Backend, Method, Server, TestEnv};
 
 const SESSIONS: &str = "/api/auth/sessions/";
 
@@ -19,7 +18,7 @@ impl Cluster {
     pub fn new(token_store: &str) -> Option<Cluster> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let redis = rt.block_on(tessera_redis::testing::redis())?;
-        let mut env = TestEnv::new(Backend::Postgres)?;
+        let mut env = TestEnv::new(TESSERA, Backend::Postgres)?;
         let key = env.ok(&["key", "generate"]).trim().to_string();
         env.env.insert("TESSERA_SECRET_KEY".into(), key);
         env.env.insert("TESSERA_REDIS_URL".into(), tessera_redis::testing::redis_url());
@@ -57,8 +56,8 @@ fn two_instances(token_store: &str) {
     env.ok(&["client", "create", "metered", "--throttle-rate", "10/m"]);
     env.create_user("alice", &[]);
     env.create_user("bob", &[]);
-    let a = Server::start(env, &[]);
-    let b = Server::start(env, &[]);
+    let a = env.serve(&[]);
+    let b = env.serve(&[]);
 
     // Login on A, use on B.
     let token = a.token("alice", "web");

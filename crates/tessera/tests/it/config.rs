@@ -1,10 +1,11 @@
 //! Configuration through the real binary: file, environment, flags, and rejected keys.
 
-use crate::support::{Backend, TestEnv, json};
+use crate::TESSERA;
+use tessera_testkit::{Backend, TestEnv, json};
 
 #[test]
 fn file_environment_and_flags_apply_in_that_order() {
-    let Some(mut env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     let file = env.dir.path().join("tessera.toml");
     std::fs::write(&file, "default_token_ttl = \"2h\"\n").expect("write");
     env.env.insert("TESSERA_CONFIG".into(), file.display().to_string());
@@ -24,7 +25,7 @@ fn file_environment_and_flags_apply_in_that_order() {
 
 #[test]
 fn malformed_config_is_rejected_and_changes_nothing() {
-    let Some(mut env) = TestEnv::new(Backend::Sqlite) else { return };
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
     env.ok(&["client", "create", "web"]);
     let before = env.snapshot();
     let file = env.dir.path().join("bad.toml");

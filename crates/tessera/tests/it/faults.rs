@@ -2,14 +2,13 @@
 //! off by a TCP proxy and restored. Instances answer 503 where documented, never 500, accept no
 //! revoked token, lose no acknowledged change, and recover without a restart.
 
+use crate::TESSERA;
 use crate::cluster::{Cluster, refused_within};
 use crate::proxy::Proxy;
-use crate::serve::Server;
-use crate::support::{Backend, TestEnv, services_required};
-use reqwest::Method;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tessera_testkit::{Backend, Method, Server, TestEnv, services_required};
 
 const SESSIONS: &str = "/api/auth/sessions/";
 
@@ -101,8 +100,8 @@ fn redis_outage_with_tokens_in_sql() {
     for user in ["alice", "bob", "carol", "dave"] {
         env.create_user(user, &[]);
     }
-    let a = Server::start(env, &[]);
-    let b = Server::start(env, &[]);
+    let a = env.serve(&[]);
+    let b = env.serve(&[]);
     let token = a.token("alice", "web");
     load(&[&a, &b], &token, Duration::from_millis(300), &[200]);
 
@@ -159,7 +158,7 @@ impl BackgroundLoad {
             let mut statuses = Vec::new();
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 let url = &urls[statuses.len() % urls.len()];
-                statuses.push(crate::serve::http(Method::GET, url, Some(&token), None).0);
+                statuses.push(tessera_testkit::http(Method::GET, url, Some(&token), None).0);
                 std::thread::sleep(Duration::from_millis(5));
             }
             statuses
@@ -181,7 +180,7 @@ fn redis_outage_with_tokens_in_redis() {
     let env = &cluster.env;
     env.ok(&["client", "create", "web"]);
     env.create_user("alice", &[]);
-    let a = Server::start(env, &[]);
+    let a = env.serve(&[]);
     let token = a.token("alice", "web");
     load(&[&a], &token, Duration::from_millis(200), &[200]);
 
@@ -210,7 +209,7 @@ fn redis_outage_with_tokens_in_redis() {
 
 #[test]
 fn postgres_outage_and_return() {
-    let Some(mut env) = TestEnv::new(Backend::Postgres) else { return };
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Postgres) else { return };
     let direct = env.database_url().expect("postgres").to_string();
     let proxy = Proxy::start(postgres_addr(&direct));
     let via_proxy = direct.replacen(&authority(&direct), &format!("postgres@{}", proxy.addr), 1);
@@ -219,7 +218,7 @@ fn postgres_outage_and_return() {
     env.ok(&["client", "create", "web"]);
     env.ok(&["client", "create", "cli"]);
     env.create_user("alice", &[]);
-    let a = Server::start(&env, &[]);
+    let a = env.serve(&[]);
     let token = a.token("alice", "web");
     let gone = a.token("alice", "cli");
     assert_eq!(a.call(Method::POST, "/api/auth/logout/", Some(&gone)).0, 204, "an acknowledged logout");

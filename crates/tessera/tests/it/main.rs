@@ -6,4 +6,6 @@ mod config;
 mod faults;
 mod proxy;
 mod serve;
-mod support;
+
+/// The binary under test; every [`tessera_testkit::TestEnv`] runs it.
+const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
