@@ -2,14 +2,14 @@
 //! Redis is configured), and on demand the token codec with the server key.
 
 use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir};
-use crate::key::{self, KeySource};
+use crate::key;
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
 use tessera_core::bus::{InvalidationBus, NotifyingStore};
 use tessera_core::split::SplitStore;
 use tessera_core::store::Store;
 use tessera_core::throttle::RateLimiter;
-use tessera_core::{Clock, SystemClock, TokenCodec};
+use tessera_core::{Clock, SystemClock};
 use tessera_redis::{
     FallbackMode, FallbackRateLimiter, RedisBus, RedisConfig, RedisConnection, RedisRateLimiter, RedisTokenStore,
     RedisTokenStoreConfig,
@@ -81,21 +81,16 @@ impl App {
         Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database })
     }
 
-    /// The token codec, with the server key (generated into the data directory on first use).
-    pub fn codec(&self) -> Result<(TokenCodec, KeySource)> {
-        let (key, source) = key::load_or_create(&self.config)?;
-        let settings = &self.config.settings;
-        let codec = TokenCodec::new(key, &settings.token_prefix, settings.token_character_length)
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok((codec, source))
-    }
-
-    /// A Tessera builder for this configuration: the store, the server key, the settings, and with
-    /// Redis the shared throttle and the invalidation bus.
+    /// A Tessera builder for this configuration: the store, the server key, the settings, the
+    /// event log line, and with Redis the shared throttle and the invalidation bus. The server and
+    /// the CLI both build on it, so their changes emit the same events.
     pub fn tessera(&self) -> Result<tessera_axum::TesseraBuilder> {
         let (key, _) = key::load_or_create(&self.config)?;
-        let mut builder =
-            tessera_axum::Tessera::builder(self.store.clone(), key).settings(self.config.settings.clone());
+        let mut builder = tessera_axum::Tessera::builder(self.store.clone(), key)
+            .settings(self.config.settings.clone())
+            .on_event(|event| {
+                tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, ip = ?event.ip, "auth event")
+            });
         if let Some(redis) = &self.redis {
             builder = builder.rate_limiter(redis.limiter.clone()).bus(redis.bus.clone());
         }

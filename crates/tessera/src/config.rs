@@ -151,9 +151,38 @@ impl Config {
 
     /// Loads the configuration with an explicit environment (tests).
     pub fn load_from(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Config> {
-        let file = overrides.config_file.clone().or_else(|| env.get("TESSERA_CONFIG").map(PathBuf::from));
-        let mut values: BTreeMap<String, (toml::Value, String)> = BTreeMap::new();
+        let mut values = Values::read(overrides, env)?;
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(values.text("data_dir")?.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = overrides.database_url.clone().or(values.text("database_url")?);
+        if let Some(url) = &database_url
+            && url.trim().is_empty()
+        {
+            bail!("the database URL is empty");
+        }
+        let secret_key = values.text("secret_key")?.map(SecretText);
+        let bind_text = overrides.bind.clone().or(values.text("bind")?).unwrap_or_else(|| DEFAULT_BIND.into());
+        let bind: SocketAddr = bind_text
+            .parse()
+            .map_err(|_| anyhow!("invalid bind address '{bind_text}': expected IP:PORT, for example 127.0.0.1:8000"))?;
+        let redis = values.redis()?;
+        let settings = values.settings()?;
+        Ok(Config { data_dir, database_url, secret_key, bind, redis, settings })
+    }
+}
 
+/// Every configured value, with where it came from (for error messages): the file's keys, then
+/// the environment's `TESSERA_<KEY>` over them. Server keys are taken out one by one; what is
+/// left is the settings.
+struct Values(BTreeMap<String, (toml::Value, String)>);
+
+impl Values {
+    fn read(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Values> {
+        let file = overrides.config_file.clone().or_else(|| env.get("TESSERA_CONFIG").map(PathBuf::from));
+        let mut values = BTreeMap::new();
         if let Some(path) = &file {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -166,7 +195,6 @@ impl Config {
                 values.insert(key, (value, format!("config file {}", path.display())));
             }
         }
-
         for (key, kind) in SERVER_KEYS.iter().chain(SETTING_KEYS) {
             let var = format!("TESSERA_{}", key.to_ascii_uppercase());
             if let Some(raw) = env.get(&var) {
@@ -174,64 +202,55 @@ impl Config {
                 values.insert(key.to_string(), (value, var));
             }
         }
+        Ok(Values(values))
+    }
 
-        let take_text = |values: &mut BTreeMap<String, (toml::Value, String)>, key: &str| -> Result<Option<String>> {
-            match values.remove(key) {
-                None => Ok(None),
-                Some((toml::Value::String(s), _)) => Ok(Some(s)),
-                Some((other, source)) => bail!("{source}: '{key}' must be a string, not {}", other.type_str()),
-            }
-        };
-        let data_dir = overrides
-            .data_dir
-            .clone()
-            .or(take_text(&mut values, "data_dir")?.map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database_url = overrides.database_url.clone().or(take_text(&mut values, "database_url")?);
-        let secret_key = take_text(&mut values, "secret_key")?.map(SecretText);
-        let bind_text =
-            overrides.bind.clone().or(take_text(&mut values, "bind")?).unwrap_or_else(|| DEFAULT_BIND.into());
-        let bind: SocketAddr = bind_text
-            .parse()
-            .map_err(|_| anyhow!("invalid bind address '{bind_text}': expected IP:PORT, for example 127.0.0.1:8000"))?;
-        if let Some(url) = &database_url
-            && url.trim().is_empty()
-        {
-            bail!("the database URL is empty");
+    /// Takes a text value out.
+    fn text(&mut self, key: &str) -> Result<Option<String>> {
+        match self.0.remove(key) {
+            None => Ok(None),
+            Some((toml::Value::String(s), _)) => Ok(Some(s)),
+            Some((other, source)) => bail!("{source}: '{key}' must be a string, not {}", other.type_str()),
         }
-        let redis_url = take_text(&mut values, "redis_url")?.filter(|u| !u.trim().is_empty());
-        let key_prefix = take_text(&mut values, "redis_key_prefix")?.unwrap_or_else(|| "tessera:".into());
-        let token_store = match take_text(&mut values, "token_store")?.as_deref() {
+    }
+
+    /// Takes the Redis keys out: `None` without `redis_url`.
+    fn redis(&mut self) -> Result<Option<RedisSettings>> {
+        let redis_url = self.text("redis_url")?.filter(|u| !u.trim().is_empty());
+        let key_prefix = self.text("redis_key_prefix")?.unwrap_or_else(|| "tessera:".into());
+        let token_store = match self.text("token_store")?.as_deref() {
             None | Some("sql") => TokenStoreKind::Sql,
             Some("redis") => TokenStoreKind::Redis,
             Some(other) => bail!("invalid token_store '{other}': use \"sql\" or \"redis\""),
         };
-        let when_down = match take_text(&mut values, "throttle_when_redis_down")?.as_deref() {
+        let when_down = match self.text("throttle_when_redis_down")?.as_deref() {
             None | Some("fallback") => RedisDown::Fallback,
             Some("refuse") => RedisDown::Refuse,
             Some(other) => bail!("invalid throttle_when_redis_down '{other}': use \"fallback\" or \"refuse\""),
         };
-        let redis = match redis_url {
-            Some(url) => Some(RedisSettings { url: SecretText(url), key_prefix, token_store, when_down }),
+        match redis_url {
+            Some(url) => Ok(Some(RedisSettings { url: SecretText(url), key_prefix, token_store, when_down })),
             None if token_store == TokenStoreKind::Redis => bail!("token_store = \"redis\" needs redis_url"),
-            None => None,
-        };
+            None => Ok(None),
+        }
+    }
 
-        // Check each key alone first, so the error names the key and where its value came from.
-        for (key, (value, source)) in &values {
+    /// What is left: the settings, each key checked alone first so that the error names the key
+    /// and where its value came from.
+    fn settings(self) -> Result<Settings> {
+        for (key, (value, source)) in &self.0 {
             let mut one = toml::Table::new();
             one.insert(key.clone(), value.clone());
             if let Err(e) = toml::Value::Table(one).try_into::<Settings>() {
                 bail!("{source}: invalid value {value} for '{key}': {}", one_line(&e.to_string()));
             }
         }
-        let table: toml::Table = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        let table: toml::Table = self.0.into_iter().map(|(k, (v, _))| (k, v)).collect();
         let settings: Settings = toml::Value::Table(table)
             .try_into()
             .map_err(|e| anyhow!("invalid settings: {}", one_line(&e.to_string())))?;
         settings.validate().map_err(|e| anyhow!("{e}"))?;
-
-        Ok(Config { data_dir, database_url, secret_key, bind, redis, settings })
+        Ok(settings)
     }
 }
 

@@ -68,11 +68,7 @@ pub async fn run(config: Config) -> Result<()> {
     if fresh {
         print_next_steps(&app, addr);
     }
-    let tessera = app
-        .tessera()?
-        .cached_auth_routes(true)
-        .on_event(|event| tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, ip = ?event.ip, "auth event"))
-        .build()?;
+    let tessera = app.tessera()?.cached_auth_routes(true).build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
     axum::serve(listener, router(app.store.clone(), &tessera).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

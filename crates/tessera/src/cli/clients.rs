@@ -67,53 +67,22 @@ pub enum ClientCommand {
 
 impl ClientCommand {
     pub async fn run(self, app: &App) -> Result<()> {
-        let store = &app.store;
         match self {
             ClientCommand::Create { name, token_ttl, throttle_rate, sliding_expiry, max_lifetime, description } => {
-                let name: ClientName = name.parse()?;
-                let token_ttl = match token_ttl {
-                    Some(text) => text.parse()?,
-                    None => app.config.settings.default_token_ttl,
+                let new = NewClient {
+                    name: name.parse()?,
+                    token_ttl: match token_ttl {
+                        Some(text) => text.parse()?,
+                        None => app.config.settings.default_token_ttl,
+                    },
+                    throttle_rate: throttle_rate.map(|r| r.parse::<Rate>()).transpose()?,
+                    sliding_expiry,
+                    max_lifetime: max_lifetime.map(|m| m.parse::<Ttl>()).transpose()?,
+                    description,
                 };
-                let throttle_rate = throttle_rate.map(|r| r.parse::<Rate>()).transpose()?;
-                let max_lifetime = max_lifetime.map(|m| m.parse::<Ttl>()).transpose()?;
-                check_lifetime_cap(token_ttl, max_lifetime)?;
-                if store.client_by_name(name.as_str()).await?.is_some() {
-                    bail!("a client named '{name}' already exists");
-                }
-                let client = store
-                    .create_client(NewClient {
-                        name,
-                        token_ttl,
-                        throttle_rate,
-                        sliding_expiry,
-                        max_lifetime,
-                        description,
-                    })
-                    .await?;
-                println!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl);
+                create(app, new).await
             }
-            ClientCommand::List { json } => {
-                let clients = store.list_clients().await?;
-                if json {
-                    return output::json(&clients);
-                }
-                let rows: Vec<Vec<String>> = clients
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.id.to_string(),
-                            c.name.to_string(),
-                            c.token_ttl.to_string(),
-                            c.throttle_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
-                            if c.sliding_expiry { "sliding" } else { "fixed" }.into(),
-                            c.max_lifetime.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-                            c.description.clone(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"], &rows);
-            }
+            ClientCommand::List { json } => list(app, json).await,
             ClientCommand::Update {
                 name,
                 new_name,
@@ -123,7 +92,6 @@ impl ClientCommand {
                 max_lifetime,
                 description,
             } => {
-                let client = find_client(app, &name).await?;
                 let update = ClientUpdate {
                     name: new_name.map(|n| n.parse::<ClientName>()).transpose()?,
                     token_ttl: token_ttl.map(|t| t.parse::<Ttl>()).transpose()?,
@@ -134,31 +102,77 @@ impl ClientCommand {
                     max_lifetime: max_lifetime.map(|m| optional(&m).map(str::parse::<Ttl>).transpose()).transpose()?,
                     description,
                 };
-                let mut preview = client.clone();
-                update.apply(&mut preview);
-                if preview == client {
-                    bail!(
-                        "nothing to change: give at least one of --name, --token-ttl, --throttle-rate, --sliding-expiry, --max-lifetime, --description"
-                    );
-                }
-                check_lifetime_cap(preview.token_ttl, preview.max_lifetime)?;
-                if let Some(new) = &update.name
-                    && new != &client.name
-                    && store.client_by_name(new.as_str()).await?.is_some()
-                {
-                    bail!("a client named '{new}' already exists");
-                }
-                let updated = store.update_client(client.id, update).await?;
-                println!("updated client '{}' (id {})", updated.name, updated.id);
+                update_client(app, &name, update).await
             }
-            ClientCommand::Delete { name } => {
-                let client = find_client(app, &name).await?;
-                let tokens = store.delete_client(client.id).await?;
-                println!("deleted client '{}' with {tokens} token(s)", client.name);
-            }
+            ClientCommand::Delete { name } => delete(app, &name).await,
         }
-        Ok(())
     }
+}
+
+/// `client create`: every value is parsed before anything is written.
+async fn create(app: &App, new: NewClient) -> Result<()> {
+    check_lifetime_cap(new.token_ttl, new.max_lifetime)?;
+    if app.store.client_by_name(new.name.as_str()).await?.is_some() {
+        bail!("a client named '{}' already exists", new.name);
+    }
+    let client = app.store.create_client(new).await?;
+    println!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl);
+    Ok(())
+}
+
+/// `client list`.
+async fn list(app: &App, json: bool) -> Result<()> {
+    let clients = app.store.list_clients().await?;
+    if json {
+        return output::json(&clients);
+    }
+    let rows: Vec<Vec<String>> = clients
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.name.to_string(),
+                c.token_ttl.to_string(),
+                c.throttle_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
+                if c.sliding_expiry { "sliding" } else { "fixed" }.into(),
+                c.max_lifetime.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+                c.description.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"], &rows);
+    Ok(())
+}
+
+/// `client update`: refuses an update that changes nothing, breaks the lifetime cap or takes
+/// another client's name.
+async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()> {
+    let client = find_client(app, name).await?;
+    let mut preview = client.clone();
+    update.apply(&mut preview);
+    if preview == client {
+        bail!(
+            "nothing to change: give at least one of --name, --token-ttl, --throttle-rate, --sliding-expiry, --max-lifetime, --description"
+        );
+    }
+    check_lifetime_cap(preview.token_ttl, preview.max_lifetime)?;
+    if let Some(new) = &update.name
+        && new != &client.name
+        && app.store.client_by_name(new.as_str()).await?.is_some()
+    {
+        bail!("a client named '{new}' already exists");
+    }
+    let updated = app.store.update_client(client.id, update).await?;
+    println!("updated client '{}' (id {})", updated.name, updated.id);
+    Ok(())
+}
+
+/// `client delete`: the client and all its tokens.
+async fn delete(app: &App, name: &str) -> Result<()> {
+    let client = find_client(app, name).await?;
+    let tokens = app.store.delete_client(client.id).await?;
+    println!("deleted client '{}' with {tokens} token(s)", client.name);
+    Ok(())
 }
 
 /// `none` (or an empty value) clears an optional field.

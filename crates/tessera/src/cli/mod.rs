@@ -42,7 +42,7 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: the health and readiness endpoints (the auth API comes next)
+    /// Run the server: the auth API at /api/auth/, and /health and /ready
     Serve {
         /// Address to listen on [env: TESSERA_BIND] [default: 127.0.0.1:8000]
         #[arg(long, value_name = "ADDR")]

@@ -335,3 +335,34 @@ fn help_explains_every_command() {
     let out = env.run(&["client", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
+
+/// The CLI changes tokens through the library's lifecycle: its revocations are `TokenRevoked`
+/// events by the CLI, its replacements and expired-pair renewals emit theirs, on the event log.
+#[test]
+fn cli_token_changes_are_events_by_the_cli() {
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.env.insert("RUST_LOG".into(), "info".into());
+    env.ok(&["client", "create", "web", "--token-ttl", "1d"]);
+    env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
+    env.create_user("alice", &[]);
+    let log = |args: &[&str]| {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let created = log(&["token", "create", "--user", "alice", "--client", "web"]);
+    assert!(created.contains("TokenCreated"), "{created}");
+    let replaced = log(&["token", "create", "--user", "alice", "--client", "web", "--replace"]);
+    assert!(replaced.contains("TokenRevoked") && replaced.contains("by: Cli"), "{replaced}");
+    assert!(replaced.contains("TokenCreated"), "{replaced}");
+    let tokens = json(&env.ok(&["token", "list", "--json"]));
+    let id = tokens[0]["id"].as_i64().expect("id").to_string();
+    let revoked = log(&["token", "revoke", &id]);
+    assert!(revoked.contains(&format!("TokenRevoked {{ token_id: TokenId({id}), by: Cli }}")), "{revoked}");
+    assert!(revoked.contains("alice") && revoked.contains("web"), "the event names the user and client: {revoked}");
+    env.ok(&["token", "create", "--user", "alice", "--client", "cli"]);
+    let revoked = log(&["token", "revoke", "--user", "alice"]);
+    assert!(revoked.contains("TokenRevoked") && revoked.contains("by: Cli") && revoked.contains("cli"), "{revoked}");
+    // No token ever reaches the log.
+    assert!(!revoked.contains("tsr_") && !created.contains("tsr_"), "{created}{revoked}");
+}
