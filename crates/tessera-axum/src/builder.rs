@@ -79,7 +79,22 @@ impl TesseraBuilder {
         self
     }
 
-    /// How every rejection is rendered; default: durin's `{"detail": ...}`.
+    /// How every error the library answers is rendered — the layer's, the guards', the
+    /// extractors' and every auth route's; default: durin's `{"detail": ...}` ([`DurinErrors`]).
+    /// [`ProblemJson`](crate::ProblemJson) answers RFC 9457 problem+json; a closure is a renderer
+    /// too, with its argument's type spelled out:
+    ///
+    /// ```
+    /// # fn demo(store: std::sync::Arc<dyn tessera_axum::core::Store>) -> Result<(), tessera_axum::BuildError> {
+    /// use axum::response::{IntoResponse, Response};
+    /// use tessera_axum::{AuthError, ProblemJson, Tessera, core::ServerKey};
+    ///
+    /// let problems = Tessera::builder(store.clone(), ServerKey::generate()).error_renderer(ProblemJson::default()).build()?;
+    /// let plain = Tessera::builder(store, ServerKey::generate())
+    ///     .error_renderer(|e: &AuthError| -> Response { format!("{}: {e}", e.code()).into_response() })
+    ///     .build()?;
+    /// # let _ = (problems, plain); Ok(()) }
+    /// ```
     pub fn error_renderer(mut self, renderer: impl ErrorRenderer) -> Self {
         self.renderer = Arc::new(renderer);
         self

@@ -19,7 +19,7 @@
 //! }
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = tessera_sql::SqlStore::connect("sqlite://app.db").await?;
+//! let store = tessera_axum::sql::SqlStore::connect("sqlite://app.db").await?;
 //! store.migrate().await?;
 //! let tessera = Tessera::builder(Arc::new(store), ServerKey::generate())
 //!     .settings(Settings::default())
@@ -40,6 +40,9 @@
 //!
 //! Serve with `into_make_service_with_connect_info::<SocketAddr>()` so logins record the client's
 //! address and the login throttle can key on it.
+//!
+//! New here? The [`guide`] walks a small service from the first dependency to its first
+//! in-process test (it is built with the `testing` feature; docs.rs builds every feature).
 //!
 //! # Map of the crate
 //!
@@ -80,6 +83,17 @@ mod state;
 mod tessera;
 mod tokens;
 mod usage;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[doc = include_str!("guide.md")]
+#[cfg(all(feature = "sqlite", feature = "testing"))]
+pub mod guide {}
+
+/// The SQL store (SQLite with the `sqlite` feature, PostgreSQL with `postgres`): `sql::SqlStore`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use tessera_sql as sql;
 
 pub use builder::{BuildError, TesseraBuilder};
 pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson, Rejection};
