@@ -2,6 +2,12 @@
 //! passes the one shared store test suite.
 //!
 //! Stores never see a usable token: [`NewToken`] carries the keyed digest and the seed only.
+//!
+//! No method has a default body. A store that wraps another one (see [`forward_store!`]) must
+//! therefore say, for every method, whether it forwards it or does something of its own: a method
+//! added here breaks every wrapper's build until each one has decided.
+//!
+//! [`forward_store!`]: crate::forward_store
 
 use crate::duration::Ttl;
 use crate::model::{AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId};
@@ -140,6 +146,8 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
 /// Tokens, by digest. At most one per (user, client).
 #[async_trait]
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// Checks that the backend answers (for `/ready`), with the cheapest request it has.
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Stores a token; [`StoreError::Conflict`] when the (user, client) pair already has one.
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError>;
     /// Stores `token` unless the pair already has one, atomically; returns the pair's token and
@@ -177,9 +185,6 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 /// Everything Tessera stores.
 #[async_trait]
 pub trait Store: UserStore + ClientStore + TokenStore {
-    /// Checks that the backend answers (for `/ready`).
-    async fn ping(&self) -> Result<(), StoreError>;
-
     /// The position of the newest entry of the invalidation log (0 when it is empty).
     async fn latest_invalidation(&self) -> Result<i64, StoreError>;
 
@@ -189,17 +194,16 @@ pub trait Store: UserStore + ClientStore + TokenStore {
     /// Deletes invalidation-log entries written before `before`; returns how many.
     async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// The token with this digest, with its user and client. Backends that can join do it in one
-    /// round trip; the default asks three times.
-    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
-        let Some(token) = self.token_by_digest(digest).await? else {
-            return Ok(None);
-        };
-        let (Some(user), Some(client)) =
-            (self.user_by_id(token.user_id).await?, self.client_by_id(token.client_id).await?)
-        else {
-            return Ok(None);
-        };
-        Ok(Some(TokenWithOwner { token, user, client }))
-    }
+    /// The token with this digest, with its user and client: everything authentication needs, in
+    /// as few round trips as the backend allows (one on SQL; one per backend when tokens live
+    /// elsewhere). `None` when the token, its user or its client does not exist.
+    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError>;
+
+    /// A user and a client by id, read together (one round trip on SQL). Either is `None` when it
+    /// does not exist.
+    async fn user_and_client(
+        &self,
+        user: UserId,
+        client: ClientId,
+    ) -> Result<(Option<User>, Option<Client>), StoreError>;
 }

@@ -144,6 +144,7 @@ macro_rules! for_each_suite_case {
         deleting_a_user_deletes_their_tokens,
         deactivating_a_user_keeps_their_tokens,
         token_with_owner_joins_user_and_client,
+        user_and_client_reads_both_or_either,
         listing_and_bulk_deleting_tokens,
         purge_expired_removes_only_expired_tokens,
         set_expiry_changes_and_clears_expiry,
