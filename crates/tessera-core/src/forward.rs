@@ -136,7 +136,7 @@ macro_rules! forward_store {
     };
     (@each $h:tt $t:tt [user_by_username $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
-            user_by_username(username: &str) -> ::core::option::Option<$crate::model::User>);
+            user_by_username(username: &$crate::model::Username) -> ::core::option::Option<$crate::model::User>);
     };
     (@each $h:tt $t:tt [list_users $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
@@ -169,7 +169,7 @@ macro_rules! forward_store {
     };
     (@each $h:tt $t:tt [client_by_name $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
-            client_by_name(name: &str) -> ::core::option::Option<$crate::model::Client>);
+            client_by_name(name: &$crate::model::ClientName) -> ::core::option::Option<$crate::model::Client>);
     };
     (@each $h:tt $t:tt [list_clients $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o

@@ -10,7 +10,9 @@
 //! [`forward_store!`]: crate::forward_store
 
 use crate::duration::Ttl;
-use crate::model::{AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId};
+use crate::model::{
+    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId, Username,
+};
 use crate::rate::Rate;
 use crate::token::TokenDigest;
 use async_trait::async_trait;
@@ -113,7 +115,7 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// A user by id.
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// A user by exact username.
-    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
     /// Every user, by username.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces the password hash.
@@ -134,7 +136,7 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
     /// A client by id.
     async fn client_by_id(&self, id: ClientId) -> Result<Option<Client>, StoreError>;
     /// A client by exact name.
-    async fn client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError>;
+    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError>;
     /// Every client, by name.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Changes a client and returns it as stored.

@@ -43,7 +43,7 @@ async fn login_inner(core: &Core, req: Request) -> Result<Response, Response> {
 
     // A name no user can have is not looked up: it is unknown (and PostgreSQL refuses NUL bytes).
     let user = match username.parse::<Username>() {
-        Ok(name) => core.store.user_by_username(name.as_str()).await.map_err(store_error)?,
+        Ok(name) => core.store.user_by_username(&name).await.map_err(store_error)?,
         Err(_) => None,
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -183,7 +183,7 @@ async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<C
     let unknown = || detail(StatusCode::BAD_REQUEST, "No client with that name.");
     // A name no client can have is not looked up (PostgreSQL refuses NUL bytes).
     let Ok(name) = name.parse::<ClientName>() else { return Err(unknown()) };
-    core.store.client_by_name(name.as_str()).await.map_err(store_error)?.ok_or_else(unknown)
+    core.store.client_by_name(&name).await.map_err(store_error)?.ok_or_else(unknown)
 }
 
 /// The pair's token: the existing one (renewed with `refresh_token_on_login`), or a fresh one when

@@ -5,10 +5,10 @@
 use crate::support::suite_token_config;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tessera_core::TokenDigest;
 use tessera_core::forward_store;
 use tessera_core::split::SplitStore;
 use tessera_core::store::{ClientStore, Store, TokenStore, TokenWithOwner, UserStore};
+use tessera_core::{TokenDigest, Username};
 use tessera_redis::RedisTokenStore;
 use tessera_sql::SqlStore;
 use tessera_sql::testing::suite::{at, new_client, new_token, new_user};
@@ -107,6 +107,11 @@ async fn one_authentication_makes_at_most_two_round_trips() {
     // The readiness probe asks each backend once, with a real PING on Redis.
     store.ping().await.unwrap();
     assert_eq!(counters.take(), (1, 1), "(SQL, Redis) calls for ping");
+
+    // Lookups by name take parsed names.
+    let by_name = store.user_by_username(&"alice".parse::<Username>().unwrap()).await.unwrap();
+    assert_eq!(by_name, Some(alice));
+    assert_eq!(counters.take(), (1, 0));
 
     db.close().await;
 }

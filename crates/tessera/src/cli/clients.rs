@@ -78,7 +78,7 @@ impl ClientCommand {
                 let throttle_rate = throttle_rate.map(|r| r.parse::<Rate>()).transpose()?;
                 let max_lifetime = max_lifetime.map(|m| m.parse::<Ttl>()).transpose()?;
                 check_lifetime_cap(token_ttl, max_lifetime)?;
-                if store.client_by_name(name.as_str()).await?.is_some() {
+                if store.client_by_name(&name).await?.is_some() {
                     bail!("a client named '{name}' already exists");
                 }
                 let client = store
@@ -144,7 +144,7 @@ impl ClientCommand {
                 check_lifetime_cap(preview.token_ttl, preview.max_lifetime)?;
                 if let Some(new) = &update.name
                     && new != &client.name
-                    && store.client_by_name(new.as_str()).await?.is_some()
+                    && store.client_by_name(new).await?.is_some()
                 {
                     bail!("a client named '{new}' already exists");
                 }
@@ -182,5 +182,10 @@ fn check_lifetime_cap(ttl: Ttl, cap: Option<Ttl>) -> Result<()> {
 
 /// The client named `name`, or a clear error.
 pub async fn find_client(app: &App, name: &str) -> Result<Client> {
-    app.store.client_by_name(name).await?.ok_or_else(|| anyhow!("no client named '{name}'"))
+    // A name no client can have is simply not found.
+    let found = match name.parse::<ClientName>() {
+        Ok(parsed) => app.store.client_by_name(&parsed).await?,
+        Err(_) => None,
+    };
+    found.ok_or_else(|| anyhow!("no client named '{name}'"))
 }

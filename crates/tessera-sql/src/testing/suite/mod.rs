@@ -21,7 +21,9 @@ pub use users::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 use tessera_core::store::{Store, StoreError};
-use tessera_core::{Client, ClientName, IssuedToken, NewClient, NewToken, NewUser, ServerKey, TokenCodec, Ttl, User};
+use tessera_core::{
+    Client, ClientName, IssuedToken, NewClient, NewToken, NewUser, ServerKey, TokenCodec, Ttl, User, Username,
+};
 
 /// A store under test.
 pub type DynStore = Arc<dyn Store>;
@@ -58,6 +60,10 @@ pub fn new_user(name: &str) -> NewUser {
 
 pub fn client_name(name: &str) -> ClientName {
     name.parse().expect("client name")
+}
+
+pub fn username(name: &str) -> Username {
+    name.parse().expect("username")
 }
 
 pub fn new_client(name: &str) -> NewClient {
