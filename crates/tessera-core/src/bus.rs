@@ -4,10 +4,8 @@
 //! second. A bus — Redis pub/sub in `tessera-redis` — gets there in milliseconds, and carries the
 //! changes of stores that keep no log (tokens in Redis).
 
-use crate::model::{AuthToken, Client, ClientId, NewClient, NewToken, NewUser, TokenId, User, UserId};
-use crate::store::{
-    ClientStore, ClientUpdate, Invalidation, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner, UserStore,
-};
+use crate::model::{AuthToken, Client, ClientId, TokenId, UserId};
+use crate::store::{ClientUpdate, Invalidation, Store, StoreError, TokenFilter};
 use crate::token::TokenDigest;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,141 +62,81 @@ impl NotifyingStore {
     }
 }
 
-#[async_trait]
-impl UserStore for NotifyingStore {
-    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
-        self.inner.create_user(user).await
-    }
-    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.inner.user_by_id(id).await
-    }
-    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.inner.user_by_username(username).await
-    }
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.inner.list_users().await
-    }
-    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError> {
-        self.inner.set_password_hash(id, hash).await
-    }
-    async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError> {
-        self.inner.set_active(id, active).await?;
-        self.publish(&[Invalidation::User(id)]).await;
-        Ok(())
-    }
-    async fn set_staff(&self, id: UserId, staff: bool) -> Result<(), StoreError> {
-        self.inner.set_staff(id, staff).await?;
-        self.publish(&[Invalidation::User(id)]).await;
-        Ok(())
-    }
-    async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
-        self.inner.delete_user(id).await?;
-        self.publish(&[Invalidation::User(id)]).await;
-        Ok(())
-    }
-}
+// Only the changes that make a cached verdict stale publish; everything else is the inner store's.
+crate::forward_store! {
+    impl UserStore for NotifyingStore {
+        forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash;
 
-#[async_trait]
-impl ClientStore for NotifyingStore {
-    async fn create_client(&self, client: NewClient) -> Result<Client, StoreError> {
-        self.inner.create_client(client).await
-    }
-    async fn client_by_id(&self, id: ClientId) -> Result<Option<Client>, StoreError> {
-        self.inner.client_by_id(id).await
-    }
-    async fn client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError> {
-        self.inner.client_by_name(name).await
-    }
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        self.inner.list_clients().await
-    }
-    async fn update_client(&self, id: ClientId, update: ClientUpdate) -> Result<Client, StoreError> {
-        let client = self.inner.update_client(id, update).await?;
-        self.publish(&[Invalidation::Client(id)]).await;
-        Ok(client)
-    }
-    async fn delete_client(&self, id: ClientId) -> Result<u64, StoreError> {
-        let deleted = self.inner.delete_client(id).await?;
-        self.publish(&[Invalidation::Client(id)]).await;
-        Ok(deleted)
-    }
-}
-
-#[async_trait]
-impl TokenStore for NotifyingStore {
-    async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
-        self.inner.create_token(token).await
-    }
-    async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError> {
-        self.inner.get_or_create_token(token).await
-    }
-    async fn token_by_id(&self, id: TokenId) -> Result<Option<AuthToken>, StoreError> {
-        self.inner.token_by_id(id).await
-    }
-    async fn token_by_digest(&self, digest: &TokenDigest) -> Result<Option<AuthToken>, StoreError> {
-        self.inner.token_by_digest(digest).await
-    }
-    async fn token_for(&self, user: UserId, client: ClientId) -> Result<Option<AuthToken>, StoreError> {
-        self.inner.token_for(user, client).await
-    }
-    async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
-        self.inner.list_tokens(filter).await
-    }
-    async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
-        let digest = self.digest_of(id).await?;
-        let deleted = self.inner.delete_token(id).await?;
-        if let (true, Some(digest)) = (deleted, digest) {
-            self.publish(&[Invalidation::Token(digest)]).await;
+        async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError> {
+            self.inner.set_active(id, active).await?;
+            self.publish(&[Invalidation::User(id)]).await;
+            Ok(())
         }
-        Ok(deleted)
-    }
-    async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
-        let deleted = self.inner.delete_tokens(filter).await?;
-        let changes: Vec<Invalidation> = deleted.iter().map(|t| Invalidation::Token(t.digest)).collect();
-        self.publish(&changes).await;
-        Ok(deleted)
-    }
-    async fn extend_expiry(
-        &self,
-        id: TokenId,
-        expiry: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        // A later expiry never makes a cached verdict unsafe: nothing to publish.
-        self.inner.extend_expiry(id, expiry, now).await
-    }
-    async fn set_expiry(&self, id: TokenId, expiry: Option<DateTime<Utc>>) -> Result<bool, StoreError> {
-        let digest = self.digest_of(id).await?;
-        let changed = self.inner.set_expiry(id, expiry).await?;
-        if let (true, Some(digest)) = (changed, digest) {
-            self.publish(&[Invalidation::Token(digest)]).await;
+        async fn set_staff(&self, id: UserId, staff: bool) -> Result<(), StoreError> {
+            self.inner.set_staff(id, staff).await?;
+            self.publish(&[Invalidation::User(id)]).await;
+            Ok(())
         }
-        Ok(changed)
-    }
-    async fn record_last_used(&self, uses: &[(TokenId, DateTime<Utc>)]) -> Result<(), StoreError> {
-        self.inner.record_last_used(uses).await
-    }
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        // Expired tokens are refused whatever a cache holds.
-        self.inner.purge_expired(now).await
+        async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+            self.inner.delete_user(id).await?;
+            self.publish(&[Invalidation::User(id)]).await;
+            Ok(())
+        }
     }
 }
 
-#[async_trait]
-impl Store for NotifyingStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
+crate::forward_store! {
+    impl ClientStore for NotifyingStore {
+        forward to inner: create_client, client_by_id, client_by_name, list_clients;
+
+        async fn update_client(&self, id: ClientId, update: ClientUpdate) -> Result<Client, StoreError> {
+            let client = self.inner.update_client(id, update).await?;
+            self.publish(&[Invalidation::Client(id)]).await;
+            Ok(client)
+        }
+        async fn delete_client(&self, id: ClientId) -> Result<u64, StoreError> {
+            let deleted = self.inner.delete_client(id).await?;
+            self.publish(&[Invalidation::Client(id)]).await;
+            Ok(deleted)
+        }
     }
-    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
-        self.inner.token_with_owner(digest).await
+}
+
+crate::forward_store! {
+    impl TokenStore for NotifyingStore {
+        // A later expiry (extend_expiry) never makes a cached verdict unsafe, and expired tokens
+        // (purge_expired) are refused whatever a cache holds: nothing to publish for either.
+        forward to inner: ping, create_token, get_or_create_token, token_by_id, token_by_digest, token_for,
+            list_tokens, extend_expiry, record_last_used, purge_expired;
+
+        async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
+            let digest = self.digest_of(id).await?;
+            let deleted = self.inner.delete_token(id).await?;
+            if let (true, Some(digest)) = (deleted, digest) {
+                self.publish(&[Invalidation::Token(digest)]).await;
+            }
+            Ok(deleted)
+        }
+        async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
+            let deleted = self.inner.delete_tokens(filter).await?;
+            let changes: Vec<Invalidation> = deleted.iter().map(|t| Invalidation::Token(t.digest)).collect();
+            self.publish(&changes).await;
+            Ok(deleted)
+        }
+        async fn set_expiry(&self, id: TokenId, expiry: Option<DateTime<Utc>>) -> Result<bool, StoreError> {
+            let digest = self.digest_of(id).await?;
+            let changed = self.inner.set_expiry(id, expiry).await?;
+            if let (true, Some(digest)) = (changed, digest) {
+                self.publish(&[Invalidation::Token(digest)]).await;
+            }
+            Ok(changed)
+        }
     }
-    async fn latest_invalidation(&self) -> Result<i64, StoreError> {
-        self.inner.latest_invalidation().await
-    }
-    async fn invalidations_after(&self, after: i64) -> Result<Vec<(i64, Invalidation)>, StoreError> {
-        self.inner.invalidations_after(after).await
-    }
-    async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.prune_invalidations(before).await
+}
+
+crate::forward_store! {
+    impl Store for NotifyingStore {
+        forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
+            user_and_client;
     }
 }

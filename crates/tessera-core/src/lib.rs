@@ -28,6 +28,7 @@ pub mod bus;
 pub mod clock;
 pub mod duration;
 pub mod event;
+pub mod forward;
 pub mod humanize;
 pub mod model;
 pub mod net;

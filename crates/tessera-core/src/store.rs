@@ -2,9 +2,17 @@
 //! passes the one shared store test suite.
 //!
 //! Stores never see a usable token: [`NewToken`] carries the keyed digest and the seed only.
+//!
+//! No method has a default body. A store that wraps another one (see [`forward_store!`]) must
+//! therefore say, for every method, whether it forwards it or does something of its own: a method
+//! added here breaks every wrapper's build until each one has decided.
+//!
+//! [`forward_store!`]: crate::forward_store
 
 use crate::duration::Ttl;
-use crate::model::{AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId};
+use crate::model::{
+    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId, Username,
+};
 use crate::rate::Rate;
 use crate::token::TokenDigest;
 use async_trait::async_trait;
@@ -107,7 +115,7 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     /// A user by id.
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// A user by exact username.
-    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
     /// Every user, by username.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces the password hash.
@@ -128,7 +136,7 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
     /// A client by id.
     async fn client_by_id(&self, id: ClientId) -> Result<Option<Client>, StoreError>;
     /// A client by exact name.
-    async fn client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError>;
+    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError>;
     /// Every client, by name.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Changes a client and returns it as stored.
@@ -140,6 +148,8 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
 /// Tokens, by digest. At most one per (user, client).
 #[async_trait]
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// Checks that the backend answers (for `/ready`), with the cheapest request it has.
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Stores a token; [`StoreError::Conflict`] when the (user, client) pair already has one.
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError>;
     /// Stores `token` unless the pair already has one, atomically; returns the pair's token and
@@ -177,9 +187,6 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 /// Everything Tessera stores.
 #[async_trait]
 pub trait Store: UserStore + ClientStore + TokenStore {
-    /// Checks that the backend answers (for `/ready`).
-    async fn ping(&self) -> Result<(), StoreError>;
-
     /// The position of the newest entry of the invalidation log (0 when it is empty).
     async fn latest_invalidation(&self) -> Result<i64, StoreError>;
 
@@ -189,17 +196,16 @@ pub trait Store: UserStore + ClientStore + TokenStore {
     /// Deletes invalidation-log entries written before `before`; returns how many.
     async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// The token with this digest, with its user and client. Backends that can join do it in one
-    /// round trip; the default asks three times.
-    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
-        let Some(token) = self.token_by_digest(digest).await? else {
-            return Ok(None);
-        };
-        let (Some(user), Some(client)) =
-            (self.user_by_id(token.user_id).await?, self.client_by_id(token.client_id).await?)
-        else {
-            return Ok(None);
-        };
-        Ok(Some(TokenWithOwner { token, user, client }))
-    }
+    /// The token with this digest, with its user and client: everything authentication needs, in
+    /// as few round trips as the backend allows (one on SQL; one per backend when tokens live
+    /// elsewhere). `None` when the token, its user or its client does not exist.
+    async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError>;
+
+    /// A user and a client by id, read together (one round trip on SQL). Either is `None` when it
+    /// does not exist.
+    async fn user_and_client(
+        &self,
+        user: UserId,
+        client: ClientId,
+    ) -> Result<(Option<User>, Option<Client>), StoreError>;
 }

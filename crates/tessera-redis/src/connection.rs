@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_core::net::{UrlSecrets, redact_url};
 
 /// The default server: the local Redis.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -112,7 +113,7 @@ struct Inner {
     manager: ConnectionManager,
     prefix: String,
     server: String,
-    secrets: Vec<String>,
+    secrets: UrlSecrets,
     connect_timeout: Duration,
     response_timeout: Duration,
 }
@@ -131,8 +132,8 @@ impl RedisConnection {
     /// when the URL is malformed or when called outside a Tokio runtime.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisError> {
         let server = redact_url(&config.url);
-        let secrets = url_secrets(&config.url);
-        let scrub = |message: String| scrub(message, &secrets);
+        let secrets = UrlSecrets::of(&config.url);
+        let scrub = |message: String| secrets.scrub(&message);
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(RedisError::Config("a Redis connection must be created inside a Tokio runtime".into()));
         }
@@ -260,7 +261,7 @@ impl RedisConnection {
     /// [`RedisError::Unavailable`]; everything else is [`RedisError::Command`].
     pub(crate) fn map_error(&self, what: &str, e: &redis::RedisError) -> RedisError {
         use redis::{ErrorKind, ServerErrorKind};
-        let message = scrub(format!("{what}: {e} (Redis at {})", self.inner.server), &self.inner.secrets);
+        let message = self.inner.secrets.scrub(&format!("{what}: {e} (Redis at {})", self.inner.server));
         let not_serving = matches!(
             e.kind(),
             ErrorKind::Io
@@ -297,126 +298,5 @@ pub(crate) async fn delete_keys(conn: &RedisConnection, pattern: &str) -> Result
             return Ok(deleted);
         }
         cursor = next;
-    }
-}
-
-/// `url` with its password (and a `password=` query parameter) replaced by `***`.
-///
-/// ```
-/// assert_eq!(tessera_redis::redact_url("redis://app:s3cret@cache:6379/1"), "redis://app:***@cache:6379/1");
-/// assert_eq!(tessera_redis::redact_url("redis://:s3cret@cache"), "redis://:***@cache");
-/// assert_eq!(tessera_redis::redact_url("redis://cache:6379"), "redis://cache:6379");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some((start, at)) = userinfo_bounds(url)
-        && let Some(colon) = url[start..at].find(':')
-    {
-        out = format!("{}***{}", &url[..start + colon + 1], &url[at..]);
-    }
-    if let Some(query_start) = out.find('?') {
-        let (head, query) = out.split_at(query_start + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass") => {
-                    format!("{key}=***")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
-
-/// Where the `user:password` part of `url` starts and where its `@` is.
-fn userinfo_bounds(url: &str) -> Option<(usize, usize)> {
-    let start = url.find("://")? + 3;
-    let rest = &url[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..authority_end].rfind('@')?;
-    Some((start, start + at))
-}
-
-/// The secrets in `url`, as written and percent-decoded, so they can be masked wherever a library
-/// message might repeat them.
-fn url_secrets(url: &str) -> Vec<String> {
-    let mut raw = Vec::new();
-    if let Some((start, at)) = userinfo_bounds(url)
-        && let Some(colon) = url[start..at].find(':')
-    {
-        raw.push(url[start + colon + 1..at].to_string());
-    }
-    if let Some((_, query)) = url.split_once('?') {
-        for pair in query.split('&') {
-            if let Some((key, value)) = pair.split_once('=')
-                && (key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass"))
-            {
-                raw.push(value.to_string());
-            }
-        }
-    }
-    let mut secrets = Vec::new();
-    for secret in raw.into_iter().filter(|s| !s.is_empty()) {
-        let decoded = percent_decode(&secret);
-        if decoded != secret && !decoded.is_empty() {
-            secrets.push(decoded);
-        }
-        secrets.push(secret);
-    }
-    secrets
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-fn scrub(mut message: String, secrets: &[String]) -> String {
-    for secret in secrets {
-        if message.contains(secret.as_str()) {
-            message = message.replace(secret.as_str(), "***");
-        }
-    }
-    message
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_masked_in_urls_and_messages() {
-        assert_eq!(redact_url("redis://u:p%40ss@h:1/0?password=x&db=1"), "redis://u:***@h:1/0?password=***&db=1");
-        assert_eq!(redact_url("rediss://h"), "rediss://h");
-        assert_eq!(redact_url("unix:///tmp/redis.sock?pass=x"), "unix:///tmp/redis.sock?pass=***");
-        let secrets = url_secrets("redis://u:p%40ss@h:1/0?password=x2");
-        assert_eq!(secrets, vec!["p@ss".to_string(), "p%40ss".to_string(), "x2".to_string()]);
-        assert_eq!(scrub("auth p@ss failed, p%40ss, x2".into(), &secrets), "auth *** failed, ***, ***");
-    }
-
-    #[test]
-    fn percent_decoding_leaves_malformed_escapes() {
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%zz%41"), "%zzA");
     }
 }

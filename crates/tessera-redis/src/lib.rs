@@ -64,8 +64,10 @@ mod store;
 pub mod testing;
 
 pub use bus::RedisBus;
-pub use connection::{DEFAULT_KEY_PREFIX, DEFAULT_URL, RedisConfig, RedisConnection, RedisError, redact_url};
+pub use connection::{DEFAULT_KEY_PREFIX, DEFAULT_URL, RedisConfig, RedisConnection, RedisError};
 pub use limiter::{FallbackMode, FallbackRateLimiter, RedisRateLimiter};
 pub use store::{RedisTokenStore, RedisTokenStoreConfig};
+/// Re-exported from [`tessera_core::net`], where the one set of masking rules lives.
+pub use tessera_core::net::redact_url;
 
 pub(crate) use connection::delete_keys;

@@ -6,7 +6,7 @@ use crate::rows::{self, cap_secs, client_columns, micros, ttl_secs};
 use async_trait::async_trait;
 use chrono::Utc;
 use tessera_core::store::{ClientStore, ClientUpdate, StoreError};
-use tessera_core::{Client, ClientId, NewClient};
+use tessera_core::{Client, ClientId, ClientName, NewClient};
 
 const INSERT: &str = concat!(
     "INSERT INTO clients (name, token_ttl_secs, throttle_rate, sliding_expiry, max_lifetime_secs, description, created) \
@@ -59,14 +59,13 @@ impl ClientStore for SqlStore {
         })
     }
 
-    async fn client_by_name(&self, name: &str) -> Result<Option<Client>, StoreError> {
-        // No stored name holds NUL (names parse without control characters); PostgreSQL refuses
-        // the byte in text, so answer here instead of failing.
-        if name.contains('\0') {
-            return Ok(None);
-        }
+    async fn client_by_name(&self, name: &ClientName) -> Result<Option<Client>, StoreError> {
+        // A parsed name holds no control characters, so never the NUL that PostgreSQL refuses.
         with_reader!(self, |pool| {
-            rows::maybe(sqlx::query(BY_NAME).bind(name).fetch_optional(pool).await.map_err(from_sqlx)?, rows::client)
+            rows::maybe(
+                sqlx::query(BY_NAME).bind(name.as_str()).fetch_optional(pool).await.map_err(from_sqlx)?,
+                rows::client,
+            )
         })
     }
 

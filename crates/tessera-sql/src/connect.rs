@@ -6,6 +6,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
 use std::time::Duration;
+use tessera_core::net::{UrlSecrets, redact_url};
 
 /// How [`SqlStore::connect_with`] sizes and times its pools. [`Default`] suits a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,43 +56,6 @@ pub enum ConnectError {
 }
 
 const SCHEMES: &str = "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE";
-
-/// `url` with the password (in the user info or a `password=` parameter) replaced by `***`, for
-/// logs and error messages.
-///
-/// ```
-/// use tessera_sql::redact_url;
-/// assert_eq!(redact_url("postgres://app:s3cret@db:5432/auth"), "postgres://app:***@db:5432/auth");
-/// assert_eq!(redact_url("postgres://db/auth?password=s3cret&sslmode=require"), "postgres://db/auth?password=***&sslmode=require");
-/// assert_eq!(redact_url("sqlite://tessera.db"), "sqlite://tessera.db");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = url.find("://") {
-        let start = scheme_end + 3;
-        let rest = &url[start..];
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some(at) = authority.rfind('@')
-            && let Some(colon) = authority[..at].find(':')
-        {
-            out = format!("{}***{}", &url[..start + colon + 1], &url[start + at..]);
-        }
-    }
-    // A password may also come as a query parameter.
-    if let Some(query_start) = out.find('?') {
-        let (head, query) = out.split_at(query_start + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
 
 impl SqlStore {
     /// Opens the database at `url` with the default [`ConnectConfig`]: `sqlite://PATH` (created if
@@ -225,55 +189,12 @@ fn describe_pg(err: sqlx::Error) -> String {
 
 /// Removes the password of `url` from `message`, in case a driver echoes it.
 fn scrub(message: &str, url: &str) -> String {
-    let mut out = message.replace(url, &redact_url(url));
-    for password in passwords(url) {
-        if !password.is_empty() {
-            out = out.replace(password, "***");
-        }
-    }
-    out
-}
-
-/// The passwords written in `url`: in the user info and in `password=` parameters.
-fn passwords(url: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-        if let Some(at) = authority.rfind('@')
-            && let Some((_, password)) = authority[..at].split_once(':')
-        {
-            found.push(password);
-        }
-    }
-    if let Some((_, query)) = url.split_once('?') {
-        for pair in query.split(['&', '#']) {
-            if let Some((key, value)) = pair.split_once('=')
-                && key.eq_ignore_ascii_case("password")
-            {
-                found.push(value);
-            }
-        }
-    }
-    found
+    UrlSecrets::of(url).scrub(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:p@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("postgres://u:p:q@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact_url("postgres://h/db?sslmode=disable&PASSWORD=x"),
-            "postgres://h/db?sslmode=disable&PASSWORD=***"
-        );
-        assert_eq!(redact_url("mysql://root:hunter2@h"), "mysql://root:***@h");
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
 
     #[test]
     fn scrubs_passwords_from_messages() {

@@ -108,7 +108,9 @@ pub mod testing;
 mod tokens;
 mod users;
 
-pub use connect::{ConnectConfig, ConnectError, redact_url};
+pub use connect::{ConnectConfig, ConnectError};
+/// Re-exported from [`tessera_core::net`], where the one set of masking rules lives.
+pub use tessera_core::net::redact_url;
 
 /// A [`Store`](tessera_core::store::Store) on SQLite or PostgreSQL. Cheap to clone: clones share
 /// the connection pools.

@@ -8,7 +8,7 @@
 //! migration that fails leaves nothing behind.
 
 use crate::error::from_sqlx;
-use crate::{Pools, SqlStore};
+use crate::{Backend, SqlStore};
 use chrono::Utc;
 use sqlx::Row;
 use tessera_core::StoreError;
@@ -32,6 +32,8 @@ const POSTGRES: &[Migration] = &[
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).
 const PG_MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
+/// Waits for, then holds until the transaction ends, the advisory lock.
+const PG_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 
 const SQLITE_CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (\
      version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT";
@@ -44,55 +46,34 @@ impl SqlStore {
     /// Brings the schema up to date; a no-op when it is. Safe to run from several processes at
     /// once. Fails when the database was migrated by a newer Tessera than this one.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let applied = match &self.pools {
-            Pools::Sqlite { writer, .. } => {
-                let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)?;
-                let result = async {
-                    sqlx::query(SQLITE_CREATE_TABLE).execute(&mut *tx).await.map_err(from_sqlx)?;
-                    let done = sqlx::query(APPLIED).fetch_all(&mut *tx).await.map_err(from_sqlx)?;
-                    let done = done.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>();
-                    let pending = pending(SQLITE, &done.map_err(from_sqlx)?)?;
-                    for m in &pending {
-                        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| failed(m, e))?;
-                        sqlx::query(RECORD)
-                            .bind(m.version)
-                            .bind(Utc::now().timestamp_micros())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(from_sqlx)?;
-                    }
-                    Ok(pending)
+        // What differs between the backends is data; the steps are the same.
+        let (migrations, create_table, lock) = match self.backend() {
+            // `BEGIN IMMEDIATE` (in_write_transaction) already holds the database's write lock.
+            Backend::Sqlite => (SQLITE, SQLITE_CREATE_TABLE, None),
+            Backend::Postgres => (POSTGRES, PG_CREATE_TABLE, Some(PG_LOCK)),
+        };
+        let applied = in_write_transaction!(self, |tx| {
+            async {
+                if let Some(lock) = lock {
+                    sqlx::query(lock).bind(PG_MIGRATION_LOCK).execute(&mut *tx).await.map_err(from_sqlx)?;
                 }
-                .await;
-                crate::error::finish(tx, result).await?
-            }
-            Pools::Postgres(pg) => {
-                let mut tx = pg.begin().await.map_err(from_sqlx)?;
-                let result = async {
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                        .bind(PG_MIGRATION_LOCK)
+                sqlx::query(create_table).execute(&mut *tx).await.map_err(from_sqlx)?;
+                let done = sqlx::query(APPLIED).fetch_all(&mut *tx).await.map_err(from_sqlx)?;
+                let done = done.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>();
+                let pending = pending(migrations, &done.map_err(from_sqlx)?)?;
+                for m in &pending {
+                    sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| failed(m, e))?;
+                    sqlx::query(RECORD)
+                        .bind(m.version)
+                        .bind(Utc::now().timestamp_micros())
                         .execute(&mut *tx)
                         .await
                         .map_err(from_sqlx)?;
-                    sqlx::query(PG_CREATE_TABLE).execute(&mut *tx).await.map_err(from_sqlx)?;
-                    let done = sqlx::query(APPLIED).fetch_all(&mut *tx).await.map_err(from_sqlx)?;
-                    let done = done.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>();
-                    let pending = pending(POSTGRES, &done.map_err(from_sqlx)?)?;
-                    for m in &pending {
-                        sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(|e| failed(m, e))?;
-                        sqlx::query(RECORD)
-                            .bind(m.version)
-                            .bind(Utc::now().timestamp_micros())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(from_sqlx)?;
-                    }
-                    Ok(pending)
                 }
-                .await;
-                crate::error::finish(tx, result).await?
+                Ok(pending)
             }
-        };
+            .await
+        })?;
         for m in applied {
             tracing::info!(backend = %self.backend(), version = m.version, name = m.name, "applied migration");
         }

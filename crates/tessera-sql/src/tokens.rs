@@ -2,13 +2,13 @@
 
 use crate::SqlStore;
 use crate::error::{from_sqlx, is_foreign_key_violation, is_unique_violation};
-use crate::rows::{self, TOKEN_WIDTH, USER_WIDTH, micros, token_columns};
+use crate::rows::{self, RowExt, TOKEN_WIDTH, USER_WIDTH, micros, token_columns};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tessera_core::store::{
     ClientStore, Invalidation, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner, UserStore,
 };
-use tessera_core::{AuthToken, ClientId, NewToken, TokenDigest, TokenId, UserId};
+use tessera_core::{AuthToken, Client, ClientId, NewToken, TokenDigest, TokenId, User, UserId};
 
 const INSERT: &str = concat!(
     "INSERT INTO auth_tokens (user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
@@ -33,14 +33,27 @@ const PRUNE_INVALIDATIONS: &str = "DELETE FROM invalidations WHERE created < $1"
 /// Last-used times only move forward: instances flush their buffers in any order.
 const TOUCH: &str = "UPDATE auth_tokens SET last_used = $2 WHERE id = $1 AND (last_used IS NULL OR last_used < $2)";
 const PURGE: &str = "DELETE FROM auth_tokens WHERE expiry IS NOT NULL AND expiry <= $1";
-pub(crate) const WITH_OWNER: &str = "SELECT \
-       t.id, t.user_id, t.client_id, t.digest, t.seed, t.created, t.expiry, t.last_used, t.user_agent, t.ip, \
-       u.id, u.username, u.password_hash, u.is_active, u.is_staff, u.created, \
-       c.id, c.name, c.token_ttl_secs, c.throttle_rate, c.sliding_expiry, c.max_lifetime_secs, c.description, c.created \
-     FROM auth_tokens t \
-     JOIN users u ON u.id = t.user_id \
-     JOIN clients c ON c.id = t.client_id \
-     WHERE t.digest = $1";
+/// The columns of a user `u` and a client `c`, in the order [`rows::user`] then [`rows::client`]
+/// decode them.
+macro_rules! owner_columns {
+    () => {
+        "u.id, u.username, u.password_hash, u.is_active, u.is_staff, u.created, \
+         c.id, c.name, c.token_ttl_secs, c.throttle_rate, c.sliding_expiry, c.max_lifetime_secs, c.description, c.created"
+    };
+}
+pub(crate) const WITH_OWNER: &str = concat!(
+    "SELECT t.id, t.user_id, t.client_id, t.digest, t.seed, t.created, t.expiry, t.last_used, t.user_agent, t.ip, ",
+    owner_columns!(),
+    " FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN clients c ON c.id = t.client_id WHERE t.digest = $1"
+);
+
+/// A user and a client by id in one query. Joining both onto a one-row table keeps the row when
+/// either (or both) is missing.
+const USER_AND_CLIENT: &str = concat!(
+    "SELECT ",
+    owner_columns!(),
+    " FROM (SELECT 1 AS one) AS pair LEFT JOIN users u ON u.id = $1 LEFT JOIN clients c ON c.id = $2"
+);
 
 /// Binds a [`NewToken`]'s columns in the order of the INSERT statements' placeholders. A macro,
 /// not a function: each expansion is typed against one driver's query.
@@ -135,6 +148,13 @@ impl SqlStore {
 
 #[async_trait]
 impl TokenStore for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        with_reader!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await.map_err(from_sqlx)?;
+            Ok(())
+        })
+    }
+
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
         let result = with_writer!(self, |pool| {
             match bind_new_token!(sqlx::query(INSERT), token).fetch_one(pool).await {
@@ -270,13 +290,6 @@ impl TokenStore for SqlStore {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        with_reader!(self, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await.map_err(from_sqlx)?;
-            Ok(())
-        })
-    }
-
     async fn latest_invalidation(&self) -> Result<i64, StoreError> {
         with_reader!(self, |pool| {
             sqlx::query_scalar::<_, i64>(LATEST_INVALIDATION).fetch_one(pool).await.map_err(from_sqlx)
@@ -318,6 +331,28 @@ impl Store for SqlStore {
                     client: rows::client(row, TOKEN_WIDTH + USER_WIDTH)?,
                 })
             })
+        })
+    }
+
+    /// One round trip: both rows side by side, either half NULL when that row does not exist.
+    async fn user_and_client(
+        &self,
+        user: UserId,
+        client: ClientId,
+    ) -> Result<(Option<User>, Option<Client>), StoreError> {
+        with_reader!(self, |pool| {
+            let row =
+                sqlx::query(USER_AND_CLIENT).bind(user.0).bind(client.0).fetch_one(pool).await.map_err(from_sqlx)?;
+            // The id columns are NOT NULL in their tables: NULL here means "no such row".
+            let user = match row.opt_int(0)? {
+                Some(_) => Some(rows::user(&row, 0)?),
+                None => None,
+            };
+            let client = match row.opt_int(USER_WIDTH)? {
+                Some(_) => Some(rows::client(&row, USER_WIDTH)?),
+                None => None,
+            };
+            Ok((user, client))
         })
     }
 }

@@ -6,7 +6,7 @@ use crate::rows::{self, micros, user_columns};
 use async_trait::async_trait;
 use chrono::Utc;
 use tessera_core::store::{StoreError, UserStore};
-use tessera_core::{NewUser, User, UserId};
+use tessera_core::{NewUser, User, UserId, Username};
 
 const INSERT: &str = concat!(
     "INSERT INTO users (username, password_hash, is_active, is_staff, created) VALUES ($1, $2, $3, $4, $5) RETURNING ",
@@ -46,15 +46,12 @@ impl UserStore for SqlStore {
         })
     }
 
-    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        // No stored name holds NUL (names parse without control characters); PostgreSQL refuses
-        // the byte in text, so answer here instead of failing.
-        if username.contains('\0') {
-            return Ok(None);
-        }
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        // A parsed username holds letters, digits and @.+-_ only, so never the NUL that PostgreSQL
+        // refuses.
         with_reader!(self, |pool| {
             rows::maybe(
-                sqlx::query(BY_USERNAME).bind(username).fetch_optional(pool).await.map_err(from_sqlx)?,
+                sqlx::query(BY_USERNAME).bind(username.as_str()).fetch_optional(pool).await.map_err(from_sqlx)?,
                 rows::user,
             )
         })

@@ -18,12 +18,12 @@ use tessera_core::{AuthToken, Client, NewClient, Revoker, UserId};
 /// The API-access client: `None` when none is configured. Created if it is missing.
 pub(crate) async fn api_access_client(core: &Core) -> Result<Option<Client>, StoreError> {
     let Some(name) = &core.settings.api_access_client_name else { return Ok(None) };
-    if let Some(client) = core.store.client_by_name(name.as_str()).await? {
+    if let Some(client) = core.store.client_by_name(name).await? {
         return Ok(Some(client));
     }
     match core.store.create_client(NewClient::new(name.clone(), core.settings.default_token_ttl)).await {
         Ok(client) => Ok(Some(client)),
-        Err(StoreError::Conflict(_)) => core.store.client_by_name(name.as_str()).await,
+        Err(StoreError::Conflict(_)) => core.store.client_by_name(name).await,
         Err(e) => Err(e),
     }
 }

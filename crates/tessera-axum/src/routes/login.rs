@@ -41,7 +41,7 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
 
     // A name no user can have is not looked up: it is unknown (and PostgreSQL refuses NUL bytes).
     let user = match username.parse::<Username>() {
-        Ok(name) => core.store.user_by_username(name.as_str()).await?,
+        Ok(name) => core.store.user_by_username(&name).await?,
         Err(_) => None,
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -194,7 +194,7 @@ async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<C
     };
     // A name no client can have is not looked up (PostgreSQL refuses NUL bytes).
     let Ok(name) = name.parse::<ClientName>() else { return Err(AuthError::UnknownClient.into()) };
-    Ok(core.store.client_by_name(name.as_str()).await?.ok_or(AuthError::UnknownClient)?)
+    Ok(core.store.client_by_name(&name).await?.ok_or(AuthError::UnknownClient)?)
 }
 
 fn user_fields(core: &Core, user: &User) -> Value {

@@ -19,7 +19,8 @@ fn keys(body: &Value) -> Vec<&str> {
 both_backends!(
     options = with_api_access(),
     async fn the_client_is_created_at_start(app) {
-        let client = app.store().client_by_name("api-access").await.expect("store").expect("created at start");
+        let name = "api-access".parse().expect("name");
+        let client = app.store().client_by_name(&name).await.expect("store").expect("created at start");
         assert_eq!(client.token_ttl, app.settings.default_token_ttl);
         // A second start (another instance) finds it and creates nothing.
         let _other = app.second_instance().await;
@@ -39,7 +40,8 @@ both_backends!(
         assert_eq!(reply.status, 201, "{}", reply.text);
         assert_eq!(reply.header("content-type"), Some("application/json"));
         assert_eq!(keys(&reply.body), ["client", "created", "expires_in_str", "expiry", "has_expired", "token"]);
-        let api_client = app.store().client_by_name("api-access").await.expect("store").expect("client");
+        let name = "api-access".parse().expect("name");
+        let api_client = app.store().client_by_name(&name).await.expect("store").expect("client");
         let row = app.token_for(&alice, &api_client).await.expect("api token");
         let described = json!({
             "client": "api-access",

@@ -65,11 +65,6 @@ impl RedisTokenStore {
         &self.conn
     }
 
-    /// Checks that Redis answers (for `/ready`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        Ok(self.conn.ping().await?)
-    }
-
     /// When Redis should forget a token expiring at `expiry`: the expiry plus the grace period, in
     /// milliseconds since the epoch, rounded up (never before the expiry); `""` for never.
     fn expire_at(&self, expiry: Option<DateTime<Utc>>) -> String {
@@ -191,6 +186,11 @@ impl RedisTokenStore {
 
 #[async_trait]
 impl TokenStore for RedisTokenStore {
+    /// One PING.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.conn.ping().await?)
+    }
+
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
         Ok(self.insert(&token, "create").await?.0)
     }

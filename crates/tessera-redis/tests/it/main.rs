@@ -8,6 +8,7 @@ mod bus;
 mod expiry;
 mod fallback;
 mod limiter;
+mod round_trips;
 mod support;
 mod unavailable;
 

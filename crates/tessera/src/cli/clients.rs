@@ -112,7 +112,7 @@ impl ClientCommand {
 /// `client create`: every value is parsed before anything is written.
 async fn create(app: &App, new: NewClient) -> Result<()> {
     check_lifetime_cap(new.token_ttl, new.max_lifetime)?;
-    if app.store.client_by_name(new.name.as_str()).await?.is_some() {
+    if app.store.client_by_name(&new.name).await?.is_some() {
         bail!("a client named '{}' already exists", new.name);
     }
     let client = app.store.create_client(new).await?;
@@ -158,7 +158,7 @@ async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()
     check_lifetime_cap(preview.token_ttl, preview.max_lifetime)?;
     if let Some(new) = &update.name
         && new != &client.name
-        && app.store.client_by_name(new.as_str()).await?.is_some()
+        && app.store.client_by_name(new).await?.is_some()
     {
         bail!("a client named '{new}' already exists");
     }
@@ -196,5 +196,10 @@ fn check_lifetime_cap(ttl: Ttl, cap: Option<Ttl>) -> Result<()> {
 
 /// The client named `name`, or a clear error.
 pub async fn find_client(app: &App, name: &str) -> Result<Client> {
-    app.store.client_by_name(name).await?.ok_or_else(|| anyhow!("no client named '{name}'"))
+    // A name no client can have is simply not found.
+    let found = match name.parse::<ClientName>() {
+        Ok(parsed) => app.store.client_by_name(&parsed).await?,
+        Err(_) => None,
+    };
+    found.ok_or_else(|| anyhow!("no client named '{name}'"))
 }

@@ -59,7 +59,7 @@ impl UserCommand {
         match self {
             UserCommand::Create { username, staff, password_stdin } => {
                 let username: Username = username.parse()?;
-                if store.user_by_username(username.as_str()).await?.is_some() {
+                if store.user_by_username(&username).await?.is_some() {
                     bail!("a user named '{username}' already exists");
                 }
                 let hash = hash_password(&read_password(password_stdin)?)?;
@@ -121,7 +121,12 @@ fn yes_no(b: bool) -> String {
 
 /// The user named `username`, or a clear error.
 pub async fn find_user(app: &App, username: &str) -> Result<User> {
-    app.store.user_by_username(username).await?.ok_or_else(|| anyhow!("no user named '{username}'"))
+    // A name no user can have is simply not found.
+    let found = match username.parse::<Username>() {
+        Ok(parsed) => app.store.user_by_username(&parsed).await?,
+        Err(_) => None,
+    };
+    found.ok_or_else(|| anyhow!("no user named '{username}'"))
 }
 
 /// Reads a new password: all of standard input (one trailing newline removed), or two prompts on

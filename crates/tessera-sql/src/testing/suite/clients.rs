@@ -35,9 +35,9 @@ pub async fn clients_crud(store: DynStore) {
     assert_eq!(cli.description, "");
 
     assert_eq!(store.client_by_id(web.id).await.expect("by id"), Some(web.clone()));
-    assert_eq!(store.client_by_name("web").await.expect("by name"), Some(web.clone()));
-    assert_eq!(store.client_by_name("api access v2").await.expect("by name"), Some(cli.clone()));
-    assert_eq!(store.client_by_name("Web").await.expect("by name"), None);
+    assert_eq!(store.client_by_name(&client_name("web")).await.expect("by name"), Some(web.clone()));
+    assert_eq!(store.client_by_name(&client_name("api access v2")).await.expect("by name"), Some(cli.clone()));
+    assert_eq!(store.client_by_name(&client_name("Web")).await.expect("by name"), None);
     assert_eq!(store.client_by_id(ClientId(web.id.0 + 1000)).await.expect("by id"), None);
 
     let ios = store.create_client(new_client("ios")).await.expect("create ios");
@@ -106,7 +106,7 @@ pub async fn client_updates(store: DynStore) {
     }
     assert_eq!(expected.name.as_str(), "web-2");
     assert_eq!((expected.throttle_rate, expected.max_lifetime, expected.token_ttl), (None, None, Ttl::Never));
-    assert_eq!(store.client_by_name("web").await.expect("old name"), None);
+    assert_eq!(store.client_by_name(&client_name("web")).await.expect("old name"), None);
 
     // Several fields at once.
     let all = ClientUpdate {

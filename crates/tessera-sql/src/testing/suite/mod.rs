@@ -21,7 +21,9 @@ pub use users::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 use tessera_core::store::{Store, StoreError};
-use tessera_core::{Client, ClientName, IssuedToken, NewClient, NewToken, NewUser, ServerKey, TokenCodec, Ttl, User};
+use tessera_core::{
+    Client, ClientName, IssuedToken, NewClient, NewToken, NewUser, ServerKey, TokenCodec, Ttl, User, Username,
+};
 
 /// A store under test.
 pub type DynStore = Arc<dyn Store>;
@@ -58,6 +60,10 @@ pub fn new_user(name: &str) -> NewUser {
 
 pub fn client_name(name: &str) -> ClientName {
     name.parse().expect("client name")
+}
+
+pub fn username(name: &str) -> Username {
+    name.parse().expect("username")
 }
 
 pub fn new_client(name: &str) -> NewClient {
@@ -144,6 +150,7 @@ macro_rules! for_each_suite_case {
         deleting_a_user_deletes_their_tokens,
         deactivating_a_user_keeps_their_tokens,
         token_with_owner_joins_user_and_client,
+        user_and_client_reads_both_or_either,
         listing_and_bulk_deleting_tokens,
         purge_expired_removes_only_expired_tokens,
         set_expiry_changes_and_clears_expiry,

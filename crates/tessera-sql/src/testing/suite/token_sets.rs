@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::HashSet;
 use tessera_core::store::TokenFilter;
-use tessera_core::{AuthToken, TokenDigest, TokenId};
+use tessera_core::{AuthToken, ClientId, TokenDigest, TokenId, UserId};
 
 pub async fn deleting_a_client_deletes_its_tokens_only(store: DynStore) {
     let (alice, web) = user_and_client(&store, "alice", "web").await;
@@ -44,15 +44,20 @@ pub async fn deactivating_a_user_keeps_their_tokens(store: DynStore) {
     assert_eq!(owned.user.id, alice.id);
 }
 
-pub async fn token_with_owner_joins_user_and_client(store: DynStore) {
-    let (alice, web) = user_and_client(&store, "alice", "web").await;
-    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+/// A client with every optional field set, so that reading it back checks every column.
+async fn rich_client(store: &DynStore) -> Client {
     let mut rich = new_client("rich");
     rich.throttle_rate = Some("7/m".parse().expect("rate"));
     rich.max_lifetime = Some(ttl("2d"));
     rich.sliding_expiry = true;
     rich.description = "with every field".into();
-    let rich = store.create_client(rich).await.expect("rich");
+    store.create_client(rich).await.expect("rich")
+}
+
+pub async fn token_with_owner_joins_user_and_client(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let rich = rich_client(&store).await;
     for (user, client) in [(&alice, &web), (&bob, &ios), (&bob, &rich)] {
         let token = store.create_token(new_token(user, client, at(0), Some(at(99)))).await.expect("token");
         let owned = store.token_with_owner(&token.digest).await.expect("with owner").expect("found");
@@ -61,6 +66,20 @@ pub async fn token_with_owner_joins_user_and_client(store: DynStore) {
         assert_eq!(owned.client, store.client_by_id(client.id).await.expect("client").expect("exists"));
     }
     assert_eq!(store.token_with_owner(&TokenDigest([7; 32])).await.expect("unknown"), None);
+}
+
+pub async fn user_and_client_reads_both_or_either(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let rich = rich_client(&store).await;
+    let (no_user, no_client) = (UserId(alice.id.0 + 1000), ClientId(rich.id.0 + 1000));
+
+    let both = store.user_and_client(alice.id, web.id).await.expect("both");
+    assert_eq!(both, (Some(alice.clone()), Some(web.clone())));
+    let both = store.user_and_client(alice.id, rich.id).await.expect("both");
+    assert_eq!(both, (Some(alice.clone()), Some(rich.clone())));
+    assert_eq!(store.user_and_client(no_user, web.id).await.expect("client only"), (None, Some(web)));
+    assert_eq!(store.user_and_client(alice.id, no_client).await.expect("user only"), (Some(alice), None));
+    assert_eq!(store.user_and_client(no_user, no_client).await.expect("neither"), (None, None));
 }
 
 pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {

@@ -20,10 +20,10 @@ pub async fn users_crud(store: DynStore) {
     assert_ne!(root.id, alice.id);
 
     assert_eq!(store.user_by_id(alice.id).await.expect("by id"), Some(alice.clone()));
-    assert_eq!(store.user_by_username("alice").await.expect("by name"), Some(alice.clone()));
+    assert_eq!(store.user_by_username(&username("alice")).await.expect("by name"), Some(alice.clone()));
     // Exact match only.
-    assert_eq!(store.user_by_username("Alice").await.expect("by name"), None);
-    assert_eq!(store.user_by_username("alic").await.expect("by name"), None);
+    assert_eq!(store.user_by_username(&username("Alice")).await.expect("by name"), None);
+    assert_eq!(store.user_by_username(&username("alic")).await.expect("by name"), None);
     assert_eq!(store.user_by_id(UserId(alice.id.0 + 1000)).await.expect("by id"), None);
 
     store.set_password_hash(alice.id, "$argon2id$new").await.expect("set hash");
@@ -43,7 +43,7 @@ pub async fn users_crud(store: DynStore) {
 
     store.delete_user(alice.id).await.expect("delete");
     assert_eq!(store.user_by_id(alice.id).await.expect("by id"), None);
-    assert_eq!(store.user_by_username("alice").await.expect("by name"), None);
+    assert_eq!(store.user_by_username(&username("alice")).await.expect("by name"), None);
     assert_eq!(store.list_users().await.expect("list"), vec![root]);
 }
 
