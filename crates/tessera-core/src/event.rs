@@ -1,5 +1,5 @@
 //! Events: durin's signals and Tessera's additions. The library hands them to hooks; the server
-//! writes them to its audit log.
+//! logs each as a line (`auth event`).
 
 use crate::model::{TokenId, UserId};
 use chrono::{DateTime, Utc};
@@ -58,7 +58,7 @@ pub enum EventKind {
     },
     /// A login attempt failed.
     LoginFailed {
-        /// Why, for the audit log (never shown to the client).
+        /// Why, for the operator (never shown to the client).
         reason: String,
     },
 }
