@@ -121,8 +121,9 @@ impl Core {
         if let Some(mut existing) = self.store.token_for(req.user.id, req.client.id).await? {
             if existing.has_expired(now) {
                 // Tessera: an expired token is replaced, not handed back (durin returns the dead token).
-                if self.store.delete_token(existing.id).await? {
-                    self.forget(&existing);
+                let deleted = self.store.delete_token(existing.id).await?;
+                self.forget(&existing);
+                if deleted {
                     let kind = EventKind::TokenExpired { token_id: existing.id, source: req.source.into() };
                     self.emit(kind, who, req.ip.clone());
                 }
