@@ -30,11 +30,11 @@ impl Core {
 
         if cached
             && self.cache.trusted()
-            && let Some(principal) = self.cache.get(&digest)
+            && let Some((principal, stored_expiry)) = self.cache.get(&digest)
             && !principal.token.has_expired(now)
             && principal.user.is_active
         {
-            return Ok(Some(self.after_use(principal, now, cached, false).await));
+            return Ok(Some(self.after_use(principal, stored_expiry, now, cached, false).await));
         }
 
         let found = self.store.token_with_owner(&digest).await.map_err(AuthError::from_store)?;
@@ -44,6 +44,7 @@ impl Core {
         if !token.digest.ct_eq(&digest) {
             return Err(AuthError::InvalidToken);
         }
+        let stored_expiry = token.expiry;
         self.with_buffered_extension(&mut token);
         if token.has_expired(now) {
             // durin deletes the expired token and tells the client once; the next use is "Invalid token."
@@ -60,14 +61,16 @@ impl Core {
             return Err(AuthError::InactiveUser);
         }
         let principal = Arc::new(Principal { user, client, token });
-        Ok(Some(self.after_use(principal, now, cached, true).await))
+        Ok(Some(self.after_use(principal, stored_expiry, now, cached, true).await))
     }
 
     /// Records the use and applies sliding expiry; returns the principal as it now stands.
-    /// `from_store`: the principal was just read from the store (not from the cache).
+    /// `stored_expiry`: the expiry the store held when the principal was read; `from_store`: it was
+    /// just read from the store (not from the cache).
     async fn after_use(
         &self,
         principal: Arc<Principal>,
+        stored_expiry: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
         cached: bool,
         from_store: bool,
@@ -75,12 +78,12 @@ impl Core {
         let slid = self.slide(&principal, now).await;
         // Buffered even when written through: a concurrent request that read the store before the
         // write must still see the extension (else it deletes the token as expired).
-        let extension = slid.as_ref().and_then(|p| p.token.expiry);
-        self.usage.note(principal.token.id, now, extension);
+        let extension = slid.as_ref().and_then(|p| p.token.expiry).zip(stored_expiry);
+        self.usage.note(principal.token.id, principal.token.digest, now, extension);
         let changed = slid.is_some();
         let principal = slid.unwrap_or(principal);
         if cached && from_store {
-            self.cache.insert(principal.token.digest, principal.clone());
+            self.cache.insert(principal.token.digest, principal.clone(), stored_expiry);
         } else if cached && changed {
             // Keep the entry's age: the cache timeout counts from the store read.
             self.cache.replace(principal.token.digest, principal.clone());

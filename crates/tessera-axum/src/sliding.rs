@@ -6,25 +6,43 @@
 //! the minute's flush with `extend_expiry`) and applied over the stored one when this process
 //! reads the token again. Only when the stored expiry is within [`WRITE_THROUGH_MARGIN`] is the
 //! extension written at once: other instances judge expiry by the stored value, and would
-//! otherwise find the token expired before the flush. `extend_expiry` only ever extends a token
-//! that has not expired, so no extension can resurrect a token an admin expired.
+//! otherwise find the token expired before the flush.
+//!
+//! A buffered extension never outlives a change made by someone else (an admin's "expire now", from
+//! the CLI or another instance):
+//! - it remembers the stored expiry it was decided over, and is applied over a fresh read of the
+//!   store only while the store still holds exactly that value; otherwise it is dropped (the store
+//!   was changed since, by someone else or by our own write — either way the store is the truth,
+//!   and the use that read it slides again from there);
+//! - an invalidation of the token (its expiry brought forward, from the store's log or the bus)
+//!   drops it, together with the cached verdict, within the second the cache allows.
 
 use crate::principal::Principal;
 use crate::state::Core;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 use tessera_core::AuthToken;
+use tessera_core::store::Invalidation;
 
 /// A sliding extension is written at once, instead of buffered, when the stored expiry is this
 /// close: other instances judge expiry by the stored value.
 pub(crate) const WRITE_THROUGH_MARGIN: TimeDelta = TimeDelta::minutes(2);
 
 impl Core {
-    /// The token as this process sees it: its stored expiry, moved by an extension this process
-    /// has buffered and not written yet.
+    /// The token just read from the store as this process sees it: its stored expiry, moved by an
+    /// extension this process buffered over that same stored expiry and has not written yet.
     pub(crate) fn with_buffered_extension(&self, token: &mut AuthToken) {
-        if let Some(slid) = self.usage.pending_expiry(token.id) {
+        if let Some(slid) = self.usage.extension_over(token.id, token.expiry) {
             token.expiry = token.expiry.map(|e| e.max(slid));
+        }
+    }
+
+    /// Someone changed a token, a user or a client: the cached verdicts go, and for a token, the
+    /// extension this process buffered for it (it was decided before the change).
+    pub(crate) fn apply_invalidation(&self, change: &Invalidation) {
+        self.cache.invalidate(change);
+        if let Invalidation::Token(digest) = change {
+            self.usage.drop_extension(digest);
         }
     }
 

@@ -43,7 +43,7 @@ pub(crate) async fn follow_bus(bus: Arc<dyn InvalidationBus>, core: Weak<Core>) 
         };
         let on_change = |change: tessera_core::Invalidation| {
             if let Some(core) = core.upgrade() {
-                core.cache.invalidate(&change);
+                core.apply_invalidation(&change);
             }
         };
         let error = bus.subscribe(&on_ready, &on_change).await;
@@ -82,7 +82,7 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
             let changes = core.store.invalidations_after(from).await?;
             let newest = changes.iter().map(|(seq, _)| *seq).max().unwrap_or(from);
             for (_, change) in &changes {
-                core.cache.invalidate(change);
+                core.apply_invalidation(change);
             }
             seen.push_back((std::time::Instant::now(), newest.max(seen.back().map(|s| s.1).unwrap_or(0))));
             Ok::<_, StoreError>(())

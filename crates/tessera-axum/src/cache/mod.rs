@@ -10,6 +10,7 @@
 //! trusted either, and it is emptied when the subscription drops.
 
 use crate::principal::Principal;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,6 +42,9 @@ pub(crate) struct TokenCache {
 #[derive(Clone)]
 struct Entry {
     principal: Arc<Principal>,
+    /// The token's expiry as the store held it when the principal was read (the principal's own
+    /// may be later: a sliding extension this process has not written yet).
+    stored_expiry: Option<DateTime<Utc>>,
     inserted: Instant,
 }
 
@@ -96,17 +100,18 @@ impl TokenCache {
         self.synced_at.store(ms.max(1), Ordering::Release);
     }
 
-    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Arc<Principal>> {
+    /// The principal, and the expiry the store held when it was read.
+    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<(Arc<Principal>, Option<DateTime<Utc>>)> {
         let mut shard = self.shard(digest);
         let entry = shard.get(digest)?;
         if entry.inserted.elapsed() >= self.ttl {
             shard.remove(digest);
             return None;
         }
-        Some(entry.principal.clone())
+        Some((entry.principal.clone(), entry.stored_expiry))
     }
 
-    pub(crate) fn insert(&self, digest: TokenDigest, principal: Arc<Principal>) {
+    pub(crate) fn insert(&self, digest: TokenDigest, principal: Arc<Principal>, stored_expiry: Option<DateTime<Utc>>) {
         let mut shard = self.shard(&digest);
         if shard.len() >= self.max_per_shard && !shard.contains_key(&digest) {
             let ttl = self.ttl;
@@ -117,7 +122,7 @@ impl TokenCache {
                 shard.remove(&victim);
             }
         }
-        shard.insert(digest, Entry { principal, inserted: Instant::now() });
+        shard.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now() });
     }
 
     /// Replaces an entry's principal, keeping its age; nothing when the entry is gone.

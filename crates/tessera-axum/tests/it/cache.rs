@@ -173,3 +173,74 @@ both_backends!(
         refused_soon(&app, &app.base, &client_gone, "Invalid token.").await;
     }
 );
+
+/// An admin's "expire now" on a sliding-expiry token, made elsewhere (the CLI's process, another
+/// instance) after this instance buffered an extension: refused within a second on the cached
+/// route, at once on the uncached one, and for good — across a flush and later uses.
+async fn admin_expiry_sticks_on_a_sliding_token(app: TestApp) {
+    let alice = app.user("alice").await;
+    let web = app.client_with("web", "1h", |c| c.sliding_expiry = true).await;
+    let token = app.mint(&alice, &web).await;
+    // A use well before the expiry: the extension (to now + 1 h) is buffered, not written.
+    app.advance(TimeDelta::minutes(10));
+    assert_eq!(app.get("/api/hello/", Some(&token)).await.0, 200);
+    let token = cached(&app, token).await;
+    assert_eq!(app.get("/api/auth/sessions/", Some(&token)).await.0, 200);
+
+    let stored = app.token_for(&alice, &web).await.expect("the token");
+    let elsewhere = app.elsewhere().await;
+    assert!(elsewhere.set_expiry(stored.id, Some(app.now())).await.expect("expire"), "expired elsewhere");
+
+    refused_soon(&app, &app.base, &token, "The given token has expired.").await;
+    for path in ["/api/hello/", "/api/hello-cached/", "/api/auth/sessions/"] {
+        assert_eq!(app.get(path, Some(&token)).await, (401, json!({"detail": "Invalid token."})), "{path}");
+    }
+    // A flush writes what is buffered: nothing may bring the token back.
+    app.tessera.shutdown().await;
+    app.advance(TimeDelta::minutes(1));
+    for path in ["/api/hello/", "/api/hello-cached/", "/api/auth/sessions/"] {
+        assert_eq!(app.get(path, Some(&token)).await.0, 401, "{path} after a flush");
+    }
+    assert_eq!(app.token_for(&alice, &web).await, None, "deleted on its first refused use");
+}
+
+/// The same on the uncached route first: the store read shows the admin's expiry, and the
+/// buffered extension is not applied over it.
+async fn admin_expiry_sticks_uncached(app: TestApp) {
+    let alice = app.user("alice").await;
+    let web = app.client_with("web", "1h", |c| c.sliding_expiry = true).await;
+    let token = app.mint(&alice, &web).await;
+    app.advance(TimeDelta::minutes(10));
+    assert_eq!(app.get("/api/hello/", Some(&token)).await.0, 200);
+    let stored = app.token_for(&alice, &web).await.expect("the token");
+    app.elsewhere().await.set_expiry(stored.id, Some(app.now())).await.expect("expire");
+    app.advance(TimeDelta::seconds(1));
+    let reply = app.send(app.req(Method::GET, "/api/hello/", Some(&token))).await;
+    reply.assert_401("The given token has expired.", "Token");
+    app.tessera.shutdown().await;
+    assert_eq!(app.get("/api/auth/sessions/", Some(&token)).await, (401, json!({"detail": "Invalid token."})));
+}
+
+both_backends!(
+    async fn an_admin_expiry_sticks_on_a_sliding_token(app) {
+        admin_expiry_sticks_on_a_sliding_token(app).await;
+    }
+);
+
+both_backends!(
+    async fn an_admin_expiry_sticks_on_a_sliding_token_uncached(app) {
+        admin_expiry_sticks_uncached(app).await;
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_expiry_sticks_on_a_sliding_token_in_redis() {
+    let Some(app) = TestApp::start(Backend::SqliteWithRedisTokens, Options::default()).await else { return };
+    admin_expiry_sticks_on_a_sliding_token(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_expiry_sticks_on_a_sliding_token_in_redis_uncached() {
+    let Some(app) = TestApp::start(Backend::SqliteWithRedisTokens, Options::default()).await else { return };
+    admin_expiry_sticks_uncached(app).await;
+}

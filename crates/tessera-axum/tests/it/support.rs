@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tessera_axum::{Authenticated, Tessera};
+use tessera_core::bus::InvalidationBus;
 use tessera_core::password::hash_password;
-use tessera_core::store::{ClientStore, Store, TokenFilter, TokenStore, UserStore};
+use tessera_core::store::{ClientStore, Store, TokenFilter, UserStore};
 use tessera_core::{AuthToken, Client, Clock, Event, ManualClock, NewClient, NewUser, ServerKey, Settings, User};
 use tessera_sql::testing::TestDb;
 
@@ -23,6 +24,9 @@ pub const PASSWORD: &str = "correct horse battery";
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// Users and clients on SQLite, tokens in the real Redis, invalidations on its bus (as
+    /// `tessera serve` composes them with `token_store = "redis"`).
+    SqliteWithRedisTokens,
 }
 
 /// Runs `body` once per backend; PostgreSQL is skipped (or fails, when required) if absent.
@@ -112,6 +116,20 @@ pub struct TestApp {
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
+    pub redis: Option<tessera_redis::testing::TestRedis>,
+}
+
+/// The store as a server composes it: the SQL store, or with a Redis connection, SQL + tokens in
+/// Redis, publishing invalidations on its bus.
+fn compose(
+    sql: tessera_sql::SqlStore,
+    redis: Option<tessera_redis::RedisConnection>,
+) -> (Arc<dyn Store>, Option<Arc<dyn InvalidationBus>>) {
+    let Some(conn) = redis else { return (Arc::new(sql), None) };
+    let tokens = tessera_redis::RedisTokenStore::new(conn.clone(), tessera_redis::RedisTokenStoreConfig::default());
+    let bus: Arc<dyn InvalidationBus> = Arc::new(tessera_redis::RedisBus::new(conn));
+    let split = Arc::new(tessera_core::split::SplitStore::new(Arc::new(sql), Arc::new(tokens)));
+    (Arc::new(tessera_core::bus::NotifyingStore::new(split, bus.clone())), Some(bus))
 }
 
 async fn hello(auth: Authenticated) -> Json<Value> {
@@ -172,15 +190,19 @@ impl Reply {
 
 impl TestApp {
     pub async fn start(backend: Backend, options: Options) -> Option<TestApp> {
-        let db = match backend {
-            Backend::Sqlite => tessera_sql::testing::sqlite().await,
-            Backend::Postgres => tessera_sql::testing::postgres().await?,
+        let (db, redis) = match backend {
+            Backend::Sqlite => (tessera_sql::testing::sqlite().await, None),
+            Backend::Postgres => (tessera_sql::testing::postgres().await?, None),
+            Backend::SqliteWithRedisTokens => {
+                let redis = tessera_redis::testing::redis().await?;
+                (tessera_sql::testing::sqlite().await, Some(redis))
+            }
         };
         let clock = ManualClock::default();
         let events = Arc::new(Mutex::new(Vec::new()));
         let key = ServerKey::generate();
-        let store: Arc<dyn Store> = Arc::new(db.store.clone());
-        let tessera = build(store, key.clone(), options.settings.clone(), options.renderer, &clock, &events);
+        let (store, bus) = compose(db.store.clone(), redis.as_ref().map(|r| r.conn.clone()));
+        let tessera = build(store, bus, key.clone(), options.settings.clone(), options.renderer, &clock, &events);
         tessera.start().await.expect("start");
         let server = serve(tessera.clone()).await;
         Some(TestApp {
@@ -194,17 +216,30 @@ impl TestApp {
             renderer: options.renderer,
             _server: server,
             db,
+            redis,
         })
     }
 
     /// Another `Tessera` serving the same database through its own connection pool, as another
     /// process would (same key, same settings, same clock).
     pub async fn second_instance(&self) -> Server {
-        let store = tessera_sql::SqlStore::connect(&self.db.url).await.expect("second store");
+        let (store, bus) = self.elsewhere_with_bus().await;
         let tessera =
-            build(Arc::new(store), self.key.clone(), self.settings.clone(), self.renderer, &self.clock, &self.events);
+            build(store, bus, self.key.clone(), self.settings.clone(), self.renderer, &self.clock, &self.events);
         tessera.start().await.expect("start");
         serve(tessera).await
+    }
+
+    /// The store as another process opens it (its own pools and connections): what the CLI or
+    /// another instance changes through it reaches this app only through the invalidation log and
+    /// the bus.
+    pub async fn elsewhere(&self) -> Arc<dyn Store> {
+        self.elsewhere_with_bus().await.0
+    }
+
+    async fn elsewhere_with_bus(&self) -> (Arc<dyn Store>, Option<Arc<dyn InvalidationBus>>) {
+        let sql = tessera_sql::SqlStore::connect(&self.db.url).await.expect("another connection");
+        compose(sql, self.redis.as_ref().map(|r| r.connect_again()))
     }
 
     pub fn store(&self) -> &tessera_sql::SqlStore {
@@ -247,11 +282,11 @@ impl TestApp {
 
     /// Every token in the store.
     pub async fn tokens(&self) -> Vec<AuthToken> {
-        self.store().list_tokens(TokenFilter::default()).await.expect("tokens")
+        self.tessera.store().list_tokens(TokenFilter::default()).await.expect("tokens")
     }
 
     pub async fn token_for(&self, user: &User, client: &Client) -> Option<AuthToken> {
-        self.store().token_for(user.id, client.id).await.expect("token_for")
+        self.tessera.store().token_for(user.id, client.id).await.expect("token_for")
     }
 
     pub fn advance(&self, by: TimeDelta) {
@@ -334,6 +369,7 @@ impl TestApp {
 
 fn build(
     store: Arc<dyn Store>,
+    bus: Option<Arc<dyn InvalidationBus>>,
     key: ServerKey,
     settings: Settings,
     renderer: Option<Renderer>,
@@ -347,6 +383,9 @@ fn build(
         .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()));
     if let Some(renderer) = renderer {
         builder = builder.error_renderer(renderer);
+    }
+    if let Some(bus) = bus {
+        builder = builder.bus(bus);
     }
     builder.build().expect("tessera")
 }
