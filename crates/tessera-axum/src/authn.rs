@@ -11,14 +11,14 @@ use tessera_core::EventKind;
 use tessera_core::store::TokenWithOwner;
 
 impl Core {
-    /// Authenticates the `Authorization` header value: `Ok(None)` is anonymous.
+    /// Authenticates a request by its `Authorization` header: `Ok(None)` is anonymous.
     pub(crate) async fn authenticate(
         &self,
-        value: Option<&[u8]>,
+        headers: &axum::http::HeaderMap,
         cached: bool,
         ip: Option<std::net::IpAddr>,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
-        let token = match header::parse(value, &self.settings.auth_header_prefix) {
+        let token = match header::credentials(headers, &self.settings.auth_header_prefix) {
             Credentials::Anonymous => return Ok(None),
             Credentials::Invalid(e) => return Err(e),
             Credentials::Token(bytes) => bytes,

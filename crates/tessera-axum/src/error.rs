@@ -29,6 +29,10 @@ pub enum AuthError {
     /// `Authorization: Token a b` (401).
     #[error("Invalid token header. Token string should not contain spaces.")]
     TokenHasSpaces,
+    /// More than one `Authorization` header: ambiguous (a proxy may have read another one), so
+    /// refused whatever they hold (401).
+    #[error("Invalid token header. Only one Authorization header is allowed.")]
+    SeveralHeaders,
     /// Unknown, malformed, revoked or wrong-case token (401).
     #[error("Invalid token.")]
     InvalidToken,
@@ -107,6 +111,7 @@ impl AuthError {
             AuthError::NotAuthenticated
             | AuthError::NoCredentials
             | AuthError::TokenHasSpaces
+            | AuthError::SeveralHeaders
             | AuthError::InvalidToken
             | AuthError::ExpiredToken
             | AuthError::InactiveUser => StatusCode::UNAUTHORIZED,
@@ -133,7 +138,7 @@ impl AuthError {
     ///
     /// | code | status |
     /// |---|---|
-    /// | `not_authenticated`, `no_credentials`, `token_has_spaces`, `invalid_token`, `token_expired`, `user_inactive` | 401 |
+    /// | `not_authenticated`, `no_credentials`, `token_has_spaces`, `several_authorization_headers`, `invalid_token`, `token_expired`, `user_inactive` | 401 |
     /// | `client_not_allowed` | 403 |
     /// | `throttled` | 429 |
     /// | `unavailable` | 503 |
@@ -148,6 +153,7 @@ impl AuthError {
             AuthError::NotAuthenticated => "not_authenticated",
             AuthError::NoCredentials => "no_credentials",
             AuthError::TokenHasSpaces => "token_has_spaces",
+            AuthError::SeveralHeaders => "several_authorization_headers",
             AuthError::InvalidToken => "invalid_token",
             AuthError::ExpiredToken => "token_expired",
             AuthError::InactiveUser => "user_inactive",
@@ -483,6 +489,7 @@ mod tests {
             AuthError::NotAuthenticated,
             AuthError::NoCredentials,
             AuthError::TokenHasSpaces,
+            AuthError::SeveralHeaders,
             AuthError::InvalidToken,
             AuthError::ExpiredToken,
             AuthError::InactiveUser,

@@ -19,6 +19,17 @@ fn is_space(b: &u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
+/// The request's credentials: what its one `Authorization` header says. Several headers are
+/// refused, whatever they hold: a proxy or another service may read a different one than we do.
+pub(crate) fn credentials<'a>(headers: &'a axum::http::HeaderMap, keyword: &str) -> Credentials<'a> {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Credentials::Invalid(AuthError::SeveralHeaders);
+    }
+    parse(first.map(|v| v.as_bytes()), keyword)
+}
+
 pub(crate) fn parse<'a>(value: Option<&'a [u8]>, keyword: &str) -> Credentials<'a> {
     let Some(value) = value else { return Credentials::Anonymous };
     let mut parts = value.split(is_space).filter(|p| !p.is_empty());

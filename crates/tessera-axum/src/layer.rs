@@ -6,7 +6,6 @@ use crate::error::AuthError;
 use crate::principal::Principal;
 use crate::state::Core;
 use axum::extract::Request;
-use axum::http::header::AUTHORIZATION;
 use axum::response::Response;
 use std::convert::Infallible;
 use std::future::Future;
@@ -91,8 +90,7 @@ where
         let cached = self.cached;
         Box::pin(async move {
             let ip = client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies);
-            let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-            let outcome = core.authenticate(header, cached, ip).await;
+            let outcome = core.authenticate(req.headers(), cached, ip).await;
             let span = match &outcome {
                 Ok(Some(p)) => tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name),
                 _ => tracing::Span::none(),

@@ -210,3 +210,28 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    async fn several_authorization_headers_are_refused(app) {
+        let alice = app.user("alice").await;
+        let token = app.mint(&alice, &app.client("web", "1d").await).await;
+        let detail = "Invalid token header. Only one Authorization header is allowed.";
+        // Two of ours, the same token twice, or ours beside another scheme: all ambiguous.
+        let pairs = [
+            (format!("Token {token}"), format!("Token {token}")),
+            (format!("Token {token}"), "Basic YWxpY2U6cHc=".to_string()),
+            ("Basic YWxpY2U6cHc=".to_string(), format!("Token {token}")),
+        ];
+        for (first, second) in pairs {
+            for path in ["/api/hello/", "/api/hello-cached/", "/api/auth/sessions/"] {
+                let req = app.http.get(app.url(path)).header("Authorization", &first).header("Authorization", &second);
+                app.send(req).await.assert_401(detail, "Token");
+            }
+            let req = app.http.post(app.url("/api/auth/logout/")).header("Authorization", &first).header("Authorization", &second);
+            app.send(req).await.assert_401(detail, "Token");
+        }
+        // Nothing was changed, and one header still works.
+        assert_eq!(app.get("/api/hello/", Some(&token)).await.0, 200);
+        assert_eq!(app.tokens().await.len(), 1);
+    }
+);

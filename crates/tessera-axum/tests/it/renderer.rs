@@ -75,6 +75,8 @@ both_backends!(
         assert_problem(&app.get_with_header("/api/hello/", b"Token").await, 401, "no_credentials");
         assert_problem(&app.get_with_header("/api/hello/", b"Token a b").await, 401, "token_has_spaces");
         assert_problem(&app.send(app.req(Method::GET, "/api/hello/", Some("nope"))).await, 401, "invalid_token");
+        let twice = app.req(Method::GET, "/api/hello/", Some(&token)).header("Authorization", "Token x");
+        assert_problem(&app.send(twice).await, 401, "several_authorization_headers");
         let reply = app.send(app.req(Method::POST, "/api/auth/sessions/", Some(&token))).await;
         assert_problem(&reply, 405, "method_not_allowed");
         assert_eq!(reply.header("allow"), Some("GET, HEAD, OPTIONS"));
