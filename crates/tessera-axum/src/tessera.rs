@@ -153,6 +153,18 @@ impl Tessera {
         self.core.revoke_tokens(user, client, by, None).await
     }
 
+    /// Sets a user's password (already hashed, e.g. with `tessera_core::password::hash_password`)
+    /// and, unless `revoke_tokens_on_password_change` is off, revokes every token of theirs.
+    /// Returns the tokens revoked.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        password_hash: &str,
+        by: Revoker,
+    ) -> Result<Vec<AuthToken>, StoreError> {
+        self.core.change_password(user, password_hash, by).await
+    }
+
     /// Expires a token now: its next use anywhere is answered "The given token has expired."
     /// `false` when it did not exist.
     pub async fn expire_token(&self, token: &AuthToken) -> Result<bool, StoreError> {

@@ -229,6 +229,22 @@ impl Core {
         Ok(deleted)
     }
 
+    /// Changes a user's password hash and, unless `revoke_tokens_on_password_change` is off, revokes
+    /// every token of theirs (`TokenRevoked { by }` each): whoever held one loses it, on every
+    /// instance within a second. Returns the tokens revoked.
+    pub(crate) async fn change_password(
+        &self,
+        user: &User,
+        password_hash: &str,
+        by: Revoker,
+    ) -> Result<Vec<AuthToken>, StoreError> {
+        self.store.set_password_hash(user.id, password_hash).await?;
+        if !self.settings.revoke_tokens_on_password_change {
+            return Ok(Vec::new());
+        }
+        self.revoke_tokens(user, None, by, None).await
+    }
+
     /// Expires a token now (an admin's "expire"): its next use is refused as expired, on every
     /// instance. `false` when it did not exist.
     pub(crate) async fn expire(&self, token: &AuthToken) -> Result<bool, StoreError> {

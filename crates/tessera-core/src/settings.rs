@@ -37,6 +37,9 @@ pub struct Settings {
     pub token_cache_timeout: TimeDelta,
     /// Renew the expiry when login hands back an existing token (durin: `REFRESH_TOKEN_ON_LOGIN`).
     pub refresh_token_on_login: bool,
+    /// Revoke every token of a user whose password is changed (durin revokes nothing, and its
+    /// "same token on re-login" then hands the old token back to whoever had it). Default on.
+    pub revoke_tokens_on_password_change: bool,
     /// The client behind `apiaccess/` (durin: `API_ACCESS_CLIENT_NAME`); none disables the route.
     #[serde(deserialize_with = "optional")]
     pub api_access_client_name: Option<ClientName>,
@@ -72,6 +75,7 @@ impl Default for Settings {
             time_zone: TimeZone::default(),
             token_cache_timeout: TimeDelta::seconds(60),
             refresh_token_on_login: false,
+            revoke_tokens_on_password_change: true,
             api_access_client_name: None,
             api_access_exclude_from_sessions: false,
             api_access_response_include_token: false,

@@ -42,6 +42,7 @@ const SETTING_KEYS: &[(&str, Kind)] = &[
     ("time_zone", Kind::Text),
     ("token_cache_timeout", Kind::Text),
     ("refresh_token_on_login", Kind::Bool),
+    ("revoke_tokens_on_password_change", Kind::Bool),
     ("api_access_client_name", Kind::Text),
     ("api_access_exclude_from_sessions", Kind::Bool),
     ("api_access_response_include_token", Kind::Bool),

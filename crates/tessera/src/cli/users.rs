@@ -7,7 +7,7 @@ use clap::Subcommand;
 use std::io::{IsTerminal, Read};
 use tessera_core::password::hash_password;
 use tessera_core::store::TokenFilter;
-use tessera_core::{NewUser, User, Username};
+use tessera_core::{NewUser, Revoker, User, Username};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -90,8 +90,13 @@ impl UserCommand {
             UserCommand::SetPassword { username, password_stdin } => {
                 let user = find_user(app, &username).await?;
                 let hash = hash_password(&read_password(password_stdin)?)?;
-                store.set_password_hash(user.id, &hash).await?;
-                println!("password of '{}' changed", user.username);
+                let tessera = app.tessera()?.build()?;
+                let revoked = tessera.change_password(&user, &hash, Revoker::Cli).await?;
+                if app.config.settings.revoke_tokens_on_password_change {
+                    println!("password of '{}' changed; {} token(s) revoked", user.username, revoked.len());
+                } else {
+                    println!("password of '{}' changed", user.username);
+                }
             }
             UserCommand::Activate { username } => {
                 let user = find_user(app, &username).await?;

@@ -58,6 +58,38 @@ fn cli_revocations_reach_the_cached_authenticator(backend: Backend) {
 
 test_each_backend!(cli_revocations_reach_the_cached_authenticator => cli_revocations_reach_the_cached_authenticator_on_sqlite, cli_revocations_reach_the_cached_authenticator_on_postgres);
 
+/// A password change in the CLI ends every session of the user, in the running server within a
+/// second; the next login with the new password gets a new token, not the old one back.
+fn a_password_change_revokes_the_users_tokens(backend: Backend) {
+    let Some((env, app)) = support::start(backend) else { return };
+    env.ok(&["client", "create", "web", "--token-ttl", "1d"]);
+    env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
+    env.create_user("alice", &[]);
+    env.create_user("bob", &[]);
+    let (web, cli, bob) = (app.token("alice", "web"), app.token("alice", "cli"), app.token("bob", "web"));
+    for token in [&web, &cli, &bob] {
+        assert_eq!(app.call(Method::GET, "/api/hello-cached/", Some(token)).0, 200);
+    }
+    let out = env.ok_with_stdin(&["user", "set-password", "alice", "--password-stdin"], "a brand new password\n");
+    assert!(out.contains("2 token(s) revoked"), "{out}");
+    let took = time_until(&app, "/api/hello-cached/", &web, 401, Duration::from_secs(2));
+    assert!(took < Duration::from_secs(1), "the revocation took {took:?}");
+    for token in [&web, &cli] {
+        assert_eq!(app.call(Method::GET, "/api/hello/", Some(token)), (401, json!({"detail": "Invalid token."})));
+    }
+    assert_eq!(app.call(Method::GET, "/api/hello-cached/", Some(&bob)).0, 200, "other users keep theirs");
+    // The old password no longer logs in; the new one gets a fresh token.
+    assert_eq!(app.login("alice", "web").0, 400);
+    let body = json!({"username": "alice", "password": "a brand new password", "client": "web"});
+    let (status, reply) =
+        tessera_testkit::http(Method::POST, &format!("{}/api/auth/login/", app.base), None, Some(body));
+    assert_eq!(status, 200, "{reply}");
+    assert_ne!(reply["token"].as_str(), Some(web.as_str()));
+    app.stop();
+}
+
+test_each_backend!(a_password_change_revokes_the_users_tokens => a_password_change_revokes_the_users_tokens_on_sqlite, a_password_change_revokes_the_users_tokens_on_postgres);
+
 fn the_example_routes(backend: Backend) {
     let Some((env, app)) = support::start(backend) else { return };
     env.ok(&["client", "create", "web"]);
