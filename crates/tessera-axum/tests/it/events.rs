@@ -203,3 +203,38 @@ both_backends!(
         assert_eq!(app.get("/api/hello/", Some(&cli_token)).await.0, 401);
     }
 );
+
+both_backends!(
+    async fn a_password_change_revokes_every_token_of_the_user(app) {
+        use tessera_core::Revoker;
+        let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+        let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+        let (a_web, a_cli, b_web) = (app.mint(&alice, &web).await, app.mint(&alice, &cli).await, app.mint(&bob, &web).await);
+        assert_eq!(app.get("/api/hello-cached/", Some(&a_web)).await.0, 200);
+        let hash = tessera_core::password::hash_password("a brand new password").expect("hash");
+        let revoked = app.tessera.change_password(&alice, &hash, Revoker::Admin).await.expect("change");
+        assert_eq!(revoked.len(), 2);
+        for token in [&a_web, &a_cli] {
+            assert_eq!(app.get("/api/hello-cached/", Some(token)).await, (401, json!({"detail": "Invalid token."})));
+        }
+        assert_eq!(app.get("/api/hello/", Some(&b_web)).await.0, 200);
+        let events = app.events_named("token_revoked");
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events.iter().all(|e| e["by"] == "admin" && e["username"] == "alice"), "{events:?}");
+        let stored = tessera_core::store::UserStore::user_by_id(app.store(), alice.id).await.expect("read").expect("alice");
+        assert_eq!(stored.password_hash, hash);
+    }
+);
+
+both_backends!(
+    options = Options::with(|s| s.revoke_tokens_on_password_change = false),
+    async fn a_password_change_can_keep_the_tokens(app) {
+        let alice = app.user("alice").await;
+        let token = app.mint(&alice, &app.client("web", "1d").await).await;
+        let hash = tessera_core::password::hash_password("a brand new password").expect("hash");
+        let revoked = app.tessera.change_password(&alice, &hash, tessera_core::Revoker::Admin).await.expect("change");
+        assert!(revoked.is_empty());
+        assert_eq!(app.get("/api/hello/", Some(&token)).await.0, 200);
+        assert!(app.events_named("token_revoked").is_empty());
+    }
+);
