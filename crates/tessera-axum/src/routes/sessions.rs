@@ -92,6 +92,7 @@ pub(crate) fn describe_token(
         "created": core.settings.format_datetime(token.created),
         "expiry": datetime_or_null(token.expiry, |d| core.settings.format_datetime(d)),
         "has_expired": token.has_expired(now),
+        // durin: `humanize.naturaldelta(expiry - created)`, the total lifetime, not the time left.
         "expires_in_str": token.lifetime().map(expires_in_str).unwrap_or_else(|| "never".into()),
     })
 }

@@ -1,0 +1,3 @@
+//! tessera-core's integration tests, one binary.
+
+mod humanize;
