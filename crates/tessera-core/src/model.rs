@@ -140,8 +140,8 @@ impl<'de> Deserialize<'de> for Username {
     }
 }
 
-/// Someone who logs in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Someone who logs in. Its `Debug` does not show the password hash.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct User {
     /// The id.
     pub id: UserId,
@@ -158,8 +158,8 @@ pub struct User {
     pub created: DateTime<Utc>,
 }
 
-/// A user to create.
-#[derive(Debug, Clone)]
+/// A user to create. Its `Debug` does not show the password hash.
+#[derive(Clone)]
 pub struct NewUser {
     /// The username.
     pub username: Username,
@@ -202,6 +202,30 @@ impl Client {
             Some(max) => Some(expiry.min(created + max)),
             None => Some(expiry),
         }
+    }
+}
+
+impl fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("is_staff", &self.is_staff)
+            .field("is_active", &self.is_active)
+            .finish()
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("is_active", &self.is_active)
+            .field("is_staff", &self.is_staff)
+            .field("created", &self.created)
+            .finish()
     }
 }
 
@@ -314,6 +338,28 @@ impl NewToken {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_never_shows_a_password_hash() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_string();
+        let new = NewUser {
+            username: "alice".parse().expect("name"),
+            password_hash: hash.clone(),
+            is_staff: false,
+            is_active: true,
+        };
+        let user = User {
+            id: UserId(1),
+            username: new.username.clone(),
+            password_hash: hash.clone(),
+            is_active: true,
+            is_staff: false,
+            created: DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        };
+        for shown in [format!("{new:?}"), format!("{user:?}"), format!("{user:#?}")] {
+            assert!(!shown.contains("argon2") && shown.contains("alice") && shown.contains("[redacted]"), "{shown}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -33,6 +33,25 @@ pub enum KeyError {
     /// Too short or long.
     #[error("the secret key must be 32 to 64 bytes (64 to 128 hex digits); it has {0} bytes")]
     BadLength(usize),
+    /// Not random: all zeros, a short repeated pattern, or a counting sequence.
+    #[error(
+        "the secret key is not random (too few distinct bytes, or a counting sequence); generate one with `tessera key generate`"
+    )]
+    LowEntropy,
+}
+
+/// Whether key bytes were typed rather than drawn: fewer than 16 distinct values (all zeros, a
+/// short repeated pattern) or a constant step (`00 01 02 …`). 32 random bytes have about 30
+/// distinct values; fewer than 16 happens with a probability far below 2^-100.
+fn looks_made_up(bytes: &[u8]) -> bool {
+    let mut seen = [false; 256];
+    for b in bytes {
+        seen[*b as usize] = true;
+    }
+    let distinct = seen.iter().filter(|s| **s).count();
+    let step = bytes[1].wrapping_sub(bytes[0]);
+    let counting = bytes.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step);
+    distinct < 16 || counting
 }
 
 /// The server key: 32–64 secret bytes. Its `Debug` never shows it.
@@ -58,6 +77,9 @@ impl ServerKey {
             (0..text.len()).step_by(2).filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect();
         if !(32..=64).contains(&bytes.len()) {
             return Err(KeyError::BadLength(bytes.len()));
+        }
+        if looks_made_up(&bytes) {
+            return Err(KeyError::LowEntropy);
         }
         Ok(ServerKey(bytes))
     }
@@ -421,6 +443,17 @@ mod tests {
         assert!(matches!(ServerKey::from_hex("abc"), Err(KeyError::OddLength(3))));
         assert!(matches!(ServerKey::from_hex(&"ab".repeat(16)), Err(KeyError::BadLength(16))));
         assert!(matches!(ServerKey::from_hex(&"ab".repeat(65)), Err(KeyError::BadLength(65))));
+        // Typed, not drawn: refused.
+        let counting: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+        let down: String = (0u8..40).map(|b| format!("{:02x}", 200u8.wrapping_sub(b * 3))).collect();
+        for made_up in ["00".repeat(32), "ff".repeat(64), "0123456789abcdef".repeat(4), counting, down] {
+            assert!(matches!(ServerKey::from_hex(&made_up), Err(KeyError::LowEntropy)), "{made_up}");
+        }
+        // Drawn: accepted, every time.
+        for _ in 0..10_000 {
+            let key = ServerKey::generate();
+            assert!(ServerKey::from_hex(&key.to_hex()).is_ok());
+        }
         assert_eq!(format!("{:?}", ServerKey::generate()), "ServerKey([redacted])");
     }
 

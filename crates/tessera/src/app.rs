@@ -1,7 +1,7 @@
 //! What every command opens: the configuration, the store (migrated, and composed with Redis when
 //! Redis is configured), and on demand the token codec with the server key.
 
-use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir};
+use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir, private_sqlite_file};
 use crate::key;
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
@@ -43,6 +43,14 @@ pub struct RedisParts {
     pub limiter: Arc<dyn RateLimiter>,
 }
 
+/// The file of a `sqlite://PATH` URL (`None` for other databases and for anything SQLite would not
+/// open as a plain file; the store refuses those with a clear error).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, _) = rest.split_once('?').unwrap_or((rest, ""));
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 impl App {
     /// Connects to the configured database (creating the data directory and the SQLite file when
     /// they are the defaults), applies migrations, and composes the store with Redis.
@@ -53,6 +61,9 @@ impl App {
             created_database = !config.sqlite_default_path().exists();
         }
         let url = config.database_url();
+        if let Some(path) = sqlite_file(&url) {
+            private_sqlite_file(&path)?;
+        }
         let sql = SqlStore::connect(&url).await.map_err(|e| anyhow!("{e}"))?;
         sql.migrate().await.map_err(|e| anyhow!("cannot migrate the database: {e}"))?;
         let mut store: Arc<dyn Store> = Arc::new(sql.clone());

@@ -288,11 +288,57 @@ fn one_line(text: &str) -> String {
 }
 
 /// Creates the data directory if needed, with a clear error when it cannot be.
+/// Creates the data directory (and its parents) when missing, and makes it private (0700): it
+/// holds the database (password hashes, addresses, user agents) and the server key.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    restrict(dir, 0o700)?;
     let probe = dir.join(".tessera-write-test");
     std::fs::write(&probe, b"").with_context(|| format!("data directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Takes group and other permissions away from `path` (to `mode`) when it has any.
+pub fn restrict(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot make {} private (chmod {mode:o})", path.display()))?;
+            tracing::info!(path = %path.display(), "made private (mode {mode:o})");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// The SQLite database file, private (0600) before SQLite opens it: SQLite creates its `-wal` and
+/// `-shm` files with the database file's permissions. Existing files are made private too.
+pub fn private_sqlite_file(path: &Path) -> Result<()> {
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create the database {}", path.display())),
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            restrict(&file, 0o600)?;
+        }
+    }
     Ok(())
 }
 

@@ -58,12 +58,16 @@ fn read_key_file(path: &Path) -> Result<ServerKey> {
 
 /// Writes the key to a private temporary file, then links it into place, so the key file appears
 /// complete or not at all. Returns `false` when another process's key file won the race.
+///
+/// The temporary file is created new (`O_EXCL`): a file or symlink planted at its (unpredictable)
+/// name makes the write fail instead of writing the key through it.
 fn write_key_file(path: &Path, key: &ServerKey) -> Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+    let nonce = ServerKey::generate().to_hex();
+    let tmp = dir.join(format!(".{KEY_FILE}.{}.{}.tmp", std::process::id(), &nonce[..16]));
     let written = (|| -> std::io::Result<()> {
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;

@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> Result<()> {
         KeySource::File(path) => tracing::info!(path = %path.display(), "server key from file"),
         KeySource::Generated(path) => tracing::info!(path = %path.display(), "generated a new server key"),
     }
+    let shutdown = shutdown_signal();
     let listener =
         TcpListener::bind(app.config.bind).await.with_context(|| format!("cannot listen on {}", app.config.bind))?;
     let addr = listener.local_addr()?;
@@ -71,7 +72,7 @@ pub async fn run(config: Config) -> Result<()> {
     let tessera = app.tessera()?.cached_auth_routes(true).build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
     axum::serve(listener, router(app.store.clone(), &tessera).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("shutting down");
     tessera.shutdown().await;
@@ -92,26 +93,33 @@ fn print_next_steps(app: &App, addr: std::net::SocketAddr) {
     );
 }
 
-/// Resolves on SIGTERM or Ctrl-C: the signal for a graceful shutdown.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGTERM or Ctrl-C: the signal for a graceful shutdown. The handlers are installed
+/// when this is called, not when the future is first polled, so a signal that arrives while the
+/// server is still starting (after it said it listens) still shuts it down gracefully.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Some(mut sig) => {
+                    sig.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        let ctrl_c = async move {
+            if ctrl_c.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = ctrl_c => {},
+            () = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

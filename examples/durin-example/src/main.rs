@@ -71,21 +71,17 @@ async fn run(args: Args) -> Result<()> {
     };
     let config = Config::load(&overrides)?;
     let opened = tessera::app::App::open(config).await?;
-    let tessera = opened
-        .tessera()?
-        .on_event(
-            |event| tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, "auth event"),
-        )
-        .build()?;
+    let tessera = opened.tessera()?.build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
 
+    let shutdown = tessera::serve::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(opened.config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", opened.config.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "durin-example listening on http://{addr}");
     axum::serve(listener, app(&tessera).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(tessera::serve::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     tessera.shutdown().await;
     opened.close().await;

@@ -272,6 +272,10 @@ fn bad_keys_are_clear_errors_and_change_nothing() {
     assert!(line.contains("hexadecimal"), "{line}");
     env.env.insert("TESSERA_SECRET_KEY".into(), "abcd".into());
     env.fails(&["token", "create", "--user", "alice", "--client", "web"], "32 to 64 bytes");
+    for made_up in ["00".repeat(32), "0123456789abcdef".repeat(4)] {
+        env.env.insert("TESSERA_SECRET_KEY".into(), made_up);
+        env.fails(&["token", "create", "--user", "alice", "--client", "web"], "the secret key is not random");
+    }
     env.env.remove("TESSERA_SECRET_KEY");
     assert_eq!(env.snapshot(), before);
 
@@ -365,4 +369,40 @@ fn cli_token_changes_are_events_by_the_cli() {
     assert!(revoked.contains("TokenRevoked") && revoked.contains("by: Cli") && revoked.contains("cli"), "{revoked}");
     // No token ever reaches the log.
     assert!(!revoked.contains("tsr_") && !created.contains("tsr_"), "{created}{revoked}");
+}
+
+/// The data directory and everything in it are private: the database holds password hashes,
+/// addresses and user agents, the key file the server key. Looser modes left by an older version
+/// are tightened at start-up.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.ok(&["client", "create", "web"]);
+    env.create_user("alice", &[]);
+    env.ok(&["token", "create", "--user", "alice", "--client", "web"]);
+    let mode = |path: &Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    let data = env.data_dir();
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    let files: Vec<_> = std::fs::read_dir(&data).expect("list").map(|e| e.expect("entry").path()).collect();
+    assert!(
+        files.iter().any(|f| f.ends_with("tessera.db")) && files.iter().any(|f| f.ends_with("secret.key")),
+        "{files:?}"
+    );
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    // An older version's modes are tightened at the next start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(data.join("tessera.db"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    env.ok(&["client", "list"]);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("tessera.db")), 0o600);
+    // A running server's write-ahead log and shared memory too.
+    let server = env.serve(&[]);
+    for file in ["tessera.db-wal", "tessera.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    server.stop();
 }
