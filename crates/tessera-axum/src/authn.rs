@@ -34,9 +34,10 @@ impl Core {
             && !principal.token.has_expired(now)
             && principal.user.is_active
         {
-            return Ok(Some(self.after_use(principal, stored_expiry, now, cached, false).await));
+            return Ok(Some(self.after_use(principal, stored_expiry, now, None).await));
         }
 
+        let read_started = std::time::Instant::now();
         let found = self.store.token_with_owner(&digest).await.map_err(AuthError::from_store)?;
         let Some(TokenWithOwner { mut token, user, client }) = found else {
             return Err(AuthError::InvalidToken);
@@ -61,19 +62,19 @@ impl Core {
             return Err(AuthError::InactiveUser);
         }
         let principal = Arc::new(Principal { user, client, token });
-        Ok(Some(self.after_use(principal, stored_expiry, now, cached, true).await))
+        Ok(Some(self.after_use(principal, stored_expiry, now, cached.then_some(read_started)).await))
     }
 
     /// Records the use and applies sliding expiry; returns the principal as it now stands.
-    /// `stored_expiry`: the expiry the store held when the principal was read; `from_store`: it was
-    /// just read from the store (not from the cache).
+    /// `stored_expiry`: the expiry the store held when the principal was read. `cache_from`: the
+    /// principal was just read from the store for the cached authenticator, in a read that began
+    /// then; `None`: it came from the cache (or is not to be cached).
     async fn after_use(
         &self,
         principal: Arc<Principal>,
         stored_expiry: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
-        cached: bool,
-        from_store: bool,
+        cache_from: Option<std::time::Instant>,
     ) -> Arc<Principal> {
         let slid = self.slide(&principal, now).await;
         // Buffered even when written through: a concurrent request that read the store before the
@@ -82,9 +83,9 @@ impl Core {
         self.usage.note(principal.token.id, principal.token.digest, now, extension);
         let changed = slid.is_some();
         let principal = slid.unwrap_or(principal);
-        if cached && from_store {
-            self.cache.insert(principal.token.digest, principal.clone(), stored_expiry);
-        } else if cached && changed {
+        if let Some(read_started) = cache_from {
+            self.cache.insert(principal.token.digest, principal.clone(), stored_expiry, read_started);
+        } else if changed {
             // Keep the entry's age: the cache timeout counts from the store read.
             self.cache.replace(principal.token.digest, principal.clone());
         }

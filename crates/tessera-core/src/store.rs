@@ -35,6 +35,10 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// The most invalidation-log entries one `invalidations_after` returns: a reader that gets this
+/// many reads again from the last one.
+pub const MAX_INVALIDATIONS_PER_READ: usize = 10_000;
+
 /// Which tokens a listing or bulk deletion covers. Both `None` means every token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenFilter {
@@ -190,7 +194,8 @@ pub trait Store: UserStore + ClientStore + TokenStore {
     /// The position of the newest entry of the invalidation log (0 when it is empty).
     async fn latest_invalidation(&self) -> Result<i64, StoreError>;
 
-    /// Invalidation-log entries after position `after`, oldest first, at most 10,000.
+    /// Invalidation-log entries after position `after`, oldest first, at most
+    /// [`MAX_INVALIDATIONS_PER_READ`].
     async fn invalidations_after(&self, after: i64) -> Result<Vec<(i64, Invalidation)>, StoreError>;
 
     /// Deletes invalidation-log entries written before `before`; returns how many.

@@ -27,6 +27,7 @@ const DELETE: &str = "DELETE FROM auth_tokens WHERE id = $1";
 const SET_EXPIRY: &str = "UPDATE auth_tokens SET expiry = $2 WHERE id = $1";
 const EXTEND_EXPIRY: &str = "UPDATE auth_tokens SET expiry = $2 WHERE id = $1 AND (expiry IS NULL OR expiry > $3)";
 const LATEST_INVALIDATION: &str = "SELECT COALESCE(MAX(seq), 0) FROM invalidations";
+/// The limit is `tessera_core::store::MAX_INVALIDATIONS_PER_READ` (a test checks).
 const INVALIDATIONS_AFTER: &str = "SELECT seq, digest, user_id, client_id FROM invalidations \
      WHERE seq > $1 ORDER BY seq LIMIT 10000";
 const PRUNE_INVALIDATIONS: &str = "DELETE FROM invalidations WHERE created < $1";
@@ -354,5 +355,14 @@ impl Store for SqlStore {
             };
             Ok((user, client))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_invalidation_read_limit_is_the_core_constant() {
+        let limit = format!("LIMIT {}", tessera_core::store::MAX_INVALIDATIONS_PER_READ);
+        assert!(super::INVALIDATIONS_AFTER.ends_with(&limit), "{}", super::INVALIDATIONS_AFTER);
     }
 }

@@ -8,7 +8,7 @@ use chrono::TimeDelta;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tessera_core::bus::InvalidationBus;
-use tessera_core::store::StoreError;
+use tessera_core::store::{MAX_INVALIDATIONS_PER_READ, StoreError};
 
 /// How often the invalidation log is read.
 pub(crate) const FOLLOW_EVERY: Duration = Duration::from_millis(200);
@@ -78,13 +78,22 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
             while seen.len() > 1 && seen[1].0.elapsed() >= FOLLOW_OVERLAP {
                 seen.pop_front();
             }
-            let from = seen.front().map(|(_, seq)| *seq).unwrap_or(0);
-            let changes = core.store.invalidations_after(from).await?;
-            let newest = changes.iter().map(|(seq, _)| *seq).max().unwrap_or(from);
-            for (_, change) in &changes {
-                core.apply_invalidation(change);
+            let mut from = seen.front().map(|(_, seq)| *seq).unwrap_or(0);
+            // Read to the end of the log before calling the cache synced: a read returns at most
+            // MAX_INVALIDATIONS_PER_READ entries, and a flood (a mass revocation) can hold more.
+            loop {
+                let changes = core.store.invalidations_after(from).await?;
+                for (_, change) in &changes {
+                    core.apply_invalidation(change);
+                }
+                let newest = changes.iter().map(|(seq, _)| *seq).max().unwrap_or(from);
+                if changes.len() < MAX_INVALIDATIONS_PER_READ || newest <= from {
+                    from = newest;
+                    break;
+                }
+                from = newest;
             }
-            seen.push_back((std::time::Instant::now(), newest.max(seen.back().map(|s| s.1).unwrap_or(0))));
+            seen.push_back((std::time::Instant::now(), from.max(seen.back().map(|s| s.1).unwrap_or(0))));
             Ok::<_, StoreError>(())
         }
         .await;

@@ -27,8 +27,22 @@ const SHARDS: usize = 16;
 /// How stale the invalidation log may be before the cache stops being trusted.
 pub(crate) const MAX_SYNC_AGE: Duration = Duration::from_secs(1);
 
+/// How long a removal is remembered: longer than any store read can take, so a lookup that read
+/// the store before a revocation cannot put its stale verdict back after the revocation removed it.
+const TOMBSTONE_KEEP: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<TokenDigest, Entry>,
+    /// Tokens removed recently, and when.
+    removed: HashMap<TokenDigest, Instant>,
+}
+
 pub(crate) struct TokenCache {
-    shards: Vec<Mutex<HashMap<TokenDigest, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
+    /// Milliseconds since `epoch` of the last change that touched every entry (a user or client
+    /// invalidated, the cache cleared): a lookup that read the store before it is not kept.
+    owners_changed_at: AtomicU64,
     max_per_shard: usize,
     ttl: Duration,
     /// Milliseconds since `epoch` of the last successful sync with the invalidation log (0: never).
@@ -57,7 +71,8 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     pub(crate) fn new(max_entries: usize, ttl: Duration) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            owners_changed_at: AtomicU64::new(0),
             max_per_shard: (max_entries / SHARDS).max(1),
             ttl,
             synced_at: AtomicU64::new(0),
@@ -67,7 +82,7 @@ impl TokenCache {
         }
     }
 
-    fn shard(&self, digest: &TokenDigest) -> std::sync::MutexGuard<'_, HashMap<TokenDigest, Entry>> {
+    fn shard(&self, digest: &TokenDigest) -> std::sync::MutexGuard<'_, Shard> {
         // The digest is already uniformly random: its first byte picks the shard.
         let m = &self.shards[digest.0[0] as usize % SHARDS];
         m.lock().unwrap_or_else(|p| p.into_inner())
@@ -96,44 +111,78 @@ impl TokenCache {
     }
 
     pub(crate) fn mark_synced(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.synced_at.store(ms.max(1), Ordering::Release);
+        self.synced_at.store(self.now_ms(), Ordering::Release);
+    }
+
+    /// Milliseconds since `epoch`, at least 1 (0 means "never").
+    fn now_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).max(1)
+    }
+
+    fn ms_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     /// The principal, and the expiry the store held when it was read.
     pub(crate) fn get(&self, digest: &TokenDigest) -> Option<(Arc<Principal>, Option<DateTime<Utc>>)> {
         let mut shard = self.shard(digest);
-        let entry = shard.get(digest)?;
+        let entry = shard.entries.get(digest)?;
         if entry.inserted.elapsed() >= self.ttl {
-            shard.remove(digest);
+            shard.entries.remove(digest);
             return None;
         }
         Some((entry.principal.clone(), entry.stored_expiry))
     }
 
-    pub(crate) fn insert(&self, digest: TokenDigest, principal: Arc<Principal>, stored_expiry: Option<DateTime<Utc>>) {
+    /// Keeps a verdict read from the store — unless the token, its user or its client was
+    /// invalidated after `read_started` (the read may predate the change: keeping it would bring a
+    /// revoked token back until the entry times out).
+    pub(crate) fn insert(
+        &self,
+        digest: TokenDigest,
+        principal: Arc<Principal>,
+        stored_expiry: Option<DateTime<Utc>>,
+        read_started: Instant,
+    ) {
+        // Millisecond resolution: a read that began in the same millisecond as the change is
+        // treated as older (not kept), never the other way round.
+        let changed_ms = self.owners_changed_at.load(Ordering::Acquire);
+        if changed_ms != 0 && changed_ms >= self.ms_of(read_started) {
+            return;
+        }
         let mut shard = self.shard(&digest);
-        if shard.len() >= self.max_per_shard && !shard.contains_key(&digest) {
+        if shard.removed.get(&digest).is_some_and(|at| *at >= read_started) {
+            return;
+        }
+        if shard.entries.len() >= self.max_per_shard && !shard.entries.contains_key(&digest) {
             let ttl = self.ttl;
-            shard.retain(|_, e| e.inserted.elapsed() < ttl);
-            if shard.len() >= self.max_per_shard
-                && let Some(victim) = shard.keys().next().copied()
+            shard.entries.retain(|_, e| e.inserted.elapsed() < ttl);
+            if shard.entries.len() >= self.max_per_shard
+                && let Some(victim) = shard.entries.keys().next().copied()
             {
-                shard.remove(&victim);
+                shard.entries.remove(&victim);
             }
         }
-        shard.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now() });
+        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now() });
     }
 
     /// Replaces an entry's principal, keeping its age; nothing when the entry is gone.
     pub(crate) fn replace(&self, digest: TokenDigest, principal: Arc<Principal>) {
-        if let Some(entry) = self.shard(&digest).get_mut(&digest) {
+        if let Some(entry) = self.shard(&digest).entries.get_mut(&digest) {
             entry.principal = principal;
         }
     }
 
+    /// Drops the token's entry, and remembers when, so that a lookup already under way cannot put
+    /// it back.
     pub(crate) fn remove(&self, digest: &TokenDigest) {
-        self.shard(digest).remove(digest);
+        let now = Instant::now();
+        let mut shard = self.shard(digest);
+        shard.entries.remove(digest);
+        if shard.removed.len() >= 1024 {
+            shard.removed.retain(|_, at| now.saturating_duration_since(*at) < TOMBSTONE_KEEP);
+        }
+        shard.removed.insert(*digest, now);
     }
 
     /// Applies one change from the invalidation log.
@@ -146,18 +195,91 @@ impl TokenCache {
     }
 
     fn retain(&self, keep: impl Fn(&Principal) -> bool) {
+        self.owners_changed_at.store(self.now_ms(), Ordering::Release);
         for shard in &self.shards {
-            shard.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| keep(&e.principal));
+            shard.lock().unwrap_or_else(|p| p.into_inner()).entries.retain(|_, e| keep(&e.principal));
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).entries.len()).sum()
     }
 
     pub(crate) fn clear(&self) {
+        self.owners_changed_at.store(self.now_ms(), Ordering::Release);
         for shard in &self.shards {
-            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            shard.lock().unwrap_or_else(|p| p.into_inner()).entries.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{AuthToken, Client, ClientId, NewToken, ServerKey, TokenCodec, Ttl, User, UserId};
+
+    fn principal() -> Arc<Principal> {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let codec = TokenCodec::new(ServerKey::generate(), "tsr_", 64).expect("codec");
+        let client = Client {
+            id: ClientId(1),
+            name: "web".parse().expect("name"),
+            token_ttl: Ttl::Never,
+            throttle_rate: None,
+            sliding_expiry: false,
+            max_lifetime: None,
+            description: String::new(),
+            created: at,
+        };
+        let new = NewToken::issued(&codec.issue(), UserId(1), &client, at);
+        let token = AuthToken {
+            id: tessera_core::TokenId(1),
+            user_id: new.user_id,
+            client_id: new.client_id,
+            digest: new.digest,
+            seed: new.seed,
+            created: at,
+            expiry: None,
+            last_used: None,
+            user_agent: None,
+            ip: None,
+        };
+        let user = User {
+            id: UserId(1),
+            username: "alice".parse().expect("name"),
+            password_hash: String::new(),
+            is_active: true,
+            is_staff: false,
+            created: at,
+        };
+        Arc::new(Principal { user, client, token })
+    }
+
+    #[test]
+    fn a_lookup_that_read_the_store_before_a_removal_is_not_kept() {
+        let cache = TokenCache::new(100, Duration::from_secs(60));
+        let p = principal();
+        let digest = p.token.digest;
+        let read_started = Instant::now();
+        cache.invalidate(&Invalidation::Token(digest));
+        cache.insert(digest, p.clone(), None, read_started);
+        assert!(cache.get(&digest).is_none(), "a read that began before the revocation is stale");
+        // A read that began after it is kept.
+        cache.insert(digest, p.clone(), None, Instant::now());
+        assert!(cache.get(&digest).is_some());
+    }
+
+    #[test]
+    fn a_lookup_that_read_the_store_before_an_owner_change_is_not_kept() {
+        let cache = TokenCache::new(100, Duration::from_secs(60));
+        let p = principal();
+        let read_started = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        cache.invalidate(&Invalidation::User(UserId(1)));
+        cache.insert(p.token.digest, p.clone(), None, read_started);
+        assert!(cache.get(&p.token.digest).is_none());
+        std::thread::sleep(Duration::from_millis(2));
+        cache.insert(p.token.digest, p.clone(), None, Instant::now());
+        assert!(cache.get(&p.token.digest).is_some());
     }
 }
