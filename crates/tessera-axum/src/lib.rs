@@ -60,6 +60,7 @@
 //! | `error.rs` | [`AuthError`] (every error the library answers), renderers, [`Rejection`] |
 //! | `routes/` | durin's auth routes |
 //! | `header.rs`, `client_ip.rs`, `events.rs` | the `Authorization` header, the client's address, event hooks |
+//! | `serve.rs` | [`serve::serve`]: serving with header, body and idle timeouts and a connection cap |
 #![deny(missing_docs)]
 
 /// Tessera's domain crate, re-exported so that a service needs one dependency: `ServerKey`,
@@ -78,6 +79,7 @@ mod header;
 mod layer;
 mod principal;
 mod routes;
+pub mod serve;
 mod sliding;
 mod state;
 mod tessera;

@@ -6,6 +6,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tessera_axum::serve::ServerLimits;
 use tessera_core::Settings;
 
 /// How an environment variable's text becomes a TOML value.
@@ -29,6 +31,10 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("redis_key_prefix", Kind::Text),
     ("token_store", Kind::Text),
     ("throttle_when_redis_down", Kind::Text),
+    ("header_read_timeout", Kind::Text),
+    ("request_body_timeout", Kind::Text),
+    ("idle_timeout", Kind::Text),
+    ("max_connections", Kind::Int),
 ];
 
 /// Every key of [`Settings`], with how to read it from the environment.
@@ -85,6 +91,8 @@ pub struct Config {
     /// Redis, for several instances: the shared throttle, revocations pushed to every instance,
     /// and optionally the tokens themselves.
     pub redis: Option<RedisSettings>,
+    /// The HTTP server's timeouts and connection cap.
+    pub limits: ServerLimits,
     /// The authentication settings.
     pub settings: Settings,
 }
@@ -170,8 +178,9 @@ impl Config {
             .parse()
             .map_err(|_| anyhow!("invalid bind address '{bind_text}': expected IP:PORT, for example 127.0.0.1:8000"))?;
         let redis = values.redis()?;
+        let limits = values.limits()?;
         let settings = values.settings()?;
-        Ok(Config { data_dir, database_url, secret_key, bind, redis, settings })
+        Ok(Config { data_dir, database_url, secret_key, bind, redis, limits, settings })
     }
 }
 
@@ -213,6 +222,43 @@ impl Values {
             Some((toml::Value::String(s), _)) => Ok(Some(s)),
             Some((other, source)) => bail!("{source}: '{key}' must be a string, not {}", other.type_str()),
         }
+    }
+
+    /// Takes a duration out (`90s`, `1m`, a number of seconds, as every duration key).
+    fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
+        let Some((value, source)) = self.0.remove(key) else { return Ok(None) };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            other => bail!("{source}: '{key}' must be a duration such as \"30s\", not {}", other.type_str()),
+        };
+        let parsed =
+            tessera_core::parse_duration(&text).map_err(|e| anyhow!("{source}: invalid value for '{key}': {e}"))?;
+        let secs = u64::try_from(parsed.num_seconds()).map_err(|_| anyhow!("{source}: invalid value for '{key}'"))?;
+        Ok(Some(Duration::from_secs(secs)))
+    }
+
+    /// Takes the HTTP server's limits out; each missing one is its default.
+    fn limits(&mut self) -> Result<ServerLimits> {
+        let mut limits = ServerLimits::default();
+        if let Some(d) = self.duration("header_read_timeout")? {
+            limits.header_read_timeout = d;
+        }
+        if let Some(d) = self.duration("request_body_timeout")? {
+            limits.request_body_timeout = d;
+        }
+        if let Some(d) = self.duration("idle_timeout")? {
+            limits.idle_timeout = d;
+        }
+        if let Some((value, source)) = self.0.remove("max_connections") {
+            limits.max_connections = match value {
+                toml::Value::Integer(n) if (1..=1_000_000).contains(&n) => n as usize,
+                other => bail!(
+                    "{source}: invalid value {other} for 'max_connections': expected a whole number from 1 to 1000000"
+                ),
+            };
+        }
+        Ok(limits)
     }
 
     /// Takes the Redis keys out: `None` without `redis_url`.
@@ -456,6 +502,48 @@ mod tests {
         let err = load(&[("TESSERA_REDIS_URL", "redis://x"), ("TESSERA_THROTTLE_WHEN_REDIS_DOWN", "panic")])
             .expect_err("mode");
         assert!(format!("{err:#}").contains("invalid throttle_when_redis_down 'panic'"));
+    }
+
+    #[test]
+    fn server_limits() {
+        let c = load(&[]).expect("defaults");
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.request_body_timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+        assert!((16..=10_000).contains(&c.limits.max_connections), "{}", c.limits.max_connections);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "header_read_timeout = \"5s\"\nidle_timeout = 90\nmax_connections = 500\n")
+            .expect("write");
+        let file_s = file.display().to_string();
+        let c = load(&[
+            ("TESSERA_CONFIG", &file_s),
+            ("TESSERA_REQUEST_BODY_TIMEOUT", "1m"),
+            ("TESSERA_MAX_CONNECTIONS", "64"),
+        ])
+        .expect("limits");
+        assert_eq!(c.limits.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.limits.request_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.limits.max_connections, 64);
+
+        for (pairs, want) in [
+            (
+                ("TESSERA_IDLE_TIMEOUT", "0s"),
+                "TESSERA_IDLE_TIMEOUT: invalid value for 'idle_timeout': invalid duration '0s'",
+            ),
+            (("TESSERA_HEADER_READ_TIMEOUT", "soon"), "invalid value for 'header_read_timeout'"),
+            (("TESSERA_MAX_CONNECTIONS", "0"), "invalid value 0 for 'max_connections'"),
+            (("TESSERA_MAX_CONNECTIONS", "-3"), "invalid value -3 for 'max_connections'"),
+            (("TESSERA_MAX_CONNECTIONS", "many"), "TESSERA_MAX_CONNECTIONS=\"many\": expected a whole number"),
+        ] {
+            let err = load(&[pairs]).expect_err(want);
+            assert!(format!("{err:#}").contains(want), "{err:#}");
+        }
+        std::fs::write(&file, "request_body_timeout = true\n").expect("write");
+        let err = load(&[("TESSERA_CONFIG", &file_s)]).expect_err("bool");
+        assert!(format!("{err:#}").contains("'request_body_timeout' must be a duration"), "{err:#}");
     }
 
     #[test]

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tessera_axum::Tessera;
 use tessera_core::store::Store;
@@ -71,9 +70,7 @@ pub async fn run(config: Config) -> Result<()> {
     }
     let tessera = app.tessera()?.cached_auth_routes(true).build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
-    axum::serve(listener, router(app.store.clone(), &tessera).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tessera_axum::serve::serve(listener, router(app.store.clone(), &tessera), app.config.limits, shutdown).await?;
     tracing::info!("shutting down");
     tessera.shutdown().await;
     app.close().await;

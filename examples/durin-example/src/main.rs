@@ -19,7 +19,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use tessera::config::{Config, Overrides};
 use tessera_axum::{Authenticated, Tessera};
@@ -80,9 +79,9 @@ async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", opened.config.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "durin-example listening on http://{addr}");
-    axum::serve(listener, app(&tessera).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The same server as `tessera serve`: header, body and idle timeouts and the connection cap
+    // from the same configuration keys.
+    tessera_axum::serve::serve(listener, app(&tessera), opened.config.limits, shutdown).await?;
     tessera.shutdown().await;
     opened.close().await;
     Ok(())

@@ -1,9 +1,15 @@
 //! Request bodies as DRF parses them: JSON, form or multipart; an empty body is `{}`.
 
 use crate::error::AuthError;
+use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
+use futures_core::Stream;
 use serde_json::{Map, Value};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 /// The media types the auth routes parse.
 pub(crate) const PARSES: [&str; 3] = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"];
@@ -71,32 +77,72 @@ fn is_length_limit(e: &axum::Error) -> bool {
 }
 
 async fn multipart(req: Request) -> Result<Value, AuthError> {
+    // The raw body is capped as it streams in (boundaries and part headers count too), so an
+    // oversized part is refused after MAX_BODY_BYTES, not after it has been buffered.
+    let over = Arc::new(AtomicBool::new(false));
+    let (parts, body) = req.into_parts();
+    let capped = CappedStream { inner: body.into_data_stream(), seen: 0, over: over.clone() };
+    let req = Request::from_parts(parts, Body::from_stream(capped));
+    let too_large = |status: StatusCode| status == StatusCode::PAYLOAD_TOO_LARGE || over.load(Ordering::Acquire);
     let mut form = Multipart::from_request(req, &()).await.map_err(|e| multipart_error(e.body_text()))?;
     let mut fields = Map::new();
     let mut total = 0usize;
     loop {
-        let field = match form.next_field().await {
+        let mut field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(e) => {
-                return Err(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    AuthError::BodyTooLarge
-                } else {
-                    multipart_error(e.body_text())
-                });
-            }
+            Err(e) if too_large(e.status()) => return Err(AuthError::BodyTooLarge),
+            Err(e) => return Err(multipart_error(e.body_text())),
         };
         let name = field.name().unwrap_or_default().to_string();
         let is_file = field.file_name().is_some();
-        let bytes = field.bytes().await.map_err(|e| multipart_error(e.body_text()))?;
-        total += bytes.len();
-        if total > MAX_BODY_BYTES {
-            return Err(AuthError::BodyTooLarge);
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    total += chunk.len();
+                    if total > MAX_BODY_BYTES {
+                        return Err(AuthError::BodyTooLarge);
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if too_large(e.status()) => return Err(AuthError::BodyTooLarge),
+                Err(e) => return Err(multipart_error(e.body_text())),
+            }
         }
         // Files are not login fields; text fields that are not UTF-8 are not text.
-        if !is_file && let Ok(text) = String::from_utf8(bytes.to_vec()) {
+        if !is_file && let Ok(text) = String::from_utf8(bytes) {
             fields.insert(name, Value::String(text));
         }
     }
     Ok(Value::Object(fields))
+}
+
+/// A body's data that fails once more than [`MAX_BODY_BYTES`] have arrived, noting why in `over`.
+struct CappedStream {
+    inner: BodyDataStream,
+    seen: usize,
+    over: Arc<AtomicBool>,
+}
+
+impl Stream for CappedStream {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.over.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.seen = self.seen.saturating_add(chunk.len());
+                if self.seen > MAX_BODY_BYTES {
+                    self.over.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(axum::Error::new("request body is too large"))));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            other => other,
+        }
+    }
 }

@@ -108,6 +108,74 @@ both_backends!(
     }
 );
 
+/// Streams a chunked multipart login whose `password` field is 3 MB, 16 KiB at a time, looking for
+/// an answer after each piece; returns the response and how many body bytes were sent by then.
+fn stream_huge_multipart(base: &str) -> (String, usize) {
+    const FIELD: usize = 3 * 1024 * 1024;
+    const PIECE: usize = 16 * 1024;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let head = "POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).expect("head");
+    let opening = "--b\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n";
+    stream.write_all(format!("{:x}\r\n{opening}\r\n", opening.len()).as_bytes()).expect("opening");
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(50))).expect("timeout");
+    let mut sent = opening.len();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while sent < FIELD {
+        let piece = "p".repeat(PIECE);
+        if stream.write_all(format!("{PIECE:x}\r\n{piece}\r\n").as_bytes()).is_err() {
+            break;
+        }
+        sent += PIECE;
+        if let Ok(n) = stream.read(&mut buf)
+            && n > 0
+        {
+            response.extend_from_slice(&buf[..n]);
+            break;
+        }
+    }
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    (String::from_utf8_lossy(&response).into_owned(), sent)
+}
+
+both_backends!(
+    async fn multipart_over_the_limit_is_refused_while_streaming(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        let before = snapshot(&app).await;
+        // No Content-Length: the limit holds while the parts stream in, and the 413 arrives long
+        // before the client has sent its 3 MB (it was not buffered first).
+        let addr = app.base.clone();
+        let (response, sent) = tokio::task::spawn_blocking(move || stream_huge_multipart(&addr)).await.expect("raw request");
+        assert!(response.starts_with("HTTP/1.1 413"), "after {sent} bytes: {response}");
+        assert!(response.ends_with(r#"{"detail":"Request body is too large."}"#), "{response}");
+        assert!(sent < 512 * 1024, "answered only after {sent} bytes");
+        // Many small parts add up the same way.
+        let addr = app.base.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            let mut request = b"POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+            for i in 0..1_000 {
+                let part = format!("--b\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\n{}\r\n", "v".repeat(40));
+                request.extend_from_slice(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes());
+            }
+            request.extend_from_slice(b"0\r\n\r\n");
+            raw_http(&addr, &request)
+        })
+        .await
+        .expect("raw request");
+        assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+        assert_eq!(snapshot(&app).await, before);
+    }
+);
+
 both_backends!(
     async fn multipart_and_form_garbage_is_400(app) {
         app.user("alice").await;

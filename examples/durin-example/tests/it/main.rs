@@ -143,3 +143,35 @@ fn the_quickstart_flow() {
     assert_eq!(app.call(Method::GET, "/api/hello/", Some(&token)).0, 401);
     app.stop();
 }
+
+/// The example serves through `tessera_axum::serve::serve` with the configured limits: a half-sent head
+/// is cut off, a stalled body gets 408, and the app still answers.
+#[test]
+fn the_example_bounds_slow_clients() {
+    use std::io::{Read, Write};
+    let vars = [("TESSERA_HEADER_READ_TIMEOUT", "1s"), ("TESSERA_REQUEST_BODY_TIMEOUT", "1s")];
+    let Some((_env, app)) = support::start_with(Backend::Sqlite, &vars) else { return };
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let read_all = |stream: &mut std::net::TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(3))).expect("read timeout");
+        let mut text = Vec::new();
+        let start = Instant::now();
+        let result = stream.read_to_end(&mut text);
+        assert!(
+            result.is_ok() || result.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "still open: {result:?}"
+        );
+        (String::from_utf8_lossy(&text).into_owned(), start.elapsed())
+    };
+    let mut head = std::net::TcpStream::connect(&addr).expect("connect");
+    head.write_all(b"GET /api/ping/ HTTP/1.1\r\nHost: x\r\n").expect("partial head");
+    let mut body = std::net::TcpStream::connect(&addr).expect("connect");
+    body.write_all(b"POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"username").expect("partial body");
+    let (text, took) = read_all(&mut head);
+    assert!(text.is_empty() && took < Duration::from_millis(2_500), "{took:?}: {text}");
+    let (text, _) = read_all(&mut body);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(text.ends_with(r#"{"detail":"The request body was not received in time."}"#), "{text}");
+    assert_eq!(app.get("/api/ping/"), (200, json!({"ping": "pong"})));
+    app.stop();
+}

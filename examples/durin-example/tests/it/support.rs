@@ -22,9 +22,17 @@ fn tessera_bin() -> PathBuf {
 /// Starts the example on a fresh environment whose CLI is `tessera`; `None` when PostgreSQL is
 /// wanted but absent.
 pub fn start(backend: Backend) -> Option<(TestEnv, Server)> {
+    start_with(backend, &[])
+}
+
+/// [`start`] with more `TESSERA_*` variables.
+pub fn start_with(backend: Backend, vars: &[(&str, &str)]) -> Option<(TestEnv, Server)> {
     let mut env = TestEnv::new(tessera_bin(), backend)?;
     // The login throttle's defaults are for production, not for tests that log in often.
     env.env.insert("TESSERA_LOGIN_THROTTLE_PER_IP".to_string(), "off".to_string());
+    for (name, value) in vars {
+        env.env.insert(name.to_string(), value.to_string());
+    }
     let app = env.start(Path::new(env!("CARGO_BIN_EXE_durin-example")), &["--bind", "127.0.0.1:0"]);
     Some((env, app))
 }

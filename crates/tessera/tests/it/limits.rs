@@ -1,0 +1,212 @@
+//! The server's connection limits against a real `tessera serve`, probed with raw TCP as a slow or
+//! hostile client would: half a request head, a stalled body, an idle keep-alive, more connections
+//! than the cap, and a shutdown with connections still open.
+
+use crate::TESSERA;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use tessera_testkit::{Backend, Server, TestEnv};
+
+/// Slack for a loaded machine on top of a configured timeout.
+const SLACK: Duration = Duration::from_millis(1_500);
+
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    stream
+}
+
+/// Reads until the server closes the connection (EOF or reset), failing after `limit`; returns
+/// what arrived and when the connection closed, measured from `since`.
+fn until_closed(stream: &mut TcpStream, since: Instant, limit: Duration) -> (String, Duration) {
+    stream.set_read_timeout(Some(limit)).expect("read timeout");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {:?} ({e}); received {:?}",
+                since.elapsed(),
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    (String::from_utf8_lossy(&received).into_owned(), since.elapsed())
+}
+
+/// Sends one request and reads one response (head and `Content-Length` body), leaving the
+/// connection open.
+fn exchange(stream: &mut TcpStream, request: &str) -> String {
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut buf).expect("response");
+        assert!(n > 0, "closed mid-response: {text}");
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
+const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+fn serve_with(limits: &[(&str, &str)]) -> Option<(TestEnv, Server)> {
+    let mut env = TestEnv::new(TESSERA, Backend::Sqlite)?;
+    for (key, value) in limits {
+        env.env.insert(format!("TESSERA_{}", key.to_ascii_uppercase()), value.to_string());
+    }
+    let server = env.serve(&[]);
+    Some((env, server))
+}
+
+/// Header, body and idle timeouts, each on its own connection at once, then a graceful stop with
+/// connections open.
+#[test]
+fn slow_and_idle_connections_are_closed() {
+    let header = Duration::from_secs(1);
+    let idle = Duration::from_secs(2);
+    let body = Duration::from_secs(1);
+    let Some((_env, server)) =
+        serve_with(&[("header_read_timeout", "1s"), ("idle_timeout", "2s"), ("request_body_timeout", "1s")])
+    else {
+        return;
+    };
+    let addr = server.base.trim_start_matches("http://");
+    std::thread::scope(|s| {
+        // A head that never ends: closed after the header timeout, without an answer.
+        s.spawn(|| {
+            let mut stream = connect(addr);
+            let start = Instant::now();
+            stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ").expect("partial head");
+            std::thread::sleep(Duration::from_millis(300));
+            stream.write_all(b"a").expect("one more byte");
+            let (received, took) = until_closed(&mut stream, start, header + SLACK);
+            assert!(received.is_empty(), "{received}");
+            assert!(took >= header - Duration::from_millis(100), "closed early: {took:?}");
+        });
+        // A connection that never sends anything: the same bound.
+        s.spawn(|| {
+            let mut stream = connect(addr);
+            let start = Instant::now();
+            let (received, took) = until_closed(&mut stream, start, header + SLACK);
+            assert!(received.is_empty(), "{received}");
+            assert!(took >= header - Duration::from_millis(100), "closed early: {took:?}");
+        });
+        // A body that stalls after 10 of its 100 bytes: 408 with the API's error body, then closed.
+        s.spawn(|| {
+            let mut stream = connect(addr);
+            let start = Instant::now();
+            let head = "POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+            stream.write_all(head.as_bytes()).expect("head");
+            stream.write_all(b"{\"username").expect("10 bytes");
+            let (received, took) = until_closed(&mut stream, start, body + SLACK);
+            assert!(received.starts_with("HTTP/1.1 408 "), "{received}");
+            assert!(received.to_ascii_lowercase().contains("content-type: application/json"), "{received}");
+            assert!(
+                received.ends_with(r#"{"detail":"The request body was not received in time."}"#),
+                "{received}"
+            );
+            assert!(took >= body - Duration::from_millis(100), "answered early: {took:?}");
+        });
+        // An idle keep-alive: still usable past the header timeout, closed after the idle timeout.
+        s.spawn(|| {
+            let mut stream = connect(addr);
+            assert!(exchange(&mut stream, HEALTH).starts_with("HTTP/1.1 200 "));
+            std::thread::sleep(header + Duration::from_millis(300));
+            assert!(exchange(&mut stream, HEALTH).starts_with("HTTP/1.1 200 "), "reused after a pause");
+            let idle_from = Instant::now();
+            let (received, took) = until_closed(&mut stream, idle_from, idle + SLACK);
+            assert!(received.is_empty(), "{received}");
+            assert!(took >= idle - Duration::from_millis(100), "closed early: {took:?}");
+        });
+    });
+    // Normal requests are unaffected.
+    assert_eq!(server.get("/health").0, 200);
+
+    // A graceful stop with an idle keep-alive and a silent connection open: a clean exit, at once.
+    let mut idle_conn = connect(addr);
+    assert!(exchange(&mut idle_conn, HEALTH).starts_with("HTTP/1.1 200 "));
+    let _silent = connect(addr);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let (_, log) = server.stop();
+    assert!(start.elapsed() < Duration::from_secs(5), "stop took {:?}", start.elapsed());
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+    let (received, _) = until_closed(&mut idle_conn, start, Duration::from_secs(1));
+    assert!(received.is_empty(), "{received}");
+}
+
+/// With `max_connections = 2`, a third connection waits (in the listen backlog) until one of the
+/// two closes, and is then served; the server keeps working.
+#[test]
+fn connections_over_the_cap_wait_for_a_free_slot() {
+    let Some((_env, server)) = serve_with(&[("max_connections", "2"), ("idle_timeout", "30s")]) else { return };
+    let addr = server.base.trim_start_matches("http://");
+    let mut first = connect(addr);
+    let mut second = connect(addr);
+    assert!(exchange(&mut first, HEALTH).starts_with("HTTP/1.1 200 "));
+    assert!(exchange(&mut second, HEALTH).starts_with("HTTP/1.1 200 "));
+
+    let mut third = connect(addr);
+    third.write_all(HEALTH.as_bytes()).expect("send");
+    third.set_read_timeout(Some(Duration::from_millis(500))).expect("read timeout");
+    let mut buf = [0u8; 1024];
+    match third.read(&mut buf) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the third connection was served over the cap: {other:?}"),
+    }
+    server.wait_for_log("connection limit reached", Duration::from_secs(2));
+
+    // One closes: the waiting connection is served at once.
+    let start = Instant::now();
+    drop(first);
+    third.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    let n = third.read(&mut buf).expect("served once a slot is free");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200 "));
+    assert!(start.elapsed() < Duration::from_secs(2), "served after {:?}", start.elapsed());
+
+    drop(second);
+    drop(third);
+    for _ in 0..5 {
+        assert_eq!(server.get("/health").0, 200);
+    }
+    server.stop();
+}
+
+/// A client that pipelines requests and never reads the answers: once the server's writes stall
+/// for the idle timeout, the connection is closed (the writer sees it reset) instead of being held.
+#[test]
+fn a_client_that_does_not_read_is_disconnected() {
+    let Some((_env, server)) = serve_with(&[("idle_timeout", "1s")]) else { return };
+    let mut stream = connect(server.base.trim_start_matches("http://"));
+    stream.set_write_timeout(Some(Duration::from_secs(20))).expect("write timeout");
+    let batch = HEALTH.repeat(1_000);
+    let start = Instant::now();
+    let error = loop {
+        if let Err(e) = stream.write_all(batch.as_bytes()) {
+            break e;
+        }
+    };
+    assert!(
+        matches!(error.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+        "after {:?}: {error}",
+        start.elapsed()
+    );
+    assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+    assert_eq!(server.get("/health").0, 200);
+    server.stop();
+}
