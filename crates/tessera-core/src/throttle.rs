@@ -135,10 +135,11 @@ const STAMP: usize = std::mem::size_of::<i64>();
 ///
 /// Memory is bounded in bytes ([`MemoryRateLimiter::with_max_bytes`]; default 64 MiB): a key costs
 /// its name (at most 71 bytes, see [`bounded_key`]), 8 bytes per time it holds (at most the rate's
-/// `N`) and a fixed overhead. Keys idle for a whole period are dropped. When a shard is full of
-/// keys that are all still in their window, the limiter **refuses** (a [`LimiterError`], which
-/// callers answer with 503) instead of letting an untracked request through: a flood of new keys
-/// must not switch the throttle off.
+/// `N`) and a fixed overhead. Keys idle for a whole period are dropped; when room is still
+/// needed, remembered keys ([`RateLimiter::remember`]) are evicted — forgetting one only takes an
+/// exemption away. When a shard is full of budgets that are all still in their window, the
+/// limiter **refuses** (a [`LimiterError`], which callers answer with 503) instead of letting an
+/// untracked request through: a flood of new keys must not switch the throttle off.
 #[derive(Debug)]
 pub struct MemoryRateLimiter {
     shards: Vec<Mutex<Shard>>,
@@ -159,6 +160,9 @@ struct Log {
     times: VecDeque<i64>,
     /// The window of the rate last used with this key (µs).
     window: i64,
+    /// A remembered key ([`RateLimiter::remember`]) rather than a budget: the first to go when
+    /// room is needed, since forgetting one only takes away an exemption.
+    marker: bool,
 }
 
 impl Log {
@@ -270,8 +274,16 @@ impl Shard {
     }
 
     /// Records `now` under the key, keeping at most `limit` times; refuses when that would take
-    /// the shard over `max` bytes even after dropping idle keys.
-    fn push(&mut self, key: &str, window: i64, limit: usize, now: i64, max: usize) -> Result<(), LimiterError> {
+    /// the shard over `max` bytes even after dropping idle keys and evicting remembered ones.
+    fn push(
+        &mut self,
+        key: &str,
+        window: i64,
+        limit: usize,
+        now: i64,
+        max: usize,
+        marker: bool,
+    ) -> Result<(), LimiterError> {
         let grow = match self.keys.get(key) {
             None => ENTRY_OVERHEAD + key.len() + 4 * STAMP,
             Some(log) if log.times.len() == log.times.capacity() => log.times.capacity().max(4) * STAMP,
@@ -279,14 +291,16 @@ impl Shard {
         };
         if grow > 0 && self.bytes + grow > max {
             self.sweep(now);
+            self.evict_markers(key, (self.bytes + grow).saturating_sub(max));
             if self.bytes + grow > max {
                 tracing::warn!("the in-process rate limiter is full: refusing until keys go idle");
                 return Err(full());
             }
         }
         let before = self.keys.get(key).map_or(0, |log| log.cost(key));
-        let log = self.keys.entry(Box::from(key)).or_insert_with(|| Log { times: VecDeque::new(), window });
+        let log = self.keys.entry(Box::from(key)).or_insert_with(|| Log { times: VecDeque::new(), window, marker });
         log.window = window;
+        log.marker = marker;
         log.times.push_back(now);
         while log.times.len() > limit.max(1) {
             log.times.pop_front();
@@ -294,6 +308,22 @@ impl Shard {
         let after = log.cost(key);
         self.bytes = (self.bytes + after).saturating_sub(before);
         Ok(())
+    }
+
+    /// Evicts remembered keys other than `keep` until `needed` bytes are freed (or none is left).
+    fn evict_markers(&mut self, keep: &str, needed: usize) {
+        if needed == 0 {
+            return;
+        }
+        let mut freed = 0;
+        self.keys.retain(|k, log| {
+            if freed >= needed || !log.marker || &**k == keep {
+                return true;
+            }
+            freed += log.cost(k);
+            false
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
     }
 
     /// Removes one time `stamp` from the key (a released reservation).
@@ -333,7 +363,7 @@ impl RateLimiter for MemoryRateLimiter {
         self.with_shard(&key, now, |shard| {
             let (window, limit) = (window_of(rate), limit_of(rate));
             shard.wait(&key, window, limit, now);
-            shard.push(&key, window, limit, now, max)
+            shard.push(&key, window, limit, now, max, false)
         })
     }
 
@@ -352,8 +382,8 @@ impl RateLimiter for MemoryRateLimiter {
             return Ok(Reservation::Throttled { wait_secs: wait });
         }
         for (i, (budget, key)) in budgets.iter().zip(&keys).enumerate() {
-            let pushed =
-                guards[at[i]].push(key, window_of(budget.rate), limit_of(budget.rate), now, self.max_bytes_per_shard);
+            let (window, limit) = (window_of(budget.rate), limit_of(budget.rate));
+            let pushed = guards[at[i]].push(key, window, limit, now, self.max_bytes_per_shard, false);
             if let Err(e) = pushed {
                 // All or nothing: take back what this reservation already took.
                 for (j, key) in keys.iter().enumerate().take(i) {
@@ -381,7 +411,7 @@ impl RateLimiter for MemoryRateLimiter {
         let now = now.timestamp_micros();
         let window = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 2).max(1);
         let max = self.max_bytes_per_shard;
-        self.with_shard(&key, now, |shard| shard.push(&key, window, 1, now, max))
+        self.with_shard(&key, now, |shard| shard.push(&key, window, 1, now, max, true))
     }
 
     async fn remembers(&self, key: &str, now: DateTime<Utc>) -> Result<bool, LimiterError> {
@@ -560,6 +590,29 @@ mod tests {
         assert!(allowed < 1_000, "{allowed}");
         assert!(limiter.bytes() <= limiter.max_bytes());
         assert!(block_on(limiter.acquire("k", r, t0())).is_err());
+    }
+
+    #[test]
+    fn remembered_keys_make_room_for_budgets() {
+        let limiter = MemoryRateLimiter::with_max_bytes(SHARDS * 1_000);
+        let month = Duration::from_secs(30 * 86_400);
+        for i in 0..1_000 {
+            let _ = block_on(limiter.remember(&format!("known:{i}"), month, t0()));
+        }
+        // Full of remembered keys, the limiter still takes new budgets: it forgets some of them.
+        let r = rate("5/h");
+        for i in 0..40 {
+            assert_eq!(block_on(limiter.acquire(&format!("budget:{i}"), r, t0())), Ok(Decision::Allowed), "{i}");
+        }
+        assert!(limiter.bytes() <= limiter.max_bytes());
+        // Budgets are never evicted: full of them, it refuses.
+        let refused =
+            (40..2_000).filter(|i| block_on(limiter.acquire(&format!("budget:{i}"), r, t0())).is_err()).count();
+        assert!(refused > 0);
+        for _ in 0..4 {
+            assert_eq!(block_on(limiter.acquire("budget:0", r, t0())), Ok(Decision::Allowed));
+        }
+        assert_eq!(block_on(limiter.acquire("budget:0", r, t0())), Ok(Decision::Throttled { wait_secs: 3_600 }));
     }
 
     #[test]
