@@ -32,6 +32,8 @@ pub struct TesseraBuilder {
     settings: Settings,
     clock: Arc<dyn Clock>,
     limiter: Arc<dyn RateLimiter>,
+    login_limiter: Option<Arc<dyn RateLimiter>>,
+    password_checks: usize,
     renderer: Arc<dyn ErrorRenderer>,
     events: events::Events,
     cache_capacity: usize,
@@ -53,6 +55,8 @@ impl TesseraBuilder {
             settings: Settings::default(),
             clock: Arc::new(SystemClock),
             limiter: Arc::new(MemoryRateLimiter::default()),
+            login_limiter: None,
+            password_checks: crate::routes::PasswordChecks::default_limit(),
             renderer: Arc::new(DurinErrors),
             events: events::Events::default(),
             cache_capacity: 100_000,
@@ -73,9 +77,19 @@ impl TesseraBuilder {
         self
     }
 
-    /// The rate limiter behind the throttle and the login throttle; default: in-process.
+    /// The rate limiter behind the throttle and the login throttle; default: in-process, one
+    /// for each (so that anonymous login traffic, however much of it, cannot fill the memory of
+    /// the authenticated routes' throttle).
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.login_limiter = Some(limiter.clone());
         self.limiter = limiter;
+        self
+    }
+
+    /// How many password checks (Argon2id: 19 MiB each) login runs at once; default: two per
+    /// core. Logins beyond it wait for a free slot.
+    pub fn password_check_limit(mut self, limit: usize) -> Self {
+        self.password_checks = limit;
         self
     }
 
@@ -148,6 +162,8 @@ impl TesseraBuilder {
             usage: usage::UsageBuffer::default(),
             events: self.events,
             limiter: self.limiter,
+            login_limiter: self.login_limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::default())),
+            password_checks: crate::routes::PasswordChecks::new(self.password_checks),
             renderer: self.renderer,
             www_authenticate,
         };

@@ -104,6 +104,7 @@ pub use extract::{Authenticated, MaybeAuthenticated};
 pub use guard::{Guard, GuardService};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::Principal;
+pub use routes::PasswordChecks;
 pub use tessera::Tessera;
-pub use tessera_core::throttle::{Decision, LimiterError, MemoryRateLimiter, RateLimiter};
+pub use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, MemoryRateLimiter, RateLimiter, Reservation};
 pub use tokens::{IfPairHasToken, PairToken, PairTokenError, TokenRequest};

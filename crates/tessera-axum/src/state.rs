@@ -24,6 +24,9 @@ pub(crate) struct Core {
     pub(crate) usage: UsageBuffer,
     pub(crate) events: Events,
     pub(crate) limiter: Arc<dyn RateLimiter>,
+    /// The login throttle's limiter: `limiter` itself when one was configured, else its own.
+    pub(crate) login_limiter: Arc<dyn RateLimiter>,
+    pub(crate) password_checks: crate::routes::PasswordChecks,
     pub(crate) renderer: Arc<dyn ErrorRenderer>,
     pub(crate) www_authenticate: Arc<str>,
 }

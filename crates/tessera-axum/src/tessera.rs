@@ -174,6 +174,12 @@ impl Tessera {
     /// Forgets everything the throttle counted (tests; an admin "reset").
     pub async fn reset_throttle(&self) {
         self.core.limiter.reset().await;
+        self.core.login_limiter.reset().await;
+    }
+
+    /// Login's password checks: their limit, how many run now, the most that ever ran at once.
+    pub fn password_checks(&self) -> &crate::PasswordChecks {
+        &self.core.password_checks
     }
 
     /// How many lookups the cache holds now.

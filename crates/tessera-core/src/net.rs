@@ -35,6 +35,35 @@ impl IpNet {
     }
 }
 
+impl IpNet {
+    /// The block of addresses that stands for one subscriber, for throttling: an IPv4 address on
+    /// its own (`/32`), an IPv6 address by its `/64`. A `/64` is the smallest block a site is
+    /// assigned (RFC 6177) and any host on it can pick a new address per request, so keying IPv6
+    /// per address would hand one attacker 2^64 budgets. IPv4-mapped IPv6 addresses count as
+    /// their IPv4 address.
+    ///
+    /// ```
+    /// use tessera_core::net::IpNet;
+    /// let key = |ip: &str| IpNet::subscriber(ip.parse().unwrap()).to_string();
+    /// assert_eq!(key("203.0.113.7"), "203.0.113.7/32");
+    /// assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+    /// assert_eq!(key("2001:db8:1:2:ffff::9"), "2001:db8:1:2::/64");
+    /// assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7/32");
+    /// ```
+    pub fn subscriber(ip: IpAddr) -> IpNet {
+        match ip {
+            IpAddr::V4(v4) => IpNet { addr: IpAddr::V4(v4), prefix: 32 },
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpNet { addr: IpAddr::V4(v4), prefix: 32 },
+                None => {
+                    let masked = u128::from(v6) & (u128::MAX << 64);
+                    IpNet { addr: IpAddr::V6(masked.into()), prefix: 64 }
+                }
+            },
+        }
+    }
+}
+
 impl FromStr for IpNet {
     type Err = String;
 

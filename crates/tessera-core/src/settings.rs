@@ -55,12 +55,23 @@ pub struct Settings {
     pub login_client_header: Option<String>,
     /// Peers whose `X-Forwarded-For` is believed (addresses or ranges); others' is ignored.
     pub trusted_proxies: Vec<IpNet>,
-    /// Login attempts (successful or not) allowed per source IP, against password guessing; `"off"` disables.
+    /// Login attempts (successful or not) allowed per source (an IPv4 address, an IPv6 `/64`),
+    /// whatever the username; `"off"` disables.
     #[serde(deserialize_with = "optional")]
     pub login_throttle_per_ip: Option<Rate>,
-    /// Failed login attempts allowed per username (successful logins do not count); `"off"` disables.
+    /// Failed password checks allowed per username from one source (IPv4 address, IPv6 `/64`): an
+    /// attacker at one address is stopped quickly, and only that address is; `"off"` disables.
+    #[serde(deserialize_with = "optional")]
+    pub login_throttle_per_username_and_ip: Option<Rate>,
+    /// Failed password checks allowed per username from all sources together, except sources
+    /// that logged into that account within `login_known_source_ttl` (they are not locked out by
+    /// others' failures); bounds distributed guessing; `"off"` disables.
     #[serde(deserialize_with = "optional")]
     pub login_throttle_per_username: Option<Rate>,
+    /// How long a source that logged into an account stays exempt from the account's
+    /// `login_throttle_per_username` budget; `0` exempts none.
+    #[serde(with = "serde_duration")]
+    pub login_known_source_ttl: TimeDelta,
 }
 
 impl Default for Settings {
@@ -83,7 +94,9 @@ impl Default for Settings {
             login_client_header: None,
             trusted_proxies: Vec::new(),
             login_throttle_per_ip: Rate::new(30, crate::rate::Period::Minute),
-            login_throttle_per_username: Rate::new(10, crate::rate::Period::Minute),
+            login_throttle_per_username_and_ip: Rate::new(10, crate::rate::Period::Hour),
+            login_throttle_per_username: Rate::new(100, crate::rate::Period::Day),
+            login_known_source_ttl: TimeDelta::days(30),
         }
     }
 }
@@ -142,6 +155,9 @@ impl Settings {
             && (header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         {
             return err("login_client_header", format!("'{header}' is not a valid header name"));
+        }
+        if self.login_known_source_ttl < TimeDelta::zero() {
+            return err("login_known_source_ttl", "must not be negative".into());
         }
         Ok(())
     }
@@ -294,6 +310,18 @@ mod tests {
         assert!(err.contains("invalid period 'minute'"), "{err}");
         let off: Settings = toml::from_str(r#"login_throttle_per_ip = "off""#).expect("off");
         assert_eq!(off.login_throttle_per_ip, None);
+        // The login throttle's keys, the older ones included, keep their meaning.
+        let login: Settings = toml::from_str(
+            r#"
+            login_throttle_per_username = "20/h"
+            login_throttle_per_username_and_ip = "5/m"
+            login_known_source_ttl = "7d"
+            "#,
+        )
+        .expect("login throttle");
+        assert_eq!(login.login_throttle_per_username, "20/h".parse().ok());
+        assert_eq!(login.login_throttle_per_username_and_ip, "5/m".parse().ok());
+        assert_eq!(login.login_known_source_ttl, TimeDelta::days(7));
         let err = toml::from_str::<Settings>(r#"api_access_client_name = " x""#).expect_err("name").to_string();
         assert!(err.contains("must not start or end with whitespace"), "{err}");
         let err = toml::from_str::<Settings>(r#"time_zone = "Europe/Paris""#).expect_err("tz").to_string();

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tessera_core::Rate;
-use tessera_core::throttle::{Decision, LimiterError, MemoryRateLimiter, RateLimiter};
+use tessera_core::throttle::{
+    Budget, Decision, Grant, LimiterError, MemoryRateLimiter, RateLimiter, Reservation, bounded_key,
+};
 
 /// KEYS[1]: the key's sorted set. ARGV: limit, window (µs), mode (`acquire` | `check` |
 /// `record`), a member suffix unique to this call. Returns 0 (allowed) or the seconds to wait.
@@ -53,6 +55,53 @@ return wait
     )
 });
 
+/// KEYS: the budgets' sorted sets. ARGV[1]: the member this reservation adds (unique to the call);
+/// then, per key, its limit and window (µs). Returns 0 when a slot was taken in every set, else
+/// the longest wait (seconds) of the spent ones, having taken nothing: check and record are one
+/// atomic step, so concurrent reservations cannot all pass.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = now
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] then oldest = tonumber(first[2]) end
+    local wait_us = window - (now - oldest)
+    if wait_us < 1 then wait_us = 1 end
+    local w = math.ceil(wait_us / 1000000)
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return wait end
+local stamp = string.format('%d', now)
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, stamp, ARGV[1])
+  redis.call('PEXPIRE', key, string.format('%d', math.ceil(tonumber(ARGV[2 * i + 1]) / 1000)))
+end
+return 0
+"#,
+    )
+});
+
+/// KEYS: the budgets' sorted sets; ARGV[1]: the member a reservation added. Removes it.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+for _, key in ipairs(KEYS) do
+  redis.call('ZREM', key, ARGV[1])
+end
+return 0
+"#,
+    )
+});
+
 /// A [`RateLimiter`] in Redis, with the semantics of
 /// [`MemoryRateLimiter`](tessera_core::throttle::MemoryRateLimiter) (DRF's): a request is refused
 /// when `N` were already allowed in the preceding period, and the wait is until the oldest of them
@@ -65,8 +114,9 @@ return wait
 /// budget would depend on clock skew. One clock for every instance makes the window exact. (Tests
 /// that need an injected clock use the in-process limiter.)
 ///
-/// Keys are `{prefix}throttle:{key}`: a sorted set of allowed request times that expires a window
-/// after its last write.
+/// Keys are `{prefix}throttle:{key}` (a key longer than 64 bytes by its SHA-256, see
+/// [`bounded_key`]): a sorted set of at most `N` request times that expires a window after its
+/// last write, or — for [`RateLimiter::remember`] — a string with the marker's TTL.
 #[derive(Debug)]
 pub struct RedisRateLimiter {
     conn: RedisConnection,
@@ -92,18 +142,26 @@ impl RedisRateLimiter {
         &self.conn
     }
 
-    async fn decide(&self, key: &str, rate: Rate, mode: &str) -> Result<Decision, RedisError> {
-        let keys = [format!("{}throttle:{key}", self.conn.key_prefix())];
+    fn key(&self, key: &str) -> String {
+        format!("{}throttle:{}", self.conn.key_prefix(), bounded_key(key))
+    }
+
+    /// A member name no other call of any instance uses.
+    fn unique(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let args = [
-            rate.requests().to_string(),
-            (rate.period().seconds() as u128 * 1_000_000).to_string(),
-            mode.to_string(),
-            format!("{}{n:x}", self.nonce),
-        ];
+        format!("{}{n:x}", self.nonce)
+    }
+
+    async fn decide(&self, key: &str, rate: Rate, mode: &str) -> Result<Decision, RedisError> {
+        let keys = [self.key(key)];
+        let args = [rate.requests().to_string(), window_micros(rate), mode.to_string(), self.unique()];
         let wait: u64 = self.conn.eval("decide a rate limit", &DECIDE, &keys, &args).await?;
         Ok(if wait == 0 { Decision::Allowed } else { Decision::Throttled { wait_secs: wait } })
     }
+}
+
+fn window_micros(rate: Rate) -> String {
+    (rate.period().seconds() as u128 * 1_000_000).to_string()
 }
 
 #[async_trait]
@@ -119,6 +177,43 @@ impl RateLimiter for RedisRateLimiter {
     async fn record(&self, key: &str, rate: Rate, _now: DateTime<Utc>) -> Result<(), LimiterError> {
         self.decide(key, rate, "record").await?;
         Ok(())
+    }
+
+    async fn reserve(&self, budgets: &[Budget<'_>], _now: DateTime<Utc>) -> Result<Reservation, LimiterError> {
+        let keys: Vec<String> = budgets.iter().map(|b| self.key(b.key)).collect();
+        let member = format!("r{}", self.unique());
+        let mut args = vec![member.clone()];
+        for budget in budgets {
+            args.push(budget.rate.requests().to_string());
+            args.push(window_micros(budget.rate));
+        }
+        let wait: u64 = self.conn.eval("reserve a rate limit", &RESERVE, &keys, &args).await?;
+        Ok(if wait == 0 {
+            Reservation::Granted(Grant::new(member))
+        } else {
+            Reservation::Throttled { wait_secs: wait }
+        })
+    }
+
+    async fn release(&self, budgets: &[Budget<'_>], grant: &Grant, _now: DateTime<Utc>) -> Result<(), LimiterError> {
+        let keys: Vec<String> = budgets.iter().map(|b| self.key(b.key)).collect();
+        let args = [grant.id().to_string()];
+        let _: u64 = self.conn.eval("release a rate limit", &RELEASE, &keys, &args).await?;
+        Ok(())
+    }
+
+    async fn remember(&self, key: &str, ttl: Duration, _now: DateTime<Utc>) -> Result<(), LimiterError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(1).arg("PX").arg(ttl.as_millis().max(1) as u64);
+        let _: () = self.conn.query("SET", cmd).await?;
+        Ok(())
+    }
+
+    async fn remembers(&self, key: &str, _now: DateTime<Utc>) -> Result<bool, LimiterError> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(self.key(key));
+        let n: u64 = self.conn.query("EXISTS", cmd).await?;
+        Ok(n > 0)
     }
 
     /// Deletes every throttle key under the prefix (for tests).
@@ -263,6 +358,24 @@ impl RateLimiter for FallbackRateLimiter {
 
     async fn record(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<(), LimiterError> {
         self.run(self.primary.record(key, rate, now), self.memory.record(key, rate, now)).await
+    }
+
+    async fn reserve(&self, budgets: &[Budget<'_>], now: DateTime<Utc>) -> Result<Reservation, LimiterError> {
+        self.run(self.primary.reserve(budgets, now), self.memory.reserve(budgets, now)).await
+    }
+
+    /// Gives the slots back where they are now counted: a grant of Redis that the in-process
+    /// limiter does not know (or the reverse, across an outage's edge) releases nothing.
+    async fn release(&self, budgets: &[Budget<'_>], grant: &Grant, now: DateTime<Utc>) -> Result<(), LimiterError> {
+        self.run(self.primary.release(budgets, grant, now), self.memory.release(budgets, grant, now)).await
+    }
+
+    async fn remember(&self, key: &str, ttl: Duration, now: DateTime<Utc>) -> Result<(), LimiterError> {
+        self.run(self.primary.remember(key, ttl, now), self.memory.remember(key, ttl, now)).await
+    }
+
+    async fn remembers(&self, key: &str, now: DateTime<Utc>) -> Result<bool, LimiterError> {
+        self.run(self.primary.remembers(key, now), self.memory.remembers(key, now)).await
     }
 
     async fn reset(&self) {

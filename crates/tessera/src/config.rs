@@ -57,6 +57,8 @@ const SETTING_KEYS: &[(&str, Kind)] = &[
     ("trusted_proxies", Kind::List),
     ("login_throttle_per_ip", Kind::Text),
     ("login_throttle_per_username", Kind::Text),
+    ("login_throttle_per_username_and_ip", Kind::Text),
+    ("login_known_source_ttl", Kind::Text),
 ];
 
 /// The default data directory.

@@ -1,5 +1,13 @@
 //! `POST login/`: durin's checks in durin's order, Argon2id without user enumeration, the login
 //! throttle, and one token per (user, client).
+//!
+//! The login throttle (the policy is in the README's "Login throttling"): every attempt counts
+//! against its source's budget (an IPv4 address, an IPv6 /64); then, before the password is
+//! verified, one slot is *reserved* atomically in the username's budget from that source and in
+//! the username's budget from all sources — the latter skipped for a source that logged into the
+//! account recently. A right password gives the slots back; a wrong one leaves them taken. So at
+//! most the budget of verifications run per window, however many arrive at once, and failures
+//! caused by someone else cannot refuse a source the owner has used.
 
 use super::{body, datetime_or_null, json_ok};
 use crate::client_ip::client_ip;
@@ -10,23 +18,26 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tessera_core::net::IpNet;
 use tessera_core::password::verify_password_or_dummy;
-use tessera_core::throttle::{Decision, LimiterError};
-use tessera_core::{Client, ClientName, EventKind, User, Username};
+use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, Reservation};
+use tessera_core::{Client, ClientName, EventKind, Rate, User, Username};
 
 pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result<Response, RouteError> {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts.extensions, &parts.headers, &core.settings.trusted_proxies);
+    let source = ip.map(IpNet::subscriber);
     let ip_text = ip.map(|ip| ip.to_string());
     let now = core.now();
 
     if let Some(rate) = core.settings.login_throttle_per_ip {
-        match ip {
-            Some(ip) => throttle(core.limiter.acquire(&format!("login:ip:{ip}"), rate, now).await)?,
+        match source {
+            Some(source) => throttle(core.login_limiter.acquire(&format!("login:ip:{source}"), rate, now).await)?,
             None => warn_no_connect_info(&parts.extensions),
         }
     }
@@ -34,31 +45,42 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
     let data = body::parse(Request::from_parts(parts.clone(), body)).await?;
     let (username, password) = validate_fields(&data)?;
 
-    let username_key = format!("login:user:{username}");
-    if let Some(rate) = core.settings.login_throttle_per_username {
-        throttle(core.limiter.check(&username_key, rate, now).await)?;
-    }
+    // A name no user can have — over Django's 150 characters, or with a character its validator
+    // refuses — is refused before any work: no limiter key, no lookup, no hash. Answering it
+    // faster than a real check reveals nothing, because the answer depends on how the name is
+    // spelled, never on which users exist; every name that could exist costs one Argon2id check.
+    let Ok(name) = username.parse::<Username>() else {
+        core.events.emit(tessera_core::Event {
+            kind: EventKind::LoginFailed { reason: "invalid username".into() },
+            user_id: None,
+            // Not the name: it may be 64 KB of anything.
+            username: None,
+            client: None,
+            ip: ip_text.clone(),
+            at: now,
+        });
+        return Err(AuthError::BadCredentials.into());
+    };
 
-    // A name no user can have is not looked up: it is unknown (and PostgreSQL refuses NUL bytes).
-    let user = match username.parse::<Username>() {
-        Ok(name) => core.store.user_by_username(&name).await?,
-        Err(_) => None,
+    let budgets = LoginBudgets::new(&core, &name, source, now).await?;
+    let grant = budgets.reserve(&core, now).await?;
+
+    let user = match core.store.user_by_username(&name).await {
+        Ok(user) => user,
+        Err(e) => {
+            // Nothing was verified: the slots go back.
+            budgets.release(&core, grant.as_ref(), now).await;
+            return Err(e.into());
+        }
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let pw = password.clone();
-    // Argon2id is deliberately slow and takes 19 MiB per check: keep it off the async workers, and
-    // run at most two checks per core at once so a flood of logins queues instead of exhausting
-    // memory. Unknown users are verified against a dummy hash: they cost the same as a wrong password.
-    let verified = {
-        let _permit = password_checks().acquire().await.ok();
-        tokio::task::spawn_blocking(move || verify_password_or_dummy(hash.as_deref(), &pw)).await.unwrap_or(false)
-    };
+    // Unknown users are verified against a dummy hash: they cost the same as a wrong password.
+    let verified = core.password_checks.verify(move || verify_password_or_dummy(hash.as_deref(), &pw)).await;
     let user = match user {
         Some(user) if verified && user.is_active => user,
         other => {
-            if let Some(rate) = core.settings.login_throttle_per_username {
-                let _ = core.limiter.record(&username_key, rate, now).await;
-            }
+            // The reserved slots stay taken: they are this failure's record.
             let reason = match other {
                 None => "unknown user",
                 Some(u) if !u.is_active && verified => "inactive user",
@@ -75,6 +97,8 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
             return Err(AuthError::BadCredentials.into());
         }
     };
+    budgets.release(&core, grant.as_ref(), now).await;
+    budgets.remember_source(&core, now).await;
 
     let client = find_client(&core, &parts.headers, &data).await?;
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -102,23 +126,162 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
     Ok(json_ok(Value::Object(body)))
 }
 
-/// The permits for concurrent password checks.
-fn password_checks() -> &'static tokio::sync::Semaphore {
-    static CHECKS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    CHECKS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        tokio::sync::Semaphore::new(cores * 2)
-    })
+/// The login throttle's per-username budgets for one attempt at one username from one source.
+struct LoginBudgets {
+    /// The username from this source; the username from anywhere (unless the source is known).
+    keys: Vec<(String, Rate)>,
+    /// The marker "this source logged into this username", when known sources are exempt.
+    known: Option<String>,
+}
+
+impl LoginBudgets {
+    async fn new(core: &Core, name: &Username, source: Option<IpNet>, now: DateTime<Utc>) -> Result<Self, AuthError> {
+        let settings = &core.settings;
+        let mut keys = Vec::new();
+        if let (Some(rate), Some(source)) = (settings.login_throttle_per_username_and_ip, source) {
+            keys.push((format!("login:user-ip:{source}:{name}"), rate));
+        }
+        let remembering = settings.login_known_source_ttl > chrono::TimeDelta::zero();
+        let known = match source {
+            Some(source) if remembering && settings.login_throttle_per_username.is_some() => {
+                Some(format!("login:known:{source}:{name}"))
+            }
+            _ => None,
+        };
+        if let Some(rate) = settings.login_throttle_per_username {
+            // A source this account logged in from recently is not held to the account's budget:
+            // failures from elsewhere must not lock the owner out of a place they use.
+            let known_source = match &known {
+                Some(key) => core.login_limiter.remembers(key, now).await.map_err(unavailable)?,
+                None => false,
+            };
+            if !known_source {
+                keys.push((format!("login:user:{name}"), rate));
+            }
+        }
+        Ok(LoginBudgets { keys, known })
+    }
+
+    fn budgets(&self) -> Vec<Budget<'_>> {
+        self.keys.iter().map(|(key, rate)| Budget { key, rate: *rate }).collect()
+    }
+
+    /// One slot in every budget, atomically — or 429 with the longest wait, having taken none.
+    async fn reserve(&self, core: &Core, now: DateTime<Utc>) -> Result<Option<Grant>, AuthError> {
+        if self.keys.is_empty() {
+            return Ok(None);
+        }
+        match core.login_limiter.reserve(&self.budgets(), now).await {
+            Ok(Reservation::Granted(grant)) => Ok(Some(grant)),
+            Ok(Reservation::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Gives the slots back (the password was right, or nothing was verified).
+    async fn release(&self, core: &Core, grant: Option<&Grant>, now: DateTime<Utc>) {
+        if let Some(grant) = grant
+            && let Err(e) = core.login_limiter.release(&self.budgets(), grant, now).await
+        {
+            tracing::warn!(error = %e, "could not give back a login throttle slot");
+        }
+    }
+
+    /// Remembers that this source logged into this account.
+    async fn remember_source(&self, core: &Core, now: DateTime<Utc>) {
+        let ttl = core.settings.login_known_source_ttl.to_std().unwrap_or_default();
+        if let Some(key) = &self.known
+            && let Err(e) = core.login_limiter.remember(key, ttl, now).await
+        {
+            tracing::warn!(error = %e, "could not remember a login's source");
+        }
+    }
+}
+
+fn unavailable(e: LimiterError) -> AuthError {
+    tracing::warn!(error = %e, "login throttle unavailable");
+    AuthError::Unavailable
+}
+
+/// The cap on concurrent password checks, and a gauge of them ([`Tessera::password_checks`]).
+///
+/// Argon2id is deliberately slow and takes 19 MiB per check: checks run off the async workers, at
+/// most [`PasswordChecks::limit`] at once, so that a flood of logins queues instead of exhausting
+/// memory. The permit is held by the check itself, not by the request: a client that resets its
+/// connection drops its request, but a check already started keeps its permit until it ends, so
+/// no number of aborted requests runs more checks at once than the limit.
+///
+/// [`Tessera::password_checks`]: crate::Tessera::password_checks
+#[derive(Debug, Clone)]
+pub struct PasswordChecks {
+    inner: Arc<PasswordChecksInner>,
+}
+
+#[derive(Debug)]
+struct PasswordChecksInner {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl PasswordChecks {
+    /// At most `limit` (at least 1) checks at once.
+    pub(crate) fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        PasswordChecks {
+            inner: Arc::new(PasswordChecksInner {
+                permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+                limit,
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The default limit: two per core.
+    pub(crate) fn default_limit() -> usize {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) * 2
+    }
+
+    /// How many checks may run at once.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// How many checks are running now.
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// The most checks that ever ran at once.
+    pub fn peak(&self) -> usize {
+        self.inner.peak.load(Ordering::SeqCst)
+    }
+
+    /// Runs `check` on the blocking pool once a permit is free; `false` if it could not run.
+    pub(crate) async fn verify(&self, check: impl FnOnce() -> bool + Send + 'static) -> bool {
+        let Ok(permit) = self.inner.permits.clone().acquire_owned().await else { return false };
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            // Moved in: released when the check ends, whether or not anyone still awaits it.
+            let _permit = permit;
+            let running = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
+            inner.peak.fetch_max(running, Ordering::SeqCst);
+            let verified = check();
+            inner.running.fetch_sub(1, Ordering::SeqCst);
+            verified
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 fn throttle(decision: Result<Decision, LimiterError>) -> Result<(), AuthError> {
     match decision {
         Ok(Decision::Allowed) => Ok(()),
         Ok(Decision::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
-        Err(e) => {
-            tracing::warn!(error = %e, "login throttle unavailable");
-            Err(AuthError::Unavailable)
-        }
+        Err(e) => Err(unavailable(e)),
     }
 }
 

@@ -11,6 +11,7 @@ mod login;
 mod sessions;
 
 pub(crate) use apiaccess::api_access_client;
+pub use login::PasswordChecks;
 
 use crate::error::{AuthError, RouteError, Unrendered, json_response};
 use crate::guard::Guard;

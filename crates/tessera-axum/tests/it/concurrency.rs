@@ -51,3 +51,47 @@ both_backends!(
         assert_eq!(app.get("/api/hello/", Some(key)).await.0, 200);
     }
 );
+
+/// Sends a login and resets the connection (RST) `after` it, before the answer.
+async fn login_then_reset(base: &str, after: std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+    let body = json!({"username": "alice", "password": "a wrong guess", "client": "web"}).to_string();
+    let request = format!(
+        "POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    tokio::time::sleep(after).await;
+    stream.set_zero_linger().expect("linger");
+    drop(stream);
+}
+
+both_backends!(
+    options = Options { password_checks: Some(2), ..Options::default() },
+    async fn aborted_logins_never_run_more_password_checks_than_the_limit(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        let checks = app.tessera.password_checks().clone();
+        assert_eq!(checks.limit(), 2);
+        // Forty logins, one every 2 ms, each reset 10 ms after it was sent: a permit held by the
+        // request would go with it while its Argon2id check runs on, and the next request would
+        // start another; held by the check, at most two run at any moment.
+        let started = std::time::Instant::now();
+        let resets = (0..40u64).map(|i| {
+            let base = app.base.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(2 * i)).await;
+                login_then_reset(&base, std::time::Duration::from_millis(10)).await;
+            }
+        });
+        join_all(resets).await;
+        let idle = within(std::time::Duration::from_secs(10), || async { checks.running() == 0 }).await;
+        assert!(idle.is_some(), "the checks end");
+        assert!(checks.peak() <= 2, "{} checks ran at once with a limit of 2", checks.peak());
+        assert!(checks.peak() >= 1, "the resets came after the checks started");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Every permit came back: logins still work.
+        assert_eq!(app.login_with(json!({"username": "alice", "password": PASSWORD, "client": "web"})).await.status, 200);
+    }
+);

@@ -63,6 +63,10 @@ pub struct Options {
     pub settings: Settings,
     /// The error renderer (default: durin's).
     pub renderer: Option<Renderer>,
+    /// How many password checks may run at once (default: the library's).
+    pub password_checks: Option<usize>,
+    /// The rate limiter (default: the library's in-process ones).
+    pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
 }
 
 /// A renderer for [`Options::renderer`].
@@ -74,10 +78,13 @@ impl Default for Options {
             settings: Settings {
                 // Tests of the login throttle turn it on themselves.
                 login_throttle_per_ip: None,
+                login_throttle_per_username_and_ip: None,
                 login_throttle_per_username: None,
                 ..Settings::default()
             },
             renderer: None,
+            password_checks: None,
+            limiter: None,
         }
     }
 }
@@ -113,6 +120,8 @@ pub struct TestApp {
     pub key: ServerKey,
     pub settings: Settings,
     pub renderer: Option<Renderer>,
+    pub password_checks: Option<usize>,
+    pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
@@ -202,7 +211,7 @@ impl TestApp {
         let events = Arc::new(Mutex::new(Vec::new()));
         let key = ServerKey::generate();
         let (store, bus) = compose(db.store.clone(), redis.as_ref().map(|r| r.conn.clone()));
-        let tessera = build(store, bus, key.clone(), options.settings.clone(), options.renderer, &clock, &events);
+        let tessera = build(store, bus, key.clone(), &options, &clock, &events);
         tessera.start().await.expect("start");
         let server = serve(tessera.clone()).await;
         Some(TestApp {
@@ -214,6 +223,8 @@ impl TestApp {
             key,
             settings: options.settings,
             renderer: options.renderer,
+            password_checks: options.password_checks,
+            limiter: options.limiter,
             _server: server,
             db,
             redis,
@@ -224,8 +235,13 @@ impl TestApp {
     /// process would (same key, same settings, same clock).
     pub async fn second_instance(&self) -> Server {
         let (store, bus) = self.elsewhere_with_bus().await;
-        let tessera =
-            build(store, bus, self.key.clone(), self.settings.clone(), self.renderer, &self.clock, &self.events);
+        let options = Options {
+            settings: self.settings.clone(),
+            renderer: self.renderer,
+            password_checks: self.password_checks,
+            limiter: self.limiter.clone(),
+        };
+        let tessera = build(store, bus, self.key.clone(), &options, &self.clock, &self.events);
         tessera.start().await.expect("start");
         serve(tessera).await
     }
@@ -371,21 +387,26 @@ fn build(
     store: Arc<dyn Store>,
     bus: Option<Arc<dyn InvalidationBus>>,
     key: ServerKey,
-    settings: Settings,
-    renderer: Option<Renderer>,
+    options: &Options,
     clock: &ManualClock,
     events: &Arc<Mutex<Vec<Event>>>,
 ) -> Tessera {
     let sink = events.clone();
     let mut builder = Tessera::builder(store, key)
-        .settings(settings)
+        .settings(options.settings.clone())
         .clock(Arc::new(clock.clone()))
         .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()));
-    if let Some(renderer) = renderer {
+    if let Some(renderer) = options.renderer {
         builder = builder.error_renderer(renderer);
     }
     if let Some(bus) = bus {
         builder = builder.bus(bus);
+    }
+    if let Some(limit) = options.password_checks {
+        builder = builder.password_check_limit(limit);
+    }
+    if let Some(limiter) = &options.limiter {
+        builder = builder.rate_limiter(limiter.clone());
     }
     builder.build().expect("tessera")
 }

@@ -161,3 +161,183 @@ both_backends!(
         assert_eq!(app.login_with(right).await.status, 200);
     }
 );
+
+/// The login throttle's settings with the source taken from `X-Forwarded-For` (the tests' peer,
+/// 127.0.0.1, is a trusted proxy), so one test speaks from many addresses.
+fn login_options(change: impl FnOnce(&mut tessera_core::Settings)) -> Options {
+    Options::with(|s| {
+        s.trusted_proxies = vec!["127.0.0.1".parse().expect("net")];
+        change(s);
+    })
+}
+
+/// A login of `username` with `password` from `ip`.
+async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> Reply {
+    let body = json!({"username": username, "password": password, "client": "web"});
+    app.send(app.req(Method::POST, "/api/auth/login/", None).header("x-forwarded-for", ip).json(&body)).await
+}
+
+both_backends!(
+    options = login_options(|s| s.login_throttle_per_username = rate("5/h")),
+    async fn concurrent_guesses_never_run_more_checks_than_the_budget(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        // 30 guesses at once, each from its own address: check and record are one step, so
+        // exactly five are verified (400) and the rest are refused unverified (429).
+        let ips: Vec<String> = (0..30).map(|i| format!("203.0.113.{i}")).collect();
+        let replies = join_all(ips.iter().map(|ip| login_from(&app, ip, "alice", "guess"))).await;
+        let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [[400; 5].as_slice(), &[429; 25]].concat());
+        assert_eq!(app.events_named("login_failed").len(), 5, "five password checks ran");
+        for reply in replies.iter().filter(|r| r.status == 429) {
+            assert_throttled(reply, 3_600);
+        }
+        // Unknown usernames have the same budget: the throttle does not tell which names exist.
+        let replies = join_all(ips.iter().map(|ip| login_from(&app, ip, "nobody", "guess"))).await;
+        assert_eq!(replies.iter().filter(|r| r.status == 400).count(), 5);
+    }
+);
+
+both_backends!(
+    options = login_options(|s| s.login_throttle_per_username_and_ip = rate("3/h")),
+    async fn one_source_gets_a_small_budget_per_username(app) {
+        app.user("alice").await;
+        app.user("bob").await;
+        app.client("web", "1d").await;
+        let replies = join_all((0..10).map(|_| login_from(&app, "203.0.113.9", "alice", "guess"))).await;
+        assert_eq!(replies.iter().filter(|r| r.status == 400).count(), 3);
+        assert_throttled(&login_from(&app, "203.0.113.9", "alice", PASSWORD).await, 3_600);
+        // The same IPv6 subscriber (one /64) is one source, whatever address it picks.
+        for i in 1..=3 {
+            assert_eq!(login_from(&app, &format!("2001:db8:0:7::{i}"), "alice", "guess").await.status, 400);
+        }
+        assert_throttled(&login_from(&app, "2001:db8:0:7:ffff::1", "alice", PASSWORD).await, 3_600);
+        // Other sources, and other names from the same source, are not affected; successes
+        // give their slot back.
+        for _ in 0..5 {
+            assert_eq!(login_from(&app, "2001:db8:0:8::1", "alice", PASSWORD).await.status, 200);
+            assert_eq!(login_from(&app, "203.0.113.9", "bob", PASSWORD).await.status, 200);
+        }
+    }
+);
+
+both_backends!(
+    options = login_options(|s| {
+        s.login_throttle_per_username = rate("4/h");
+        s.login_throttle_per_username_and_ip = rate("2/h");
+    }),
+    async fn someone_elses_failures_do_not_lock_the_owner_out(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        // The owner logs in from home once.
+        assert_eq!(login_from(&app, "198.51.100.7", "alice", PASSWORD).await.status, 200);
+        // An attacker spends the account's budget from several addresses...
+        let mut verified = 0;
+        for i in 0..20 {
+            let reply = login_from(&app, &format!("203.0.113.{}", i / 2), "alice", "guess").await;
+            assert!(reply.status == 400 || reply.status == 429, "{}", reply.text);
+            verified += usize::from(reply.status == 400);
+        }
+        assert_eq!(verified, 4, "no more guesses than the account's budget");
+        // ...and cannot guess on from a fresh one,
+        assert_throttled(&login_from(&app, "192.0.2.1", "alice", "guess").await, 3_600);
+        // but the owner still gets in from home, right away and again,
+        for _ in 0..3 {
+            assert_eq!(login_from(&app, "198.51.100.7", "alice", PASSWORD).await.status, 200);
+        }
+        // and a typo at home is held only to home's own small budget.
+        assert_eq!(login_from(&app, "198.51.100.7", "alice", "typo").await.status, 400);
+        assert_eq!(login_from(&app, "198.51.100.7", "alice", PASSWORD).await.status, 200);
+        // A source is known for `login_known_source_ttl` (30 days) after its last login.
+        app.advance(TimeDelta::days(29));
+        let ips: Vec<String> = (0..6).map(|i| format!("192.0.2.{}", 10 + i)).collect();
+        let replies = join_all(ips.iter().map(|ip| login_from(&app, ip, "alice", "guess"))).await;
+        assert_eq!(replies.iter().filter(|r| r.status == 400).count(), 4);
+        assert_eq!(login_from(&app, "198.51.100.7", "alice", PASSWORD).await.status, 200);
+        app.advance(TimeDelta::days(30) + TimeDelta::minutes(30));
+        let ips: Vec<String> = (0..6).map(|i| format!("192.0.2.{}", 20 + i)).collect();
+        let replies = join_all(ips.iter().map(|ip| login_from(&app, ip, "alice", "guess"))).await;
+        assert_eq!(replies.iter().filter(|r| r.status == 400).count(), 4);
+        assert_throttled(&login_from(&app, "198.51.100.7", "alice", PASSWORD).await, 3_600);
+    }
+);
+
+both_backends!(
+    options = login_options(|s| s.login_throttle_per_ip = rate("3/m")),
+    async fn an_ipv6_subscriber_is_one_source(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        for i in 1..=3 {
+            assert_eq!(login_from(&app, &format!("2001:db8:1:2::{i:x}"), "alice", PASSWORD).await.status, 200);
+        }
+        assert_throttled(&login_from(&app, "2001:db8:1:2:dead:beef::1", "alice", PASSWORD).await, 60);
+        assert_eq!(login_from(&app, "2001:db8:1:3::1", "alice", PASSWORD).await.status, 200);
+        // An IPv4-mapped address is its IPv4 address.
+        for _ in 0..3 {
+            assert_eq!(login_from(&app, "192.0.2.55", "alice", PASSWORD).await.status, 200);
+        }
+        assert_throttled(&login_from(&app, "::ffff:192.0.2.55", "alice", PASSWORD).await, 60);
+    }
+);
+
+both_backends!(
+    options = login_options(|s| {
+        s.login_throttle_per_username = rate("1/h");
+        s.login_throttle_per_username_and_ip = rate("1/h");
+    }),
+    async fn a_name_no_user_can_have_is_refused_before_any_work(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        let bad = json!({"non_field_errors": ["Unable to log in with provided credentials."]});
+        // Django's limit is 150 characters: 151 and 60 000 are refused as bad credentials (as
+        // durin does), without a password check and without a throttle key, again and again.
+        for name in ["a".repeat(151), "é".repeat(151), "x".repeat(60_000), "has space".into(), "nul\0".into()] {
+            for _ in 0..3 {
+                let reply = login_from(&app, "203.0.113.1", &name, PASSWORD).await;
+                assert_eq!((reply.status, &reply.body), (400, &bad), "{}", reply.text);
+            }
+        }
+        assert_eq!(app.tessera.password_checks().peak(), 0, "no password was checked");
+        let failed = app.events_named("login_failed");
+        assert_eq!(failed.len(), 15);
+        assert!(failed.iter().all(|e| e["reason"] == "invalid username" && e["username"].is_null()));
+        // 150 characters is a name: it is checked and throttled like any other.
+        let longest = "a".repeat(150);
+        assert_eq!(login_from(&app, "203.0.113.1", &longest, PASSWORD).await.status, 400);
+        assert_throttled(&login_from(&app, "203.0.113.1", &longest, PASSWORD).await, 3_600);
+        assert_eq!(app.tessera.password_checks().peak(), 1);
+    }
+);
+
+both_backends!(
+    options = Options {
+        // Room for about two keys per shard.
+        limiter: Some(std::sync::Arc::new(tessera_core::throttle::MemoryRateLimiter::with_max_bytes(16 * 400))),
+        ..login_options(|s| s.login_throttle_per_username = rate("2/d"))
+    },
+    async fn a_full_limiter_refuses_rather_than_stops_counting(app) {
+        app.user("alice").await;
+        app.client("web", "1d").await;
+        for _ in 0..2 {
+            assert_eq!(login_from(&app, "203.0.113.1", "alice", "guess").await.status, 400);
+        }
+        // A flood of made-up names fills the limiter; then a new name is refused unchecked.
+        let mut refused = None;
+        for i in 0..100 {
+            let reply = login_from(&app, "203.0.113.2", &format!("made-up-{i}"), "guess").await;
+            if reply.status == 503 {
+                refused = Some((i, reply));
+                break;
+            }
+            assert_eq!(reply.status, 400, "{}", reply.text);
+        }
+        let (i, reply) = refused.expect("a full limiter refuses");
+        assert_eq!(reply.body, json!({"detail": "Service unavailable."}));
+        assert_eq!(login_from(&app, "203.0.113.2", &format!("made-up-{i}"), "guess").await.status, 503);
+        assert_eq!(app.events_named("login_failed").len(), 2 + i, "the refused were not checked");
+        // What it already tracks, it still counts: alice's budget is spent.
+        assert_throttled(&login_from(&app, "203.0.113.1", "alice", "guess").await, 86_400);
+        // The authenticated routes' throttle is the same limiter here; by default it is another.
+    }
+);

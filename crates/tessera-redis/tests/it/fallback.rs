@@ -6,7 +6,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_core::Rate;
-use tessera_core::throttle::{Decision, RateLimiter};
+use tessera_core::throttle::{Budget, Decision, RateLimiter, Reservation};
 use tessera_redis::{FallbackMode, FallbackRateLimiter, RedisConnection, RedisRateLimiter};
 
 fn rate(text: &str) -> Rate {
@@ -34,6 +34,15 @@ async fn falls_back_to_in_process_limits() {
     assert_eq!(limiter.acquire("k", r, now).await, Ok(Decision::Throttled { wait_secs: 60 }));
     assert_eq!(limiter.check("k", r, now).await, Ok(Decision::Throttled { wait_secs: 60 }));
     assert_eq!(limiter.record("other", r, now).await, Ok(()));
+    // Reservations, their release and remembered keys fall back too.
+    let budgets = [Budget { key: "login", rate: r }];
+    let Ok(Reservation::Granted(grant)) = limiter.reserve(&budgets, now).await else { panic!("granted") };
+    assert!(matches!(limiter.reserve(&budgets, now).await, Ok(Reservation::Granted(_))));
+    assert_eq!(limiter.reserve(&budgets, now).await, Ok(Reservation::Throttled { wait_secs: 60 }));
+    assert_eq!(limiter.release(&budgets, &grant, now).await, Ok(()));
+    assert!(matches!(limiter.reserve(&budgets, now).await, Ok(Reservation::Granted(_))));
+    assert_eq!(limiter.remember("known", Duration::from_secs(60), now).await, Ok(()));
+    assert_eq!(limiter.remembers("known", now).await, Ok(true));
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_eq!((logs.warnings(), logs.infos()), (1, 0), "one warning per outage");
 }
@@ -48,6 +57,8 @@ async fn refuses_when_configured_to() {
         assert!(!err.contains("hunter2"), "the password leaked: {err}");
     }
     assert!(limiter.record("k", rate("2/m"), Utc::now()).await.is_err());
+    assert!(limiter.reserve(&[Budget { key: "k", rate: rate("2/m") }], Utc::now()).await.is_err());
+    assert!(limiter.remembers("k", Utc::now()).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }
 
