@@ -400,6 +400,9 @@ impl IntoResponse for Rejection {
         let status = self.error.status();
         *response.status_mut() = status;
         let headers = response.headers_mut();
+        // Refusals are about this request's credentials: never stored, never sniffed.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if status == StatusCode::UNAUTHORIZED
             && let Ok(value) = HeaderValue::from_str(&self.www_authenticate)
         {
@@ -450,9 +453,13 @@ impl IntoResponse for RouteError {
     }
 }
 
-/// A JSON response with `Content-Type: application/json`.
+/// A JSON response with `Content-Type: application/json` and `X-Content-Type-Options: nosniff`.
 pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    (status, headers, body.to_string()).into_response()
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::layer::AuthLayer;
 use crate::state::Core;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, any, on};
 use chrono::{DateTime, Utc};
@@ -88,13 +88,18 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Route
         .with_state(core)
 }
 
-/// Renders a handler's [`RouteError`] with the service's renderer (the one place route errors
-/// become bodies); every other response passes untouched.
+/// Every response of the auth routes passes here once: a handler's [`RouteError`] is rendered
+/// with the service's renderer (the one place route errors become bodies), and nothing the auth API
+/// answers may be stored by a cache — tokens above all (RFC 6749 §5.1) — or sniffed as another type.
 async fn render_errors(State(core): State<Arc<Core>>, mut response: Response) -> Response {
-    match response.extensions_mut().remove::<Unrendered>() {
+    let mut response = match response.extensions_mut().remove::<Unrendered>() {
         Some(Unrendered(error)) => core.reject(error).into_response(),
         None => response,
-    }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// `200 application/json`.

@@ -126,3 +126,48 @@ both_backends!(
         assert_eq!((reply.status, reply.header("www-authenticate")), (401, Some("Token")));
     }
 );
+
+/// Nothing the auth API answers may be stored by a cache (tokens above all: RFC 6749 §5.1), and no
+/// JSON answer may be sniffed as another type — successes and errors, every route.
+#[track_caller]
+fn assert_not_cacheable(reply: &Reply, what: &str) {
+    assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}: {}", reply.text);
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{what}");
+}
+
+both_backends!(
+    options = with_api_access(),
+    async fn no_auth_response_is_cacheable_or_sniffable(app) {
+        let alice = app.user("alice").await;
+        let web = app.client("web", "1d").await;
+        let other = app.mint(&alice, &app.client("cli", "1d").await).await;
+        let other_id = app.token_for(&alice, &app.client("ios", "1d").await).await.map(|t| t.id.0);
+        assert_eq!(other_id, None);
+        let login = app.login_with(json!({"username": "alice", "password": PASSWORD, "client": "web"})).await;
+        assert_not_cacheable(&login, "login");
+        let token = login.body["token"].as_str().expect("token").to_string();
+        let cli_id = app.tokens().await.iter().find(|t| t.client_id != web.id).expect("cli token").id.0;
+        let requests = [
+            (Method::POST, "/api/auth/refresh/".to_string()),
+            (Method::GET, "/api/auth/sessions/".to_string()),
+            (Method::POST, "/api/auth/apiaccess/".to_string()),
+            (Method::GET, "/api/auth/apiaccess/".to_string()),
+            (Method::DELETE, "/api/auth/apiaccess/".to_string()),
+            (Method::OPTIONS, "/api/auth/login/".to_string()),
+            (Method::GET, "/api/auth/login/".to_string()),
+            (Method::GET, "/api/auth/nope/".to_string()),
+            (Method::DELETE, format!("/api/auth/sessions/{cli_id}")),
+            (Method::POST, "/api/auth/logoutall/".to_string()),
+        ];
+        for (method, path) in requests {
+            let reply = app.send(app.req(method.clone(), &path, Some(&token))).await;
+            assert_not_cacheable(&reply, &format!("{method} {path}"));
+        }
+        // Errors: a failed login, an anonymous and an invalid call, and the layer on a service route.
+        assert_not_cacheable(&app.login_with(json!({"username": "alice", "password": "nope", "client": "web"})).await, "bad login");
+        assert_not_cacheable(&app.send(app.req(Method::POST, "/api/auth/logout/", None)).await, "anonymous logout");
+        assert_not_cacheable(&app.send(app.req(Method::POST, "/api/auth/logout/", Some(&token))).await, "logged out token");
+        assert_not_cacheable(&app.send(app.req(Method::GET, "/api/hello/", Some(&token))).await, "the layer's 401");
+        assert_eq!(app.get("/api/hello/", Some(&other)).await.0, 401, "logoutall ended the cli token too");
+    }
+);
