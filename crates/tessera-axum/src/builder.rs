@@ -126,7 +126,7 @@ impl TesseraBuilder {
         self
     }
 
-    /// A bus that pushes invalidations to every instance (Redis pub/sub with `tessera-redis`).
+    /// A bus that pushes invalidations to every instance (Redis pub/sub: `redis::RedisBus`, feature `redis`).
     /// With a bus, the cached authenticator trusts its cache only while subscribed, and the store
     /// should publish its changes on the same bus (`tessera_core::bus::NotifyingStore`).
     pub fn bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {

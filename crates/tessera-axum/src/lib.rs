@@ -44,6 +44,24 @@
 //! New here? The [`guide`] walks a small service from the first dependency to its first
 //! in-process test (it is built with the `testing` feature; docs.rs builds every feature).
 //!
+//! # Features
+//!
+//! One dependency is enough: [`core`] is Tessera's domain crate, `sql` and `redis` the stores,
+//! each behind its feature. What they cost a minimal service (axum 0.8 + tokio + tessera-axum;
+//! crates compiled, and CPU time of a clean debug build on a shared 2-core machine, ±5 s; the
+//! guide's first section says more):
+//!
+//! | features | adds | crates | build CPU |
+//! |---|---|---|---|
+//! | none | the layer, extractors, guards and routes over a `Store` you bring | 88 | 55 s |
+//! | `sqlite` (default) | `sql::SqlStore` on SQLite files, SQLite compiled in | 158 | ~100 s |
+//! | `sqlite` + `postgres` | `sql::SqlStore` on PostgreSQL too | 174 | ~108 s |
+//! | `sqlite` + `redis` | `redis`: the multi-device token store, the invalidation bus, the shared throttle | 170 | ~121 s |
+//! | `testing` | `testing::TestKit` (needs `sqlite`) | +5 | |
+//!
+//! A backend whose feature is off is not compiled, and a URL for it fails to connect with a
+//! `sql::ConnectError::NotCompiledIn` that names the feature.
+//!
 //! # Map of the crate
 //!
 //! | file | what it is |
@@ -94,8 +112,16 @@ pub mod testing;
 pub mod guide {}
 
 /// The SQL store (SQLite with the `sqlite` feature, PostgreSQL with `postgres`): `sql::SqlStore`.
+/// A URL for a backend whose feature is off fails to connect with
+/// [`ConnectError::NotCompiledIn`](tessera_sql::ConnectError::NotCompiledIn), which names the feature.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use tessera_sql as sql;
+
+/// Redis (feature `redis`): the multi-device token store (`redis::RedisTokenStore`), the
+/// cross-instance invalidation bus (`redis::RedisBus`) and the shared throttle
+/// (`redis::RedisRateLimiter`).
+#[cfg(feature = "redis")]
+pub use tessera_redis as redis;
 
 pub use builder::{BuildError, TesseraBuilder};
 pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson, Rejection};

@@ -1,12 +1,18 @@
 //! Opening a store from a URL, with errors an operator can act on and never a password in them.
 
 use crate::{Backend, Pools, SqlStore};
+use sqlx::ConnectOptions;
+#[cfg(feature = "postgres")]
+use sqlx::Connection;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
 use std::time::Duration;
-use tessera_core::net::{UrlSecrets, redact_url};
+#[cfg(feature = "postgres")]
+use tessera_core::net::UrlSecrets;
+use tessera_core::net::redact_url;
 
 /// How [`SqlStore::connect_with`] sizes and times its pools. [`Default`] suits a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +59,18 @@ pub enum ConnectError {
         /// What the database or the network said.
         reason: String,
     },
+    /// The URL names a backend this build of Tessera was compiled without.
+    #[error(
+        "this build has no {} support: enable the `{backend}` feature (of tessera-axum or tessera-sql) \
+         to open '{url}'",
+        backend.display_name()
+    )]
+    NotCompiledIn {
+        /// The backend the URL asks for.
+        backend: Backend,
+        /// The URL, password redacted.
+        url: String,
+    },
 }
 
 const SCHEMES: &str = "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE";
@@ -60,6 +78,9 @@ const SCHEMES: &str = "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE";
 impl SqlStore {
     /// Opens the database at `url` with the default [`ConnectConfig`]: `sqlite://PATH` (created if
     /// missing) or `postgres://…` / `postgresql://…`. Does not migrate; call [`SqlStore::migrate`].
+    ///
+    /// A URL for a backend this build was compiled without (see the crate's features) fails with
+    /// [`ConnectError::NotCompiledIn`].
     pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
         Self::connect_with(url, &ConnectConfig::default()).await
     }
@@ -79,6 +100,23 @@ impl SqlStore {
     }
 }
 
+/// The error for a URL whose backend is not compiled in.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn not_compiled_in(backend: Backend, url: &str) -> ConnectError {
+    ConnectError::NotCompiledIn { backend, url: redact_url(url) }
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn connect_sqlite(url: &str, _config: &ConnectConfig) -> Result<SqlStore, ConnectError> {
+    Err(not_compiled_in(Backend::Sqlite, url))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn connect_postgres(url: &str, _config: &ConnectConfig) -> Result<SqlStore, ConnectError> {
+    Err(not_compiled_in(Backend::Postgres, url))
+}
+
+#[cfg(feature = "sqlite")]
 async fn connect_sqlite(url: &str, config: &ConnectConfig) -> Result<SqlStore, ConnectError> {
     let shown = redact_url(url);
     let invalid = |reason: String| ConnectError::InvalidUrl { url: shown.clone(), reason };
@@ -129,6 +167,7 @@ async fn connect_sqlite(url: &str, config: &ConnectConfig) -> Result<SqlStore, C
 /// Switching a new database file to WAL needs an exclusive lock that SQLite's busy handler does not
 /// wait for, so when several processes open a fresh file at once all but one get "database is
 /// locked" straight away. They try again until `patience` runs out.
+#[cfg(feature = "sqlite")]
 async fn retry_while_locked<F, Fut, T>(patience: Duration, mut connect: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
@@ -149,6 +188,7 @@ where
     }
 }
 
+#[cfg(feature = "postgres")]
 async fn connect_postgres(url: &str, config: &ConnectConfig) -> Result<SqlStore, ConnectError> {
     let shown = redact_url(url);
     let options = PgConnectOptions::from_str(url)
@@ -177,6 +217,7 @@ async fn connect_postgres(url: &str, config: &ConnectConfig) -> Result<SqlStore,
     Ok(SqlStore { pools: Pools::Postgres(pool) })
 }
 
+#[cfg(feature = "postgres")]
 fn describe_pg(err: sqlx::Error) -> String {
     match err {
         sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -188,11 +229,12 @@ fn describe_pg(err: sqlx::Error) -> String {
 }
 
 /// Removes the password of `url` from `message`, in case a driver echoes it.
+#[cfg(feature = "postgres")]
 fn scrub(message: &str, url: &str) -> String {
     UrlSecrets::of(url).scrub(message)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use super::*;
 
@@ -201,5 +243,27 @@ mod tests {
         let url = "postgres://app:hunter2@db/auth";
         assert_eq!(scrub("bad hunter2 thing", url), "bad *** thing");
         assert_eq!(scrub(&format!("at {url}"), url), "at postgres://app:***@db/auth");
+    }
+}
+
+/// Run by CI with one backend at a time (`--no-default-features --features sqlite`, `… postgres`).
+#[cfg(all(test, not(all(feature = "sqlite", feature = "postgres"))))]
+mod one_backend {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backend_that_is_not_compiled_in_is_named_without_the_password() {
+        #[cfg(feature = "sqlite")]
+        let (url, backend, message) = ("postgres://app:hunter2@db/auth", Backend::Postgres, "PostgreSQL");
+        #[cfg(feature = "postgres")]
+        let (url, backend, message) = ("sqlite://tessera.db", Backend::Sqlite, "SQLite");
+        let err = SqlStore::connect(url).await.expect_err("no such backend in this build");
+        assert!(matches!(err, ConnectError::NotCompiledIn { backend: b, .. } if b == backend), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("this build has no {message} support: enable the `{backend}` feature")),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
     }
 }

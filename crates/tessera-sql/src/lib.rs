@@ -7,6 +7,19 @@
 //! seconds (`NULL` = never), rates as text, digests and seeds as 32-byte blobs. No table ever holds a
 //! usable token: only the keyed digest and the seed the server key re-derives it from.
 //!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `sqlite` (default) | `sqlite://` URLs: sqlx's SQLite driver and rusqlite, with SQLite compiled in (no system library) |
+//! | `postgres` (default) | `postgres://` URLs: sqlx's PostgreSQL driver |
+//! | `testing` | the `testing` module: fresh databases for tests, on the backends that are on |
+//!
+//! A URL for a backend that is not compiled in fails with [`ConnectError::NotCompiledIn`] ("this
+//! build has no PostgreSQL support: enable the `postgres` feature …"); a build with neither backend
+//! is refused at compile time. tessera-axum turns the defaults off and passes its own `sqlite` /
+//! `postgres` features on, so an SQLite-only service compiles no PostgreSQL client.
+//!
 //! # How SQLite writes avoid "database is locked"
 //!
 //! SQLite allows one writer at a time per database file. Tessera runs it in WAL mode, so readers
@@ -40,8 +53,20 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused))]
 
-use sqlx::{PgPool, SqlitePool};
+// A build without a backend is a mistake in a Cargo.toml: say so at compile time, once. (The modules
+// that query a store are left out of such a build, so that this is its only error.)
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "tessera-sql has no backend: enable its `sqlite` feature, its `postgres` feature, or both \
+     (through tessera-axum: the features of the same names)"
+);
+
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 use std::fmt;
 
 /// Runs `$body` with `$pool` bound to the pool that serves reads on this store's backend.
@@ -49,10 +74,12 @@ use std::fmt;
 macro_rules! with_reader {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pools {
+            #[cfg(feature = "sqlite")]
             $crate::Pools::Sqlite { reader, .. } => {
                 let $pool = reader;
                 $body
             }
+            #[cfg(feature = "postgres")]
             $crate::Pools::Postgres(pg) => {
                 let $pool = pg;
                 $body
@@ -65,10 +92,12 @@ macro_rules! with_reader {
 macro_rules! with_writer {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pools {
+            #[cfg(feature = "sqlite")]
             $crate::Pools::Sqlite { writer, .. } => {
                 let $pool = writer;
                 $body
             }
+            #[cfg(feature = "postgres")]
             $crate::Pools::Postgres(pg) => {
                 let $pool = pg;
                 $body
@@ -83,11 +112,13 @@ macro_rules! with_writer {
 macro_rules! in_write_transaction {
     ($store:expr, |$conn:ident| $body:expr) => {
         match &$store.pools {
+            #[cfg(feature = "sqlite")]
             $crate::Pools::Sqlite { writer, .. } => {
                 let mut $conn = writer.begin_with("BEGIN IMMEDIATE").await.map_err($crate::error::from_sqlx)?;
                 let result: Result<_, tessera_core::StoreError> = $body;
                 $crate::error::finish($conn, result).await
             }
+            #[cfg(feature = "postgres")]
             $crate::Pools::Postgres(pg) => {
                 let mut $conn = pg.begin().await.map_err($crate::error::from_sqlx)?;
                 let result: Result<_, tessera_core::StoreError> = $body;
@@ -97,15 +128,20 @@ macro_rules! in_write_transaction {
     };
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod clients;
 mod connect;
 mod error;
+#[cfg(feature = "sqlite")]
 mod lookup;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrate;
 mod rows;
-#[cfg(feature = "testing")]
+#[cfg(all(feature = "testing", any(feature = "sqlite", feature = "postgres")))]
 pub mod testing;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod tokens;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod users;
 
 pub use connect::{ConnectConfig, ConnectError};
@@ -123,16 +159,22 @@ pub struct SqlStore {
 #[derive(Clone, Debug)]
 enum Pools {
     /// Reads on `reader` (several connections); every write on `writer` (exactly one connection).
+    #[cfg(feature = "sqlite")]
     Sqlite {
         reader: SqlitePool,
         writer: SqlitePool,
         /// The authentication lookup, on the calling thread (see `lookup`).
         lookup: std::sync::Arc<lookup::FastLookup>,
     },
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
-/// Which database a [`SqlStore`] runs on.
+/// Which database a [`SqlStore`] runs on, or a URL asks for.
+///
+/// Both variants exist whatever the features: a backend that is not compiled in is still named
+/// (in [`ConnectError::NotCompiledIn`]), and matching on `Backend` does not break when another crate
+/// in the build turns on the other backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// An SQLite file.
@@ -141,6 +183,7 @@ pub enum Backend {
     Postgres,
 }
 
+/// Lower case, as in URLs and feature names: `sqlite`, `postgres`.
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -150,11 +193,24 @@ impl fmt::Display for Backend {
     }
 }
 
+impl Backend {
+    /// The backend's name for people: "SQLite", "PostgreSQL".
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl SqlStore {
     /// The database this store runs on.
     pub fn backend(&self) -> Backend {
         match self.pools {
+            #[cfg(feature = "sqlite")]
             Pools::Sqlite { .. } => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
             Pools::Postgres(_) => Backend::Postgres,
         }
     }
@@ -163,12 +219,14 @@ impl SqlStore {
     /// [`StoreError::Unavailable`](tessera_core::StoreError::Unavailable).
     pub async fn close(&self) {
         match &self.pools {
+            #[cfg(feature = "sqlite")]
             Pools::Sqlite { reader, writer, lookup } => {
                 lookup.close();
                 reader.close().await;
                 // Closed last: the last connection to close checkpoints the WAL into the file.
                 writer.close().await;
             }
+            #[cfg(feature = "postgres")]
             Pools::Postgres(pg) => pg.close().await,
         }
     }

@@ -8,7 +8,7 @@
 //! migration that fails leaves nothing behind.
 
 use crate::error::from_sqlx;
-use crate::{Backend, SqlStore};
+use crate::{Pools, SqlStore};
 use chrono::Utc;
 use sqlx::Row;
 use tessera_core::StoreError;
@@ -20,11 +20,13 @@ struct Migration {
     sql: &'static str,
 }
 
+#[cfg(feature = "sqlite")]
 const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/sqlite/0002_invalidations.sql") },
 ];
 
+#[cfg(feature = "postgres")]
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/postgres/0002_invalidations.sql") },
@@ -33,10 +35,13 @@ const POSTGRES: &[Migration] = &[
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).
 const PG_MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
 /// Waits for, then holds until the transaction ends, the advisory lock.
+#[cfg(feature = "postgres")]
 const PG_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 
+#[cfg(feature = "sqlite")]
 const SQLITE_CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (\
      version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT";
+#[cfg(feature = "postgres")]
 const PG_CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (\
      version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
 const APPLIED: &str = "SELECT version FROM tessera_migrations ORDER BY version";
@@ -47,10 +52,12 @@ impl SqlStore {
     /// once. Fails when the database was migrated by a newer Tessera than this one.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // What differs between the backends is data; the steps are the same.
-        let (migrations, create_table, lock) = match self.backend() {
+        let (migrations, create_table, lock) = match self.pools {
             // `BEGIN IMMEDIATE` (in_write_transaction) already holds the database's write lock.
-            Backend::Sqlite => (SQLITE, SQLITE_CREATE_TABLE, None),
-            Backend::Postgres => (POSTGRES, PG_CREATE_TABLE, Some(PG_LOCK)),
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { .. } => (SQLITE, SQLITE_CREATE_TABLE, None),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(_) => (POSTGRES, PG_CREATE_TABLE, Some(PG_LOCK)),
         };
         let applied = in_write_transaction!(self, |tx| {
             async {

@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgRow;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqliteRow;
 use tessera_core::store::{Invalidation, StoreError};
 use tessera_core::{
@@ -79,7 +81,9 @@ macro_rules! impl_row_ext {
     };
 }
 
+#[cfg(feature = "sqlite")]
 impl_row_ext!(SqliteRow);
+#[cfg(feature = "postgres")]
 impl_row_ext!(PgRow);
 
 fn decode_error(err: sqlx::Error) -> StoreError {

@@ -317,6 +317,7 @@ impl Store for SqlStore {
 
     /// One round trip: the token joined with its user and client.
     async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
+        #[cfg(feature = "sqlite")]
         if let crate::Pools::Sqlite { lookup, .. } = &self.pools
             && let Some(answer) = lookup.token_with_owner(digest)
         {

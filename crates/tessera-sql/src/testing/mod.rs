@@ -1,16 +1,21 @@
 //! Test support (feature `testing`). Fresh databases for each test: an SQLite file in its own temporary directory, or a uniquely
-//! named PostgreSQL database that is dropped afterwards (also when the test fails).
+//! named PostgreSQL database that is dropped afterwards (also when the test fails). The SQLite
+//! helpers need the `sqlite` feature, the PostgreSQL ones `postgres`.
 //!
 //! PostgreSQL comes from `TESSERA_TEST_POSTGRES_URL` (default: the local server). When it cannot be
 //! reached the test prints why and passes — unless `TESSERA_REQUIRE_SERVICES=1`, where it fails.
 
 use crate::SqlStore;
+#[cfg(feature = "postgres")]
 use sqlx::{Connection, Executor, PgConnection};
 use std::process::Command;
+#[cfg(feature = "postgres")]
 use std::sync::atomic::{AtomicU32, Ordering};
+#[cfg(feature = "postgres")]
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
+#[cfg(feature = "postgres")]
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Whether a missing service must fail the test instead of skipping it.
@@ -28,6 +33,7 @@ pub fn skip<T>(why: &str) -> Option<T> {
 }
 
 /// The PostgreSQL server tests use (an admin URL: it may create and drop databases).
+#[cfg(feature = "postgres")]
 pub fn postgres_admin_url() -> String {
     std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string())
 }
@@ -43,6 +49,7 @@ pub struct TestDb {
     pub sqlite_path: Option<std::path::PathBuf>,
     // Field order matters: the store's pools close (on drop) before the directory goes.
     _dir: Option<TempDir>,
+    #[cfg(feature = "postgres")]
     _drop: Option<DropDatabase>,
 }
 
@@ -54,15 +61,24 @@ impl TestDb {
 }
 
 /// A fresh, empty SQLite database (not migrated).
+#[cfg(feature = "sqlite")]
 pub async fn sqlite_unmigrated() -> TestDb {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("tessera.db");
     let url = format!("sqlite://{}", path.display());
     let store = SqlStore::connect(&url).await.expect("open SQLite");
-    TestDb { store, url, sqlite_path: Some(path), _dir: Some(dir), _drop: None }
+    TestDb {
+        store,
+        url,
+        sqlite_path: Some(path),
+        _dir: Some(dir),
+        #[cfg(feature = "postgres")]
+        _drop: None,
+    }
 }
 
 /// A fresh, migrated SQLite database.
+#[cfg(feature = "sqlite")]
 pub async fn sqlite() -> TestDb {
     let db = sqlite_unmigrated().await;
     db.store.migrate().await.expect("migrate SQLite");
@@ -70,6 +86,7 @@ pub async fn sqlite() -> TestDb {
 }
 
 /// A fresh, migrated PostgreSQL database, or `None` (after saying so) when PostgreSQL is absent.
+#[cfg(feature = "postgres")]
 pub async fn postgres() -> Option<TestDb> {
     let db = postgres_unmigrated().await?;
     db.store.migrate().await.expect("migrate PostgreSQL");
@@ -77,6 +94,7 @@ pub async fn postgres() -> Option<TestDb> {
 }
 
 /// A fresh, empty PostgreSQL database, or `None` when PostgreSQL is absent.
+#[cfg(feature = "postgres")]
 pub async fn postgres_unmigrated() -> Option<TestDb> {
     let admin = postgres_admin_url();
     let mut conn = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await {
@@ -98,6 +116,7 @@ pub async fn postgres_unmigrated() -> Option<TestDb> {
 }
 
 /// `tessera_test_<pid>_<counter>_<time>`: unique across concurrent test binaries and runs.
+#[cfg(feature = "postgres")]
 fn unique_name() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -106,6 +125,7 @@ fn unique_name() -> String {
 }
 
 /// `url` pointing at database `name` instead (query parameters kept).
+#[cfg(feature = "postgres")]
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
@@ -124,12 +144,14 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// Drops a test database when dropped — also when the test panics. `Drop` cannot await, so the
 /// work runs on a thread with its own runtime; `WITH (FORCE)` ends connections still open.
+#[cfg(feature = "postgres")]
 #[derive(Debug)]
 struct DropDatabase {
     admin: String,
     name: String,
 }
 
+#[cfg(feature = "postgres")]
 impl Drop for DropDatabase {
     fn drop(&mut self) {
         let admin = self.admin.clone();
