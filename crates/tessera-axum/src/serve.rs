@@ -16,11 +16,15 @@
 //! | phase | bound | then |
 //! |---|---|---|
 //! | waiting for the first request | `header_read_timeout` from accept | closed |
-//! | reading a request head | `header_read_timeout` from its first byte | closed |
+//! | reading a request head | `header_read_timeout` from its first byte (on a keep-alive connection, up to one more `header_read_timeout`) | closed |
 //! | reading a request body | `request_body_timeout` from the end of the head | `408`, closed |
 //! | idle between requests (keep-alive) | `idle_timeout` from the end of the last response | closed |
 //! | writing to a client that does not read | `idle_timeout` from the first refused write | closed |
 //! | open connections | `max_connections` | further connections wait in the listen backlog |
+//!
+//! The bounds cost no work per request: a watchdog per connection looks at its state when a
+//! deadline falls due, and at least every `header_read_timeout` (a request only flips counters),
+//! and a request without a body gets no body timer.
 //!
 //! The head and idle bounds are kept here rather than by hyper's `header_read_timeout`, because
 //! hyper starts that timer as soon as a connection goes idle: an idle keep-alive would be cut
@@ -48,7 +52,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -234,19 +238,22 @@ async fn handle(
     limits: ServerLimits,
     in_flight: InFlight,
 ) -> Response<TrackedBody> {
-    let timed_out = Arc::new(AtomicBool::new(false));
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(ConnectInfo(peer));
-    let body = DeadlineBody {
-        inner: body,
-        deadline: Box::pin(tokio::time::sleep(limits.request_body_timeout)),
-        timed_out: timed_out.clone(),
+    // A request without a body (most: GET, HEAD, an empty POST) needs no body deadline: no timer.
+    let (body, timed_out) = if hyper::body::Body::is_end_stream(&body) {
+        (Body::new(body), None)
+    } else {
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let deadline = Box::pin(tokio::time::sleep(limits.request_body_timeout));
+        (Body::new(DeadlineBody { inner: body, deadline, timed_out: timed_out.clone() }), Some(timed_out))
     };
-    let response = match router.oneshot(Request::from_parts(parts, Body::new(body))).await {
+    let response = match router.oneshot(Request::from_parts(parts, body)).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let response = if timed_out.load(Ordering::Acquire) { body_timeout_response() } else { response };
+    let body_timed_out = timed_out.is_some_and(|t| t.load(Ordering::Acquire));
+    let response = if body_timed_out { body_timeout_response() } else { response };
     response.map(|inner| TrackedBody { inner, _in_flight: in_flight })
 }
 
@@ -266,7 +273,6 @@ fn body_timeout_response() -> Response<Body> {
 #[derive(Debug)]
 struct Activity {
     state: Mutex<ActivityState>,
-    changed: Notify,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -292,14 +298,14 @@ impl Activity {
             head_started: None,
             write_blocked: None,
         };
-        Activity { state: Mutex::new(state), changed: Notify::new() }
+        Activity { state: Mutex::new(state) }
     }
 
+    /// Changes the state. The watchdog is not woken: it re-reads the state at its next check
+    /// (see [`Activity::expired`]), so a request costs no task wake-up.
     fn update(&self, change: impl FnOnce(&mut ActivityState)) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         change(&mut state);
-        drop(state);
-        self.changed.notify_waiters();
     }
 
     fn snapshot(&self) -> ActivityState {
@@ -320,11 +326,14 @@ impl Activity {
     /// Resolves when the connection has overstayed its current phase; names the phase. Never
     /// while a request is being handled (its body has its own deadline), but a response the
     /// client does not read for `idle_timeout` ends the connection too.
+    ///
+    /// The watchdog is not woken by each request (that would cost a wake-up and a timer per
+    /// request): it sleeps until the current phase's deadline, at most `header_read_timeout` at a
+    /// time, and looks again. A deadline that a state change brings forward — a request head
+    /// starting on an idle keep-alive connection — is therefore enforced at most one
+    /// `header_read_timeout` late; every other deadline on time.
     async fn expired(&self, limits: &ServerLimits) -> &'static str {
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             let state = self.snapshot();
             let deadline = if let Some(blocked) = state.write_blocked {
                 Some((blocked + limits.idle_timeout, "the client does not read its response"))
@@ -337,17 +346,12 @@ impl Activity {
             } else {
                 Some((state.idle_since + limits.header_read_timeout, "waiting for a request"))
             };
+            let now = Instant::now();
+            let next_look = now + limits.header_read_timeout;
             match deadline {
-                None => changed.await,
-                Some((at, phase)) => {
-                    if Instant::now() >= at {
-                        return phase;
-                    }
-                    tokio::select! {
-                        () = changed => {}
-                        () = tokio::time::sleep_until(at) => {}
-                    }
-                }
+                Some((at, phase)) if now >= at => return phase,
+                Some((at, _)) => tokio::time::sleep_until(at.min(next_look)).await,
+                None => tokio::time::sleep_until(next_look).await,
             }
         }
     }
