@@ -47,7 +47,44 @@ const PG_CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tessera_migrations (\
 const APPLIED: &str = "SELECT version FROM tessera_migrations ORDER BY version";
 const RECORD: &str = "INSERT INTO tessera_migrations (version, applied_at) VALUES ($1, $2)";
 
+const SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM tessera_migrations";
+
 impl SqlStore {
+    /// The schema version this binary expects (its newest migration).
+    pub fn expected_schema_version(&self) -> i64 {
+        let migrations = match self.pools {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { .. } => SQLITE,
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(_) => POSTGRES,
+        };
+        migrations.last().map_or(0, |m| m.version)
+    }
+
+    /// `Ok` when the database answers and holds exactly the schema this binary expects; else
+    /// [`StoreError::Unavailable`] saying what is wrong (unreachable, not migrated, behind, ahead).
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let expected = self.expected_schema_version();
+        let found: Result<i64, sqlx::Error> =
+            with_reader!(self, |pool| { sqlx::query_scalar::<_, i64>(SCHEMA_VERSION).fetch_one(pool).await });
+        let found = match found {
+            Ok(version) => version,
+            Err(sqlx::Error::Database(_)) => {
+                return Err(StoreError::Unavailable("the database is not migrated: run `tessera migrate`".into()));
+            }
+            Err(e) => return Err(from_sqlx(e)),
+        };
+        match found.cmp(&expected) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less => Err(StoreError::Unavailable(format!(
+                "the database schema is at version {found}, this binary needs {expected}: run `tessera migrate`"
+            ))),
+            std::cmp::Ordering::Greater => Err(StoreError::Unavailable(format!(
+                "the database schema is at version {found}, newer than this binary's {expected}: upgrade Tessera"
+            ))),
+        }
+    }
+
     /// Brings the schema up to date; a no-op when it is. Safe to run from several processes at
     /// once. Fails when the database was migrated by a newer Tessera than this one.
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -149,11 +149,10 @@ impl SqlStore {
 
 #[async_trait]
 impl TokenStore for SqlStore {
+    /// Answers only when the database is reachable *and* its schema is the one this binary
+    /// expects: a reachable but empty, unmigrated or newer database is not ready.
     async fn ping(&self) -> Result<(), StoreError> {
-        with_reader!(self, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await.map_err(from_sqlx)?;
-            Ok(())
-        })
+        self.check_schema().await
     }
 
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {

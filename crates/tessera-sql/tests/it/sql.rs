@@ -403,6 +403,31 @@ on_both!(a_closed_store_is_unavailable, |db| {
     assert!(matches!(store.create_user(new_user("late")).await, Err(StoreError::Unavailable(_))));
 });
 
+on_both!(ready_only_on_the_expected_schema, |db| {
+    let store = db.store.clone();
+    let expected = store.expected_schema_version();
+    assert!(expected >= 2, "{expected}");
+    store.ping().await.expect("migrated: ready");
+    // Behind: a migration missing.
+    raw(&db, &format!("DELETE FROM tessera_migrations WHERE version = {expected}")).await;
+    let Err(StoreError::Unavailable(why)) = store.ping().await else { panic!("behind is not ready") };
+    assert!(why.contains(&format!("needs {expected}")) && why.contains("tessera migrate"), "{why}");
+    // Ahead: migrated by a newer Tessera.
+    raw(
+        &db,
+        &format!("INSERT INTO tessera_migrations (version, applied_at) VALUES ({expected}, 0), ({}, 0)", expected + 1),
+    )
+    .await;
+    let Err(StoreError::Unavailable(why)) = store.ping().await else { panic!("ahead is not ready") };
+    assert!(why.contains("newer"), "{why}");
+    raw(&db, &format!("DELETE FROM tessera_migrations WHERE version = {}", expected + 1)).await;
+    store.ping().await.expect("ready again");
+    // Not migrated at all: a reachable, empty database.
+    raw(&db, "DROP TABLE tessera_migrations").await;
+    let Err(StoreError::Unavailable(why)) = store.ping().await else { panic!("empty is not ready") };
+    assert!(why.contains("not migrated"), "{why}");
+});
+
 /// PostgreSQL refuses NUL in text. Such a name never reaches a store: lookups take parsed names,
 /// and these do not parse (callers treat that as "not found").
 #[test]

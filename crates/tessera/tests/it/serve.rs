@@ -55,4 +55,21 @@ fn ready_reports_an_unreachable_store() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
     assert_eq!(server.get("/health").0, 200, "the process itself is still up");
+    // Recreated empty: reachable, but no schema — every login would fail, so not ready.
+    let out = std::process::Command::new("psql")
+        .args(["--no-psqlrc", "-q", "-d", &admin, "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The pool reconnects to the new, empty database: every answer meanwhile is 503, and the log
+    // says why once it reaches it.
+    for _ in 0..30 {
+        let (status, body) = server.get("/ready");
+        assert_eq!(status, 503, "an empty database is not ready: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.wait_for_log("not migrated", std::time::Duration::from_secs(5));
+    // Migrated again: ready again, without a restart.
+    env.ok(&["migrate"]);
+    assert_eq!(server.get("/ready").0, 200);
 }
