@@ -66,7 +66,7 @@ impl SqlStore {
     pub async fn check_schema(&self) -> Result<(), StoreError> {
         let expected = self.expected_schema_version();
         let found: Result<i64, sqlx::Error> =
-            with_reader!(self, |pool| { sqlx::query_scalar::<_, i64>(SCHEMA_VERSION).fetch_one(pool).await });
+            with_reader!(self, |pool| sqlx::query_scalar::<_, i64>(SCHEMA_VERSION).fetch_one(pool).await);
         let found = match found {
             Ok(version) => version,
             Err(sqlx::Error::Database(_)) => {
