@@ -22,6 +22,13 @@
 //! | writing to a client that does not read | `idle_timeout` from the first refused write | closed |
 //! | open connections | `max_connections` | further connections wait in the listen backlog |
 //!
+//! Requests are held to RFC 9112 where it protects the service: an HTTP/1.1 request without a
+//! `Host`, or any request with several, is answered `400` (a proxy and the service could route it
+//! differently). Bare-LF line endings in a head are accepted, as RFC 9112 §2.2 allows a recipient
+//! to (hyper's parser does): they are unambiguous to every parser that accepts them, and refusing
+//! them would break old clients without closing a smuggling path, since bodies are framed by
+//! `Content-Length` / chunked encoding, which hyper parses strictly.
+//!
 //! The bounds cost no work per request: a watchdog per connection looks at its state when a
 //! deadline falls due, and at least every `header_read_timeout` (a request only flips counters),
 //! and a request without a body gets no body timer.
@@ -239,6 +246,11 @@ async fn handle(
     in_flight: InFlight,
 ) -> Response<TrackedBody> {
     let (mut parts, body) = request.into_parts();
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host, or with more than one, is answered 400.
+    let hosts = parts.headers.get_all(header::HOST).iter().count();
+    if (parts.version == axum::http::Version::HTTP_11 && hosts == 0) || hosts > 1 {
+        return bad_host_response(hosts).map(|inner| TrackedBody { inner, _in_flight: in_flight });
+    }
     parts.extensions.insert(ConnectInfo(peer));
     // A request without a body (most: GET, HEAD, an empty POST) needs no body deadline: no timer.
     let (body, timed_out) = if hyper::body::Body::is_end_stream(&body) {
@@ -255,6 +267,22 @@ async fn handle(
     let body_timed_out = timed_out.is_some_and(|t| t.load(Ordering::Acquire));
     let response = if body_timed_out { body_timeout_response() } else { response };
     response.map(|inner| TrackedBody { inner, _in_flight: in_flight })
+}
+
+/// `400` for a request whose `Host` is missing (HTTP/1.1) or repeated; the connection is closed.
+fn bad_host_response(hosts: usize) -> Response<Body> {
+    let detail = if hosts == 0 {
+        "Bad request: HTTP/1.1 requires a Host header."
+    } else {
+        "Bad request: more than one Host header."
+    };
+    let body = serde_json::json!({ "detail": detail }).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// `408` with the API's error shape; the connection is closed after it (the rest of the body may

@@ -210,3 +210,28 @@ fn a_client_that_does_not_read_is_disconnected() {
     assert_eq!(server.get("/health").0, 200);
     server.stop();
 }
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or with two, is a 400 (and HTTP/1.0 needs
+/// none); bare-LF line endings are accepted (§2.2).
+#[test]
+fn host_is_required_once_and_bare_lf_is_accepted() {
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    let server = env.serve(&[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let ask = |request: &str| {
+        let mut stream = connect(&addr);
+        stream.write_all(request.as_bytes()).expect("send");
+        until_closed(&mut stream, Instant::now(), Duration::from_secs(5)).0
+    };
+    let missing = ask("GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(missing.contains("requires a Host header"), "{missing}");
+    let twice = ask("GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n");
+    assert!(twice.starts_with("HTTP/1.1 400") && twice.contains("more than one Host"), "{twice}");
+    let old = ask("GET /health HTTP/1.0\r\n\r\n");
+    assert!(old.starts_with("HTTP/1.0 200") || old.starts_with("HTTP/1.1 200"), "{old}");
+    let bare_lf = ask("GET /health HTTP/1.1\nHost: a\nConnection: close\n\n");
+    assert!(bare_lf.starts_with("HTTP/1.1 200"), "{bare_lf}");
+    assert_eq!(server.get("/health").0, 200);
+    server.stop();
+}
