@@ -13,7 +13,7 @@ use super::{body, datetime_or_null, json_ok};
 use crate::client_ip::client_ip;
 use crate::error::{AuthError, FieldErrors, RouteError};
 use crate::state::Core;
-use crate::tokens::{IfPairHasToken, PairTokenError, TokenRequest};
+use crate::tokens::{IfPairHasToken, PairTokenError, Revocation, TokenRequest};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
@@ -114,6 +114,24 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
         // Login reuses or renews: it never refuses a pair's token.
         Err(PairTokenError::Exists(_)) => return Err(AuthError::Unavailable.into()),
     };
+    // The account may have been deactivated (or deleted) while the password was checked: the
+    // activity must still hold now that the token exists, or the token goes and nobody sees it.
+    // A deactivation after this read comes after the login, in that order.
+    if !core.store.user_by_id(user.id).await?.is_some_and(|u| u.is_active) {
+        if pair.created {
+            let why = Revocation::Revoked(tessera_core::Revoker::Admin);
+            core.revoke(&pair.token, why, Some((&user, client.name.as_str())), ip_text.clone()).await?;
+        }
+        core.events.emit(tessera_core::Event {
+            kind: EventKind::LoginFailed { reason: "inactive user".into() },
+            user_id: None,
+            username: Some(user.username.to_string()),
+            client: None,
+            ip: ip_text,
+            at: now,
+        });
+        return Err(AuthError::BadCredentials.into());
+    }
     let (token, secret) = (pair.token, pair.secret);
 
     core.emit(EventKind::UserLoggedIn, Some((&user, client.name.as_str())), ip_text);

@@ -6,6 +6,7 @@ use crate::support::*;
 use chrono::{DateTime, TimeDelta};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tessera_core::settings::DateTimeFormat;
 use tessera_core::store::UserStore;
 
@@ -334,3 +335,97 @@ both_backends!(
         assert_eq!(sessions[0]["created"], "2026-11-22T09:04:05+02:00");
     }
 );
+
+/// A store on which the user is deactivated at the very moment a token is issued for them: a
+/// login racing a deactivation, made deterministic.
+mod racing_deactivation {
+    use std::sync::Arc;
+    use tessera_core::forward_store;
+    use tessera_core::store::{ClientStore, Store, StoreError, TokenStore, UserStore};
+    use tessera_core::{AuthToken, NewToken};
+
+    #[derive(Debug)]
+    pub struct DeactivateOnIssue {
+        pub inner: Arc<dyn Store>,
+    }
+
+    forward_store! {
+        impl UserStore for DeactivateOnIssue {
+            forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash, set_active,
+                set_staff, delete_user;
+        }
+    }
+    forward_store! {
+        impl ClientStore for DeactivateOnIssue {
+            forward to inner: create_client, client_by_id, client_by_name, list_clients, update_client, delete_client;
+        }
+    }
+    forward_store! {
+        impl TokenStore for DeactivateOnIssue {
+            forward to inner: ping, create_token, token_by_id, token_by_digest, token_for, list_tokens, delete_token,
+                delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired;
+
+            async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError> {
+                self.inner.set_active(token.user_id, false).await?;
+                self.inner.get_or_create_token(token).await
+            }
+        }
+    }
+    forward_store! {
+        impl Store for DeactivateOnIssue {
+            forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
+                user_and_client;
+        }
+    }
+}
+
+/// A login racing a deactivation never hands out a token: the activity holds when the token is
+/// issued, and the trail shows a failed login, never a successful one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_racing_a_deactivation_gets_no_token() {
+    use tower::ServiceExt;
+    let db = tessera_sql::testing::sqlite().await;
+    let inner: Arc<dyn tessera_core::store::Store> = Arc::new(db.store.clone());
+    let store = Arc::new(racing_deactivation::DeactivateOnIssue { inner: inner.clone() });
+    let events = Arc::new(std::sync::Mutex::new(Vec::<tessera_core::Event>::new()));
+    let sink = events.clone();
+    let tessera = tessera_axum::Tessera::builder(store, tessera_core::ServerKey::generate())
+        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
+        .build()
+        .expect("tessera");
+    let hash = tessera_core::password::hash_password(PASSWORD).expect("hash");
+    let alice = inner
+        .create_user(tessera_core::NewUser {
+            username: "alice".parse().expect("name"),
+            password_hash: hash,
+            is_staff: false,
+            is_active: true,
+        })
+        .await
+        .expect("alice");
+    inner
+        .create_client(tessera_core::NewClient::new("web".parse().expect("name"), "1d".parse().expect("ttl")))
+        .await
+        .expect("web");
+    let app: axum::Router = tessera.auth_router();
+    let body = json!({"username": "alice", "password": PASSWORD, "client": "web"}).to_string();
+    let request = axum::http::Request::post("/login/")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let response = app.oneshot(request).await.expect("response");
+    assert_eq!(response.status(), 400);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+    let reply: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(reply, json!({"non_field_errors": ["Unable to log in with provided credentials."]}));
+    assert!(inner.list_tokens(Default::default()).await.expect("tokens").is_empty(), "no token is left");
+    assert!(!inner.user_by_id(alice.id).await.expect("read").expect("alice").is_active);
+    let kinds: Vec<String> = events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json")["event"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!kinds.iter().any(|k| k == "user_logged_in"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "login_failed"), "{kinds:?}");
+}
