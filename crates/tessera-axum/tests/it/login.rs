@@ -341,7 +341,7 @@ both_backends!(
 mod racing_deactivation {
     use std::sync::Arc;
     use tessera_core::forward_store;
-    use tessera_core::store::{ClientStore, Store, StoreError, TokenStore, UserStore};
+    use tessera_core::store::{Store, StoreError};
     use tessera_core::{AuthToken, NewToken};
 
     #[derive(Debug)]
