@@ -26,6 +26,8 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
     ("database_url", Kind::Text),
     ("secret_key", Kind::Text),
+    ("secret_key_file", Kind::Text),
+    ("strict_permissions", Kind::Bool),
     ("bind", Kind::Text),
     ("redis_url", Kind::Text),
     ("redis_key_prefix", Kind::Text),
@@ -88,6 +90,11 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The server key given by config/env (hex); else the key file in the data dir is used.
     pub secret_key: Option<SecretText>,
+    /// A file holding the server key (hex), e.g. a mounted secret; instead of `secret_key`.
+    pub secret_key_file: Option<PathBuf>,
+    /// Refuse to start when a file holding a secret (the config file, the key file) can be read by
+    /// other users, instead of warning.
+    pub strict_permissions: bool,
     /// The listen address for `serve`.
     pub bind: SocketAddr,
     /// Redis, for several instances: the shared throttle, revocations pushed to every instance,
@@ -175,6 +182,14 @@ impl Config {
             bail!("the database URL is empty");
         }
         let secret_key = values.text("secret_key")?.map(SecretText);
+        let secret_key_file = values.text("secret_key_file")?.map(PathBuf::from);
+        if secret_key.is_some() && secret_key_file.is_some() {
+            bail!("give the server key once: secret_key or secret_key_file, not both");
+        }
+        let strict_permissions = values.flag("strict_permissions")?.unwrap_or(false);
+        if let Some(file) = &values.file_with_secrets {
+            check_private(file, "the config file holds secrets", strict_permissions)?;
+        }
         let bind_text = overrides.bind.clone().or(values.text("bind")?).unwrap_or_else(|| DEFAULT_BIND.into());
         let bind: SocketAddr = bind_text
             .parse()
@@ -182,24 +197,45 @@ impl Config {
         let redis = values.redis()?;
         let limits = values.limits()?;
         let settings = values.settings()?;
-        Ok(Config { data_dir, database_url, secret_key, bind, redis, limits, settings })
+        Ok(Config {
+            data_dir,
+            database_url,
+            secret_key,
+            secret_key_file,
+            strict_permissions,
+            bind,
+            redis,
+            limits,
+            settings,
+        })
     }
 }
 
 /// Every configured value, with where it came from (for error messages): the file's keys, then
 /// the environment's `TESSERA_<KEY>` over them. Server keys are taken out one by one; what is
 /// left is the settings.
-struct Values(BTreeMap<String, (toml::Value, String)>);
+struct Values {
+    values: BTreeMap<String, (toml::Value, String)>,
+    /// The config file, when it holds a secret (a key, or a URL with a password).
+    file_with_secrets: Option<PathBuf>,
+}
 
 impl Values {
     fn read(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Values> {
         let file = overrides.config_file.clone().or_else(|| env.get("TESSERA_CONFIG").map(PathBuf::from));
         let mut values = BTreeMap::new();
+        let mut file_with_secrets = None;
         if let Some(path) = &file {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
             let table: toml::Table = toml::from_str(&text)
                 .map_err(|e| anyhow!("config file {}: {}", path.display(), one_line(&e.to_string())))?;
+            let url_with_password = |key: &str| {
+                table.get(key).and_then(toml::Value::as_str).is_some_and(|u| tessera_core::net::redact_url(u) != u)
+            };
+            if table.contains_key("secret_key") || url_with_password("database_url") || url_with_password("redis_url") {
+                file_with_secrets = Some(path.clone());
+            }
             for (key, value) in table {
                 if kind_of(&key).is_none() {
                     bail!("config file {}: unknown key '{key}' (known keys: {})", path.display(), known_keys());
@@ -214,12 +250,21 @@ impl Values {
                 values.insert(key.to_string(), (value, var));
             }
         }
-        Ok(Values(values))
+        Ok(Values { values, file_with_secrets })
+    }
+
+    /// Takes a boolean value out.
+    fn flag(&mut self, key: &str) -> Result<Option<bool>> {
+        match self.values.remove(key) {
+            None => Ok(None),
+            Some((toml::Value::Boolean(b), _)) => Ok(Some(b)),
+            Some((other, source)) => bail!("{source}: '{key}' must be true or false, not {}", other.type_str()),
+        }
     }
 
     /// Takes a text value out.
     fn text(&mut self, key: &str) -> Result<Option<String>> {
-        match self.0.remove(key) {
+        match self.values.remove(key) {
             None => Ok(None),
             Some((toml::Value::String(s), _)) => Ok(Some(s)),
             Some((other, source)) => bail!("{source}: '{key}' must be a string, not {}", other.type_str()),
@@ -228,7 +273,7 @@ impl Values {
 
     /// Takes a duration out (`90s`, `1m`, a number of seconds, as every duration key).
     fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
-        let Some((value, source)) = self.0.remove(key) else { return Ok(None) };
+        let Some((value, source)) = self.values.remove(key) else { return Ok(None) };
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(n) => n.to_string(),
@@ -252,7 +297,7 @@ impl Values {
         if let Some(d) = self.duration("idle_timeout")? {
             limits.idle_timeout = d;
         }
-        if let Some((value, source)) = self.0.remove("max_connections") {
+        if let Some((value, source)) = self.values.remove("max_connections") {
             limits.max_connections = match value {
                 toml::Value::Integer(n) if (1..=1_000_000).contains(&n) => n as usize,
                 other => bail!(
@@ -287,14 +332,14 @@ impl Values {
     /// What is left: the settings, each key checked alone first so that the error names the key
     /// and where its value came from.
     fn settings(self) -> Result<Settings> {
-        for (key, (value, source)) in &self.0 {
+        for (key, (value, source)) in &self.values {
             let mut one = toml::Table::new();
             one.insert(key.clone(), value.clone());
             if let Err(e) = toml::Value::Table(one).try_into::<Settings>() {
                 bail!("{source}: invalid value {value} for '{key}': {}", one_line(&e.to_string()));
             }
         }
-        let table: toml::Table = self.0.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        let table: toml::Table = self.values.into_iter().map(|(k, (v, _))| (k, v)).collect();
         let settings: Settings = toml::Value::Table(table)
             .try_into()
             .map_err(|e| anyhow!("invalid settings: {}", one_line(&e.to_string())))?;
@@ -344,6 +389,29 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     let probe = dir.join(".tessera-write-test");
     std::fs::write(&probe, b"").with_context(|| format!("data directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// A file holding a secret must not be readable by other users: a warning, or with
+/// `strict_permissions` an error.
+pub fn check_private(path: &Path, what: &str, strict: bool) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+        if meta.permissions().mode() & 0o077 != 0 {
+            if strict {
+                bail!(
+                    "{what} and other users can read {}: run chmod 600 {} (strict_permissions is on)",
+                    path.display(),
+                    path.display()
+                );
+            }
+            tracing::warn!(path = %path.display(), "{what} and other users can read it; run: chmod 600 {}", path.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what, strict);
     Ok(())
 }
 

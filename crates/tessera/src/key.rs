@@ -1,6 +1,7 @@
 //! The server key: from configuration (`secret_key` / `TESSERA_SECRET_KEY`, for several instances
-//! sharing one), or from `secret.key` in the data directory, generated there (mode 0600) on first
-//! start. The key is never logged or printed.
+//! sharing one), from a file named by `secret_key_file` (a mounted secret), or from `secret.key` in
+//! the data directory, generated there (mode 0600) on first start. The key is never logged or
+//! printed.
 
 use crate::config::{Config, ensure_dir};
 use anyhow::{Context, Result, anyhow};
@@ -28,9 +29,12 @@ pub fn load_or_create(config: &Config) -> Result<(ServerKey, KeySource)> {
         let key = ServerKey::from_hex(&text.0).map_err(|e| anyhow!("invalid secret_key (TESSERA_SECRET_KEY): {e}"))?;
         return Ok((key, KeySource::Config));
     }
+    if let Some(path) = &config.secret_key_file {
+        return Ok((read_key_file(path, config.strict_permissions)?, KeySource::File(path.clone())));
+    }
     let path = config.data_dir.join(KEY_FILE);
     if path.exists() {
-        return Ok((read_key_file(&path)?, KeySource::File(path)));
+        return Ok((read_key_file(&path, config.strict_permissions)?, KeySource::File(path)));
     }
     ensure_dir(&config.data_dir)?;
     let key = ServerKey::generate();
@@ -38,21 +42,13 @@ pub fn load_or_create(config: &Config) -> Result<(ServerKey, KeySource)> {
         Ok((key, KeySource::Generated(path)))
     } else {
         // Another process started at the same moment and wrote its key first: use that one.
-        Ok((read_key_file(&path)?, KeySource::File(path)))
+        Ok((read_key_file(&path, config.strict_permissions)?, KeySource::File(path)))
     }
 }
 
-fn read_key_file(path: &Path) -> Result<ServerKey> {
+fn read_key_file(path: &Path, strict: bool) -> Result<ServerKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(path = %path.display(), "the key file is readable by other users; run: chmod 600 {}", path.display());
-        }
-    }
+    crate::config::check_private(path, "the key file holds the server key", strict)?;
     ServerKey::from_hex(&text).map_err(|e| anyhow!("the key file {} is malformed: {e}", path.display()))
 }
 

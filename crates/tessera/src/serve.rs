@@ -66,7 +66,7 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = %app.sql.backend(), redis = app.redis.is_some(), "tessera listening on http://{addr}");
     if fresh {
-        print_next_steps(&app, addr);
+        print_next_steps(&app, addr, &key_source);
     }
     let tessera = app.tessera()?.cached_auth_routes(true).build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
@@ -77,16 +77,20 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-fn print_next_steps(app: &App, addr: std::net::SocketAddr) {
+fn print_next_steps(app: &App, addr: std::net::SocketAddr, key: &KeySource) {
+    let key = match key {
+        KeySource::Config => "from the configuration (secret_key)".to_string(),
+        KeySource::File(path) | KeySource::Generated(path) => format!("in {}", path.display()),
+    };
     println!(
-        "\nTessera is running on a new {} database, with its server key in {}.\n\
+        "\nTessera is running on a new {} database, with its server key {}.\n\
          Next steps (with the same --data-dir/--config/environment as this server):\n\
          \x20 tessera user create admin --staff          # a staff user (prompts for the password)\n\
          \x20 tessera client create web --token-ttl 1d   # an API client\n\
          \x20 tessera token create --user admin --client web\n\
          \x20 curl http://{addr}/health\n",
         app.sql.backend(),
-        app.config.data_dir.display(),
+        key,
     );
 }
 

@@ -406,3 +406,50 @@ fn the_data_directory_is_private() {
     }
     server.stop();
 }
+
+/// A config file holding a secret that other users can read is warned about, or refused with
+/// `strict_permissions`; the key may come from a file of its own (`secret_key_file`), held to the
+/// same rule; and start-up says where the key really came from.
+#[cfg(unix)]
+#[test]
+fn secrets_in_configuration_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    let key = env.ok(&["key", "generate"]).trim().to_string();
+    let config = env.dir.path().join("tessera.toml");
+    std::fs::write(&config, format!("secret_key = \"{key}\"\n")).expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    env.env.insert("TESSERA_CONFIG".into(), config.display().to_string());
+    let out = env.run(&["client", "list"]);
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("the config file holds secrets and other users can read it"), "{log}");
+    env.env.insert("TESSERA_STRICT_PERMISSIONS".into(), "true".into());
+    env.fails(&["client", "list"], "the config file holds secrets and other users can read");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = env.run(&["client", "list"]);
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("other users"));
+
+    // secret_key_file: a key of its own file, not both, and private in strict mode.
+    let key_file = env.dir.path().join("mounted.key");
+    std::fs::write(&key_file, format!("{key}\n")).expect("key file");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    env.env.insert("TESSERA_SECRET_KEY_FILE".into(), key_file.display().to_string());
+    env.fails(&["client", "list"], "secret_key or secret_key_file, not both");
+    std::fs::write(&config, "").expect("config without a key");
+    env.ok(&["client", "create", "web"]);
+    env.create_user("alice", &[]);
+    env.fails(
+        &["token", "create", "--user", "alice", "--client", "web"],
+        "the key file holds the server key and other users can read",
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    env.ok(&["token", "create", "--user", "alice", "--client", "web"]);
+    assert!(!env.data_dir().join("secret.key").exists(), "the mounted key is used, none generated");
+    // Start-up names the key's real source: a fresh server with a configured key does not claim
+    // it is in the data directory.
+    let Some(mut fresh) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    fresh.env.insert("TESSERA_SECRET_KEY".into(), key);
+    let (stdout, _) = fresh.serve(&[]).stop();
+    assert!(stdout.contains("with its server key from the configuration (secret_key)"), "{stdout}");
+}
