@@ -384,7 +384,14 @@ fn one_line(text: &str) -> String {
 /// Creates the data directory (and its parents) when missing, and makes it private (0700): it
 /// holds the database (password hashes, addresses, user agents) and the server key.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
     restrict(dir, 0o700)?;
     let probe = dir.join(".tessera-write-test");
     std::fs::write(&probe, b"").with_context(|| format!("data directory {} is not writable", dir.display()))?;
