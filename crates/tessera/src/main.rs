@@ -12,16 +12,12 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return tessera::cli::exit_code(&anyhow::Error::new(e).context("cannot start the async runtime"));
         }
     };
     match runtime.block_on(cli.run()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: the context chain joined by ": ".
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
+        // One line on standard error (the context chain joined by ": "), or nothing for a closed pipe.
+        Err(e) => tessera::cli::exit_code(&e),
     }
 }
