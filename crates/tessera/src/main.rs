@@ -3,7 +3,16 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = tessera::cli::Cli::parse();
+    let cli = match tessera::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version or a usage error: clap's own exit code, unless its text cannot be written.
+        Err(usage) => {
+            return match usage.print() {
+                Ok(()) => ExitCode::from(u8::try_from(usage.exit_code()).unwrap_or(2)),
+                Err(e) => tessera::cli::exit_code(&tessera::cli::output::StdoutError(e).into()),
+            };
+        }
+    };
     let default_level = if std::env::args().nth(1).as_deref() == Some("serve") { "info" } else { "warn" };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));

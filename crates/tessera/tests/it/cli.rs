@@ -506,6 +506,8 @@ fn every_write_to_standard_output_is_checked() {
         &["token", "list"],
         &["key", "generate"],
         &["migrate"],
+        &["--help"],
+        &["token", "--help"],
     ] {
         let out = run_into_full_disk(&env, args);
         let stderr = String::from_utf8_lossy(&out.stderr);
