@@ -133,4 +133,4 @@ pub use principal::Principal;
 pub use routes::PasswordChecks;
 pub use tessera::Tessera;
 pub use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, MemoryRateLimiter, RateLimiter, Reservation};
-pub use tokens::{IfPairHasToken, PairToken, PairTokenError, TokenRequest};
+pub use tokens::{IfPairHasToken, PairToken, PairTokenError, PendingToken, TokenRequest};

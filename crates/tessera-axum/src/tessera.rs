@@ -7,7 +7,7 @@ use crate::guard::Guard;
 use crate::layer::AuthLayer;
 use crate::routes;
 use crate::state::Core;
-use crate::tokens::{PairToken, PairTokenError, Revocation, TokenRequest};
+use crate::tokens::{PairToken, PairTokenError, PendingToken, Revocation, TokenRequest};
 use crate::usage::flush_usage;
 use axum::Router;
 use std::sync::{Arc, OnceLock};
@@ -130,6 +130,24 @@ impl Tessera {
     /// ```
     pub async fn token_for_pair(&self, request: TokenRequest<'_>) -> Result<PairToken, PairTokenError> {
         self.core.token_for_pair(request).await
+    }
+
+    /// Deliver before you destroy: a fresh token for the pair, not stored yet, so that its secret
+    /// can be handed over (printed and flushed, say) before anything changes. Store it with
+    /// [`store_pending_token`](Self::store_pending_token); dropped, it never existed and the pair
+    /// keeps its token. A live token is refused unless the policy is [`IfPairHasToken::Replace`],
+    /// which revokes it only when the new one is stored. The CLI's `token create` uses this.
+    ///
+    /// [`IfPairHasToken::Replace`]: crate::IfPairHasToken::Replace
+    pub async fn prepare_token<'a>(&self, request: TokenRequest<'a>) -> Result<PendingToken<'a>, PairTokenError> {
+        self.core.prepare_token(request).await
+    }
+
+    /// Stores a token from [`prepare_token`](Self::prepare_token), revoking the one it replaces
+    /// (`TokenRevoked`, then `TokenCreated`). Refused with [`PairTokenError::Exists`], storing
+    /// nothing, when the pair gained another live token in between.
+    pub async fn store_pending_token(&self, pending: PendingToken<'_>) -> Result<PairToken, PairTokenError> {
+        self.core.store_pending(pending).await
     }
 
     /// Revokes one token (an admin's or the CLI's action): deleted, forgotten by this process at

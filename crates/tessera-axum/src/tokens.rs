@@ -6,7 +6,7 @@
 use crate::state::{Core, Who};
 use std::collections::HashMap;
 use tessera_core::store::{StoreError, TokenFilter};
-use tessera_core::{AuthToken, Client, EventKind, NewToken, Revoker, TokenSecret, User};
+use tessera_core::{AuthToken, Client, EventKind, IssuedToken, NewToken, Revoker, TokenSecret, User};
 
 /// What to do when the (user, client) pair already has a token that has not expired. (An expired
 /// one is always replaced, with a `TokenExpired` event.)
@@ -91,6 +91,29 @@ pub struct PairToken {
     pub created: bool,
 }
 
+/// A fresh token for a (user, client) pair that is not stored yet: its secret can be delivered
+/// (printed, flushed) before anything changes, and only then stored with
+/// [`Tessera::store_pending_token`](crate::Tessera::store_pending_token), which also revokes the
+/// token it replaces. Dropped unstored, it never existed: the pair keeps the token it had.
+#[derive(Debug)]
+pub struct PendingToken<'a> {
+    request: TokenRequest<'a>,
+    issued: IssuedToken,
+    replaces: Option<AuthToken>,
+}
+
+impl PendingToken<'_> {
+    /// The token itself, to deliver before storing it.
+    pub fn secret(&self) -> &TokenSecret {
+        &self.issued.token
+    }
+
+    /// The pair's live token that storing this one will revoke ([`IfPairHasToken::Replace`]).
+    pub fn replaces(&self) -> Option<&AuthToken> {
+        self.replaces.as_ref()
+    }
+}
+
 /// Why [`Tessera::token_for_pair`](crate::Tessera::token_for_pair) issued nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -163,6 +186,54 @@ impl Core {
             IfPairHasToken::Refuse => Err(PairTokenError::Exists(token)),
             _ => Ok(self.handed_back(token)),
         }
+    }
+
+    /// A fresh token for the pair, not stored: nothing changes until [`Core::store_pending`]. A
+    /// live token of the pair is refused unless the policy is [`IfPairHasToken::Replace`] (this
+    /// path never hands an existing token back).
+    pub(crate) async fn prepare_token<'a>(&self, req: TokenRequest<'a>) -> Result<PendingToken<'a>, PairTokenError> {
+        let replaces = match self.store.token_for(req.user.id, req.client.id).await? {
+            Some(live) if !live.has_expired(self.now()) => match req.if_exists {
+                IfPairHasToken::Replace => Some(live),
+                _ => return Err(PairTokenError::Exists(live)),
+            },
+            _ => None,
+        };
+        Ok(PendingToken { request: req, issued: self.codec.issue(), replaces })
+    }
+
+    /// Stores a pending token: revokes the token it replaces (an expired one of the pair goes with
+    /// `TokenExpired`), then stores it. Refused with [`PairTokenError::Exists`], storing nothing,
+    /// when the pair gained another live token since it was prepared.
+    pub(crate) async fn store_pending(&self, pending: PendingToken<'_>) -> Result<PairToken, PairTokenError> {
+        let PendingToken { request: req, issued, replaces } = pending;
+        let now = self.now();
+        let who = Some((req.user, req.client.name.as_str()));
+        if let Some(current) = self.store.token_for(req.user.id, req.client.id).await? {
+            if current.has_expired(now) {
+                if self.store.delete_token(current.id).await? {
+                    let kind = EventKind::TokenExpired { token_id: current.id, source: req.source.into() };
+                    self.emit(kind, who, req.ip.clone());
+                }
+                self.forget(&current);
+            } else if replaces.as_ref().is_some_and(|old| old.id == current.id) {
+                self.revoke(&current, Revocation::Revoked(req.by), who, req.ip.clone()).await?;
+            } else {
+                return Err(PairTokenError::Exists(current));
+            }
+        }
+        let new = NewToken {
+            user_agent: req.user_agent.map(|ua| ua.chars().take(512).collect()),
+            ip: req.ip.clone(),
+            ..NewToken::issued(&issued, req.user.id, req.client, now)
+        };
+        let (token, created) = self.store.get_or_create_token(new).await?;
+        if !created {
+            // A concurrent request for the same pair won the race: its token is the pair's.
+            return Err(PairTokenError::Exists(token));
+        }
+        self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
+        Ok(PairToken { token, secret: issued.token, created: true })
     }
 
     fn handed_back(&self, token: AuthToken) -> PairToken {

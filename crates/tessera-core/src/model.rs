@@ -45,6 +45,38 @@ pub struct NameError {
     reason: String,
 }
 
+/// The longest free text an admin stores (a client's description), in characters.
+pub const TEXT_MAX: usize = 1024;
+
+/// Why free text was rejected (the text itself is not repeated: it may be long or unprintable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what}: {reason}")]
+pub struct TextError {
+    what: &'static str,
+    reason: String,
+}
+
+/// Checks free text an admin stores, such as a client's description: at most [`TEXT_MAX`]
+/// characters, no control characters (tab and line breaks included: it is one cell of a table) and
+/// no bidirectional overrides, so that printing it can neither flood nor drive a terminal.
+pub fn check_text(what: &'static str, text: &str) -> Result<(), TextError> {
+    let err = |reason: String| TextError { what, reason };
+    let len = text.chars().count();
+    if len > TEXT_MAX {
+        return Err(err(format!("it is {len} characters long; the limit is {TEXT_MAX}")));
+    }
+    if let Some(c) = text.chars().find(|&c| c.is_control() || is_bidi_control(c)) {
+        return Err(err(format!("it must not contain control characters (found {})", c.escape_unicode())));
+    }
+    Ok(())
+}
+
+/// Unicode's bidirectional embedding, override and isolate controls, which reorder what a
+/// terminal shows.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// The longest client name.
 pub const CLIENT_NAME_MAX: usize = 64;
 /// The longest username (Django's limit).
@@ -338,6 +370,18 @@ impl NewToken {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn free_text_is_bounded_and_printable() {
+        assert!(super::check_text("description", "Web app: ünïcode is fine").is_ok());
+        assert!(super::check_text("description", &"x".repeat(super::TEXT_MAX)).is_ok());
+        let long = super::check_text("description", &"x".repeat(65_536)).expect_err("too long").to_string();
+        assert!(long.contains("65536 characters long; the limit is 1024"), "{long}");
+        for bad in ["\u{1b}[31mred", "two\nlines", "tab\there", "bell\u{7}", "c1\u{9b}", "rtl\u{202e}txt"] {
+            let err = super::check_text("description", bad).expect_err("control").to_string();
+            assert!(err.contains("control characters"), "{bad:?}: {err}");
+        }
+    }
+
     #[test]
     fn debug_never_shows_a_password_hash() {
         let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_string();

@@ -3,7 +3,16 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = tessera::cli::Cli::parse();
+    let cli = match tessera::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version or a usage error: clap's own exit code, unless its text cannot be written.
+        Err(usage) => {
+            return match usage.print() {
+                Ok(()) => ExitCode::from(u8::try_from(usage.exit_code()).unwrap_or(2)),
+                Err(e) => tessera::cli::exit_code(&tessera::cli::output::StdoutError(e).into()),
+            };
+        }
+    };
     let default_level = if std::env::args().nth(1).as_deref() == Some("serve") { "info" } else { "warn" };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
@@ -12,16 +21,12 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return tessera::cli::exit_code(&anyhow::Error::new(e).context("cannot start the async runtime"));
         }
     };
     match runtime.block_on(cli.run()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: the context chain joined by ": ".
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
+        // One line on standard error (the context chain joined by ": "), or nothing for a closed pipe.
+        Err(e) => tessera::cli::exit_code(&e),
     }
 }

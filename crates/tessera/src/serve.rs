@@ -82,7 +82,10 @@ fn print_next_steps(app: &App, addr: std::net::SocketAddr, key: &KeySource) {
         KeySource::Config => "from the configuration (secret_key)".to_string(),
         KeySource::File(path) | KeySource::Generated(path) => format!("in {}", path.display()),
     };
-    println!(
+    // The next steps are a courtesy: a closed or full standard output must not stop the server.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stdout(),
         "\nTessera is running on a new {} database, with its server key {}.\n\
          Next steps (with the same --data-dir/--config/environment as this server):\n\
          \x20 tessera user create admin --staff          # a staff user (prompts for the password)\n\

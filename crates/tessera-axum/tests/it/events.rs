@@ -238,3 +238,42 @@ both_backends!(
         assert!(app.events_named("token_revoked").is_empty());
     }
 );
+
+both_backends!(
+    async fn a_pending_token_changes_nothing_until_it_is_stored(app) {
+        use tessera_axum::{IfPairHasToken, PairTokenError, TokenRequest};
+        use tessera_core::Revoker;
+        let alice = app.user("alice").await;
+        let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+        let old = app.mint(&alice, &web).await;
+        let replace = || TokenRequest::new(&alice, &web).if_exists(IfPairHasToken::Replace).by(Revoker::Cli);
+        // Prepared and dropped (say its delivery failed): nothing happened.
+        let pending = app.tessera.prepare_token(replace()).await.expect("prepare");
+        assert_eq!(pending.replaces().map(|t| t.id), app.token_for(&alice, &web).await.map(|t| t.id));
+        let unstored = pending.secret().expose().to_string();
+        drop(pending);
+        assert_eq!(app.get("/api/hello/", Some(&old)).await.0, 200);
+        assert_eq!(app.get("/api/hello/", Some(&unstored)).await.0, 401);
+        assert!(app.events_named("token_revoked").is_empty());
+        // Any other policy refuses a live token up front.
+        let refused = app.tessera.prepare_token(TokenRequest::new(&alice, &web).if_exists(IfPairHasToken::Refuse)).await;
+        assert!(matches!(refused, Err(PairTokenError::Exists(_))), "{refused:?}");
+        // Stored: only then is the old token revoked.
+        let pending = app.tessera.prepare_token(replace()).await.expect("prepare");
+        let stored = app.tessera.store_pending_token(pending).await.expect("store");
+        assert!(stored.created);
+        assert_eq!(app.get("/api/hello/", Some(&old)).await.0, 401);
+        assert_eq!(app.get("/api/hello/", Some(stored.secret.expose())).await.0, 200);
+        let revoked = app.events_named("token_revoked");
+        assert_eq!((revoked.len(), revoked[0]["by"].clone()), (1, json!("cli")));
+        // A pair that gained a token in between keeps it; the pending one is not stored.
+        let pending =
+            app.tessera.prepare_token(TokenRequest::new(&alice, &cli).if_exists(IfPairHasToken::Refuse)).await.expect("prepare");
+        let winner = app.mint(&alice, &cli).await;
+        let late = pending.secret().expose().to_string();
+        let result = app.tessera.store_pending_token(pending).await;
+        assert!(matches!(result, Err(PairTokenError::Exists(_))), "{result:?}");
+        assert_eq!(app.get("/api/hello/", Some(&winner)).await.0, 200);
+        assert_eq!(app.get("/api/hello/", Some(&late)).await.0, 401);
+    }
+);

@@ -4,6 +4,7 @@ use super::output;
 use crate::app::App;
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
+use tessera_core::model::check_text;
 use tessera_core::store::ClientUpdate;
 use tessera_core::{Client, ClientName, NewClient, Rate, Ttl};
 
@@ -25,7 +26,7 @@ pub enum ClientCommand {
         /// Cap on a token's total lifetime however often it is renewed
         #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
         max_lifetime: Option<String>,
-        /// Free text for admins
+        /// Free text for admins: at most 1,024 characters, no control characters
         #[arg(long, value_name = "TEXT", default_value = "")]
         description: String,
     },
@@ -54,7 +55,7 @@ pub enum ClientCommand {
         /// New lifetime cap, or none
         #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
         max_lifetime: Option<String>,
-        /// New description
+        /// New description: at most 1,024 characters, no control characters
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
     },
@@ -78,7 +79,7 @@ impl ClientCommand {
                     throttle_rate: throttle_rate.map(|r| r.parse::<Rate>()).transpose()?,
                     sliding_expiry,
                     max_lifetime: max_lifetime.map(|m| m.parse::<Ttl>()).transpose()?,
-                    description,
+                    description: checked_description(description)?,
                 };
                 create(app, new).await
             }
@@ -100,7 +101,7 @@ impl ClientCommand {
                         .transpose()?,
                     sliding_expiry,
                     max_lifetime: max_lifetime.map(|m| optional(&m).map(str::parse::<Ttl>).transpose()).transpose()?,
-                    description,
+                    description: description.map(checked_description).transpose()?,
                 };
                 update_client(app, &name, update).await
             }
@@ -116,7 +117,7 @@ async fn create(app: &App, new: NewClient) -> Result<()> {
         bail!("a client named '{}' already exists", new.name);
     }
     let client = app.store.create_client(new).await?;
-    println!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl);
+    output::out!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl)?;
     Ok(())
 }
 
@@ -140,7 +141,7 @@ async fn list(app: &App, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    output::table(&["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"], &rows);
+    output::table(&["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"], &rows)?;
     Ok(())
 }
 
@@ -163,7 +164,7 @@ async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()
         bail!("a client named '{new}' already exists");
     }
     let updated = app.store.update_client(client.id, update).await?;
-    println!("updated client '{}' (id {})", updated.name, updated.id);
+    output::out!("updated client '{}' (id {})", updated.name, updated.id)?;
     Ok(())
 }
 
@@ -171,8 +172,14 @@ async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()
 async fn delete(app: &App, name: &str) -> Result<()> {
     let client = find_client(app, name).await?;
     let tokens = app.store.delete_client(client.id).await?;
-    println!("deleted client '{}' with {tokens} token(s)", client.name);
+    output::out!("deleted client '{}' with {tokens} token(s)", client.name)?;
     Ok(())
+}
+
+/// A description as given, if it is at most 1,024 characters without control characters.
+fn checked_description(text: String) -> Result<String> {
+    check_text("description", &text)?;
+    Ok(text)
 }
 
 /// `none` (or an empty value) clears an optional field.

@@ -1,7 +1,7 @@
 //! The command line: `tessera serve`, `migrate`, and the admin commands for users, clients and tokens.
 
 mod clients;
-mod output;
+pub mod output;
 mod tokens;
 mod users;
 
@@ -10,6 +10,7 @@ use crate::config::{Config, Overrides};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Configuration comes from a TOML file (--config or TESSERA_CONFIG), every key of which can be
@@ -83,7 +84,7 @@ impl Cli {
             overrides.bind = bind.clone();
         }
         if let Command::Key(KeyCommand::Generate) = self.command {
-            println!("{}", tessera_core::ServerKey::generate().to_hex());
+            output::print(&tessera_core::ServerKey::generate().to_hex())?;
             return Ok(());
         }
         let config = Config::load(&overrides)?;
@@ -92,10 +93,7 @@ impl Cli {
         }
         let app = App::open(config).await?;
         let result = match self.command {
-            Command::Migrate => {
-                println!("migrations applied ({} database)", app.sql.backend());
-                Ok(())
-            }
+            Command::Migrate => output::out!("migrations applied ({} database)", app.sql.backend()).map_err(Into::into),
             Command::User(cmd) => cmd.run(&app).await,
             Command::Client(cmd) => cmd.run(&app).await,
             Command::Token(cmd) => cmd.run(&app).await,
@@ -104,4 +102,16 @@ impl Cli {
         app.close().await;
         result
     }
+}
+
+/// The exit code for a failed command, after saying why on standard error (one line, control
+/// characters escaped): 141 and nothing said when standard output was a pipe whose reader has gone
+/// (what a shell reports for a program stopped by SIGPIPE, so `set -o pipefail` scripts see the
+/// same as with any Unix tool), 1 for everything else, a full disk included.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    if error.downcast_ref::<output::StdoutError>().is_some_and(output::StdoutError::is_closed_pipe) {
+        return ExitCode::from(141);
+    }
+    output::note(&format!("error: {}", output::clean(&format!("{error:#}").replace('\n', " "))));
+    ExitCode::FAILURE
 }

@@ -4,7 +4,7 @@ use super::clients::find_client;
 use super::output;
 use super::users::find_user;
 use crate::app::App;
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -14,7 +14,9 @@ use tessera_core::{AuthToken, Revoker, TokenId};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Issue a token for a (user, client) pair and print it; it is shown only this once
+    /// Issue a token for a (user, client) pair and print it; it is shown only this once. It is
+    /// stored only after it was written to standard output: if the write fails nothing changes
+    /// (exit 1, or 141 for a closed pipe)
     Create {
         /// The user
         #[arg(long, value_name = "USERNAME")]
@@ -22,7 +24,9 @@ pub enum TokenCommand {
         /// The client
         #[arg(long, value_name = "NAME")]
         client: String,
-        /// Revoke the pair's existing token first (a pair has at most one)
+        /// Replace the pair's existing token (a pair has at most one). The new token is printed
+        /// first; the old one is revoked only once the new one has been written out, so a failed
+        /// write (full disk, closed pipe) leaves the old token valid and stores no new one
         #[arg(long)]
         replace: bool,
     },
@@ -90,7 +94,7 @@ impl TokenCommand {
             TokenCommand::Expire { user, client } => expire(app, &user, &client).await,
             TokenCommand::PurgeExpired => {
                 let purged = app.store.purge_expired(app.clock.now()).await?;
-                println!("purged {purged} expired token(s)");
+                output::out!("purged {purged} expired token(s)")?;
                 Ok(())
             }
         }
@@ -105,30 +109,61 @@ fn tessera(app: &App) -> Result<Tessera> {
 
 /// `token create`: refuses a pair that has a live token unless `--replace` (an expired one is
 /// replaced).
+///
+/// Deliver before you destroy: the new token is made but not stored, printed and flushed, and only
+/// then stored (revoking the one it replaces). If standard output cannot take it (a full disk, a
+/// closed pipe), nothing changes: the new token never existed and the old one stays valid. If the
+/// store fails after the token was printed, the command says the printed token is not valid and
+/// exits 1.
 async fn create(app: &App, username: &str, client: &str, replace: bool) -> Result<()> {
     let user = find_user(app, username).await?;
     let client = find_client(app, client).await?;
     let policy = if replace { IfPairHasToken::Replace } else { IfPairHasToken::Refuse };
     let request =
         TokenRequest::new(&user, &client).if_exists(policy).device(Some("tessera-cli".into()), None).by(Revoker::Cli);
-    let pair = match tessera(app)?.token_for_pair(request).await {
-        Ok(pair) => pair,
-        Err(PairTokenError::Exists(existing)) => bail!(
+    let exists = |existing: AuthToken| {
+        anyhow!(
             "user '{}' already has a token for client '{}' (id {}); use --replace to revoke it and issue a new one",
             user.username,
             client.name,
             existing.id
-        ),
+        )
+    };
+    let tessera = tessera(app)?;
+    let pending = match tessera.prepare_token(request).await {
+        Ok(pending) => pending,
+        Err(PairTokenError::Exists(existing)) => return Err(exists(existing)),
         Err(e) => return Err(e.into()),
     };
-    eprintln!(
-        "token {} for user '{}' on client '{}', expires {}; it is shown only now:",
+    let replaced = pending.replaces().map(|old| old.id);
+    if let Err(e) = output::print(pending.secret().expose()) {
+        // A closed pipe is told by the exit code (141) alone; anything else by this line.
+        let kept = match replaced {
+            Some(old) => format!("the old token {old} remains valid"),
+            None => "no token was created".to_string(),
+        };
+        return Err(
+            anyhow::Error::new(e).context(format!("the new token could not be written, so it was not stored; {kept}"))
+        );
+    }
+    let pair = match tessera.store_pending_token(pending).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let why = match e {
+                PairTokenError::Exists(existing) => exists(existing),
+                e => e.into(),
+            };
+            return Err(why.context("the token printed above could not be stored and is NOT valid"));
+        }
+    };
+    output::note(&output::clean(&format!(
+        "token {} for user '{}' on client '{}', expires {}{}; it is shown only once, above",
         pair.token.id,
         user.username,
         client.name,
-        output::maybe_time(pair.token.expiry, "never")
-    );
-    println!("{}", pair.secret.expose());
+        output::maybe_time(pair.token.expiry, "never"),
+        replaced.map(|old| format!("; token {old} revoked")).unwrap_or_default(),
+    )));
     Ok(())
 }
 
@@ -181,7 +216,7 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             ]
         })
         .collect();
-    output::table(&["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP"], &table);
+    output::table(&["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP"], &table)?;
     Ok(())
 }
 
@@ -191,7 +226,7 @@ async fn revoke_id(app: &App, id: TokenId) -> Result<()> {
     if !tessera(app)?.revoke_token(&token, Revoker::Cli).await? {
         bail!("no token with id {id}");
     }
-    println!("revoked token {id}");
+    output::out!("revoked token {id}")?;
     Ok(())
 }
 
@@ -209,7 +244,7 @@ async fn revoke_user(app: &App, username: &str, client: Option<&str>) -> Result<
             None => bail!("user '{username}' has no tokens"),
         }
     }
-    println!("revoked {} token(s) of user '{username}'", revoked.len());
+    output::out!("revoked {} token(s) of user '{username}'", revoked.len())?;
     Ok(())
 }
 
@@ -221,6 +256,6 @@ async fn expire(app: &App, username: &str, client: &str) -> Result<()> {
         bail!("user '{}' has no token for client '{}'", user.username, client.name);
     };
     tessera(app)?.expire_token(&token).await?;
-    println!("token {} of user '{}' on client '{}' expired", token.id, user.username, client.name);
+    output::out!("token {} of user '{}' on client '{}' expired", token.id, user.username, client.name)?;
     Ok(())
 }

@@ -66,7 +66,7 @@ impl UserCommand {
                 let user = store
                     .create_user(NewUser { username, password_hash: hash, is_staff: staff, is_active: true })
                     .await?;
-                println!("created {}user '{}' (id {})", if staff { "staff " } else { "" }, user.username, user.id);
+                output::out!("created {}user '{}' (id {})", if staff { "staff " } else { "" }, user.username, user.id)?;
             }
             UserCommand::List { json } => {
                 let users = store.list_users().await?;
@@ -85,7 +85,7 @@ impl UserCommand {
                         ]
                     })
                     .collect();
-                output::table(&["ID", "USERNAME", "ACTIVE", "STAFF", "CREATED"], &rows);
+                output::table(&["ID", "USERNAME", "ACTIVE", "STAFF", "CREATED"], &rows)?;
             }
             UserCommand::SetPassword { username, password_stdin } => {
                 let user = find_user(app, &username).await?;
@@ -93,27 +93,27 @@ impl UserCommand {
                 let tessera = app.tessera()?.build()?;
                 let revoked = tessera.change_password(&user, &hash, Revoker::Cli).await?;
                 if app.config.settings.revoke_tokens_on_password_change {
-                    println!("password of '{}' changed; {} token(s) revoked", user.username, revoked.len());
+                    output::out!("password of '{}' changed; {} token(s) revoked", user.username, revoked.len())?;
                 } else {
-                    println!("password of '{}' changed", user.username);
+                    output::out!("password of '{}' changed", user.username)?;
                 }
             }
             UserCommand::Activate { username } => {
                 let user = find_user(app, &username).await?;
                 store.set_active(user.id, true).await?;
-                println!("user '{}' activated", user.username);
+                output::out!("user '{}' activated", user.username)?;
             }
             UserCommand::Deactivate { username } => {
                 let user = find_user(app, &username).await?;
                 store.set_active(user.id, false).await?;
                 let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
-                println!("user '{}' deactivated ({tokens} token(s) stop working)", user.username);
+                output::out!("user '{}' deactivated ({tokens} token(s) stop working)", user.username)?;
             }
             UserCommand::Delete { username } => {
                 let user = find_user(app, &username).await?;
                 let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
                 store.delete_user(user.id).await?;
-                println!("user '{}' deleted with {tokens} token(s)", user.username);
+                output::out!("user '{}' deleted with {tokens} token(s)", user.username)?;
             }
         }
         Ok(())

@@ -453,3 +453,154 @@ fn secrets_in_configuration_are_private() {
     let (stdout, _) = fresh.serve(&[]).stop();
     assert!(stdout.contains("with its server key from the configuration (secret_key)"), "{stdout}");
 }
+
+/// Runs the CLI with standard output on a full disk (`/dev/full`).
+#[cfg(unix)]
+fn run_into_full_disk(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+    env.command(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run tessera")
+}
+
+/// Runs the CLI with standard output on a pipe whose read end is closed before it starts.
+#[cfg(unix)]
+fn run_into_closed_pipe(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    env.command(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run tessera")
+}
+
+/// The token ids of the pair, from `token list --json`.
+fn token_ids(env: &TestEnv, user: &str, client: &str) -> Vec<i64> {
+    let tokens = json(&env.ok(&["token", "list", "--user", user, "--client", client, "--json"]));
+    tokens.as_array().expect("array").iter().map(|t| t["id"].as_i64().expect("id")).collect()
+}
+
+/// Issue 16, point 4: the CLI never loses a token. `token create` prints the new token before it
+/// stores it (and before `--replace` revokes the old one): when standard output cannot take it,
+/// nothing changes. A full disk is exit 1 with one line; a closed pipe is a quiet 141; never a
+/// panic.
+#[cfg(unix)]
+#[test]
+fn token_create_into_a_full_disk_or_a_closed_pipe_loses_no_token() {
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.ok(&["client", "create", "web"]);
+    env.ok(&["client", "create", "cli"]);
+    env.create_user("alice", &[]);
+    env.ok(&["token", "create", "--user", "alice", "--client", "web"]);
+    let old = token_ids(&env, "alice", "web");
+    assert_eq!(old.len(), 1);
+
+    // --replace into a full disk: the old token stays, no new one is stored.
+    let replace = ["token", "create", "--user", "alice", "--client", "web", "--replace"];
+    let out = run_into_full_disk(&env, &replace);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("could not be written, so it was not stored"), "{stderr}");
+    assert!(stderr.contains(&format!("the old token {} remains valid", old[0])), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert_eq!(token_ids(&env, "alice", "web"), old, "the old token is untouched");
+
+    // --replace into a closed pipe: quietly 141, the old token stays.
+    let out = run_into_closed_pipe(&env, &replace);
+    assert_eq!(out.status.code(), Some(141), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "quiet: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(token_ids(&env, "alice", "web"), old, "the old token is untouched");
+
+    // A plain create that cannot be delivered stores nothing.
+    let create = ["token", "create", "--user", "alice", "--client", "cli"];
+    let out = run_into_full_disk(&env, &create);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no token was created"), "{stderr}");
+    assert_eq!(token_ids(&env, "alice", "cli"), Vec::<i64>::new());
+    let out = run_into_closed_pipe(&env, &create);
+    assert_eq!(out.status.code(), Some(141), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(token_ids(&env, "alice", "cli"), Vec::<i64>::new());
+
+    // Delivered, the replacement is stored and the old token revoked.
+    let out = env.run(&replace);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().len(), 64);
+    let new = token_ids(&env, "alice", "web");
+    assert_eq!(new.len(), 1);
+    assert_ne!(new, old);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("token {} revoked", old[0])), "{stderr}");
+}
+
+/// Every other command's output: a full disk is exit 1 with one line, a closed pipe a quiet 141.
+#[cfg(unix)]
+#[test]
+fn every_write_to_standard_output_is_checked() {
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.ok(&["client", "create", "web"]);
+    env.create_user("alice", &[]);
+    for args in [
+        &["client", "list"][..],
+        &["client", "list", "--json"],
+        &["user", "list"],
+        &["token", "list"],
+        &["key", "generate"],
+        &["migrate"],
+        &["--help"],
+        &["token", "--help"],
+    ] {
+        let out = run_into_full_disk(&env, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim(), "error: cannot write to standard output: No space left on device (os error 28)");
+        let out = run_into_closed_pipe(&env, args);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A write that fails after the change was made says so, and the change stands.
+    let out = run_into_full_disk(&env, &["client", "create", "ios"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(env.ok(&["client", "list", "--json"]).contains("\"ios\""));
+}
+
+/// Free text is bounded (1,024 characters) and free of control characters when stored, and
+/// whatever is stored (an older version's, or written to the database by hand) prints as one
+/// escaped, width-capped table cell: no panic, no escape sequence reaching the terminal.
+#[test]
+fn free_text_is_bounded_and_printed_safely() {
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.ok(&["client", "create", "web"]);
+    let before = env.snapshot();
+    let huge = "x".repeat(65_536);
+    env.fails(&["client", "create", "x", "--description", &huge], "65536 characters long; the limit is 1024");
+    env.fails(&["client", "update", "web", "--description", &huge], "the limit is 1024");
+    for bad in ["\u{1b}[2J\u{1b}[31mred", "two\nlines", "tab\there", "\u{202e}txt.exe", "\u{9b}31m"] {
+        env.fails(&["client", "create", "x", "--description", bad], "must not contain control characters");
+        env.fails(&["client", "update", "web", "--description", bad], "must not contain control characters");
+    }
+    assert_eq!(env.snapshot(), before, "nothing refused was stored");
+    let most = "é".repeat(1024);
+    env.ok(&["client", "create", "x", "--description", &most]);
+
+    // Stored behind the CLI's back: the table still prints, escaped and cut.
+    let db = env.data_dir().join("tessera.db");
+    let sql = "UPDATE clients SET description = printf('%.*c', 65536, 'y') WHERE name = 'web'; \
+               UPDATE clients SET description = char(27) || '[2Jgone' WHERE name = 'x';";
+    let out = std::process::Command::new("sqlite3").arg(&db).arg(sql).output().expect("sqlite3 must be installed");
+    assert!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+    let table = env.ok(&["client", "list"]);
+    assert!(!table.contains('\u{1b}'), "no raw escape: {table:?}");
+    assert!(table.contains("\\u{1b}[2Jgone"), "escaped: {table}");
+    assert!(table.contains("yyy…"), "cut with an ellipsis: {table}");
+    assert!(table.lines().all(|l| l.chars().count() < 200), "{table}");
+    let listed = env.ok(&["client", "list", "--json"]);
+    assert!(!listed.contains('\u{1b}') && listed.contains("\\u001b[2Jgone"), "{listed}");
+    assert_eq!(json(&listed)[0]["description"].as_str().map(str::len), Some(65_536), "JSON is whole");
+}
