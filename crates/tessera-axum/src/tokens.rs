@@ -142,12 +142,17 @@ impl Core {
         let now = self.now();
         let who = Some((req.user, req.client.name.as_str()));
         if let Some(mut existing) = self.store.token_for(req.user.id, req.client.id).await? {
-            if existing.has_expired(now) {
+            let stale = !self.derives(&existing);
+            if existing.has_expired(now) || stale {
                 // Tessera: an expired token is replaced, not handed back (durin returns the dead token).
+                // So is one this codec cannot re-derive — issued under another token format
+                // (`token_prefix`, `token_character_length`) or key: it no longer parses, so handing
+                // it back would leave its owner with a token nothing accepts, login after login.
                 let deleted = self.store.delete_token(existing.id).await?;
                 self.forget(&existing);
                 if deleted {
-                    let kind = EventKind::TokenExpired { token_id: existing.id, source: req.source.into() };
+                    let source = if stale { "token format changed" } else { req.source };
+                    let kind = EventKind::TokenExpired { token_id: existing.id, source: source.into() };
                     self.emit(kind, who, req.ip.clone());
                 }
             } else {
@@ -234,6 +239,12 @@ impl Core {
         }
         self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
         Ok(PairToken { token, secret: issued.token, created: true })
+    }
+
+    /// Whether this codec re-derives the stored token: the same format and key it was issued with.
+    fn derives(&self, token: &AuthToken) -> bool {
+        let secret = self.codec.derive(&token.seed);
+        self.codec.parse(secret.expose()).is_ok_and(|digest| digest.ct_eq(&token.digest))
     }
 
     fn handed_back(&self, token: AuthToken) -> PairToken {

@@ -429,3 +429,51 @@ async fn a_login_racing_a_deactivation_gets_no_token() {
     assert!(!kinds.iter().any(|k| k == "user_logged_in"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "login_failed"), "{kinds:?}");
 }
+
+/// After `token_character_length` (or the prefix, or the key) changes, a pair's stored token can
+/// no longer be re-derived: it is replaced, not handed back — else its owner would get a token
+/// nothing accepts, login after login, until it expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_another_format_is_replaced_not_handed_back() {
+    let db = tessera_sql::testing::sqlite().await;
+    let store: Arc<dyn tessera_core::store::Store> = Arc::new(db.store.clone());
+    let key = tessera_core::ServerKey::generate();
+    let events = Arc::new(std::sync::Mutex::new(Vec::<tessera_core::Event>::new()));
+    let sink = events.clone();
+    let before = tessera_axum::Tessera::builder(store.clone(), key.clone()).build().expect("tessera");
+    let longer = tessera_core::Settings { token_character_length: 70, ..tessera_core::Settings::default() };
+    let after = tessera_axum::Tessera::builder(store.clone(), key)
+        .settings(longer)
+        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
+        .build()
+        .expect("tessera");
+    let alice = store
+        .create_user(tessera_core::NewUser {
+            username: "alice".parse().expect("name"),
+            password_hash: "!".into(),
+            is_staff: false,
+            is_active: true,
+        })
+        .await
+        .expect("alice");
+    let web = store
+        .create_client(tessera_core::NewClient::new("web".parse().expect("name"), "1d".parse().expect("ttl")))
+        .await
+        .expect("web");
+    let (old, old_secret) = before.issue_token(&alice, &web).await.expect("old");
+    assert_eq!(old_secret.expose().len(), 64);
+    let (new, new_secret) = after.issue_token(&alice, &web).await.expect("new");
+    assert_ne!(new.id, old.id, "a fresh token, not the old one re-derived in the new shape");
+    assert_eq!(new_secret.expose().len(), 70);
+    assert_eq!(after.codec().parse(new_secret.expose()).expect("parses"), new.digest);
+    let kinds: Vec<serde_json::Value> = events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .collect();
+    assert!(kinds.iter().any(|e| e["event"] == "token_expired" && e["source"] == "token format changed"), "{kinds:?}");
+    // The same format again: the pair's token is handed back, as durin does.
+    let (again, again_secret) = after.issue_token(&alice, &web).await.expect("again");
+    assert_eq!((again.id, again_secret.expose()), (new.id, new_secret.expose()));
+}
