@@ -107,6 +107,48 @@ mod usage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Entry points for the cargo-fuzz targets (`fuzz/`): internals, built only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[allow(missing_docs, missing_debug_implementations)]
+pub mod fuzzing {
+    use serde_json::Value;
+
+    /// What [`authorization`] found.
+    #[derive(Debug)]
+    pub enum Credentials<'a> {
+        Anonymous,
+        Token(&'a [u8]),
+        Invalid(crate::AuthError),
+    }
+
+    fn convert(c: crate::header::Credentials<'_>) -> Credentials<'_> {
+        match c {
+            crate::header::Credentials::Anonymous => Credentials::Anonymous,
+            crate::header::Credentials::Token(t) => Credentials::Token(t),
+            crate::header::Credentials::Invalid(e) => Credentials::Invalid(e),
+        }
+    }
+
+    /// The parse of one `Authorization` value.
+    pub fn authorization<'a>(value: Option<&'a [u8]>, keyword: &str) -> Credentials<'a> {
+        convert(crate::header::parse(value, keyword))
+    }
+
+    /// The credentials of a request's headers (several `Authorization` headers included).
+    pub fn credentials<'a>(headers: &'a axum::http::HeaderMap, keyword: &str) -> Credentials<'a> {
+        convert(crate::header::credentials(headers, keyword))
+    }
+
+    /// The auth routes' body parser.
+    pub async fn body(req: axum::extract::Request) -> Result<Value, crate::AuthError> {
+        crate::routes::body::parse(req).await
+    }
+
+    /// The largest body the auth routes read.
+    pub const MAX_BODY_BYTES: usize = crate::routes::body::MAX_BODY_BYTES;
+}
+
 #[doc = include_str!("guide.md")]
 #[cfg(all(feature = "sqlite", feature = "testing"))]
 pub mod guide {}

@@ -146,3 +146,46 @@ impl Stream for CappedStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(content_type: &str, body: Vec<u8>) -> Request {
+        Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .expect("request")
+    }
+
+    /// Found by the `body` fuzz target: a form's bytes that are not UTF-8 become U+FFFD, as in
+    /// Django's QueryDict, so its fields may be up to three times the body's size (never more),
+    /// while multipart drops text fields that are not UTF-8.
+    #[tokio::test]
+    async fn form_bytes_that_are_not_utf8_become_replacement_characters() {
+        let mut body = b"password=".to_vec();
+        body.extend(std::iter::repeat_n(0xff, MAX_BODY_BYTES - body.len()));
+        let value = parse(request("application/x-www-form-urlencoded", body)).await.expect("form");
+        let password = value["password"].as_str().expect("text");
+        assert_eq!(password.chars().count(), MAX_BODY_BYTES - "password=".len());
+        assert!(password.chars().all(|c| c == char::REPLACEMENT_CHARACTER));
+        assert!(password.len() <= 3 * MAX_BODY_BYTES);
+
+        let multipart =
+            b"--b\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n\xff\xfe\r\n--b--\r\n".to_vec();
+        let value = parse(request("multipart/form-data; boundary=b", multipart)).await.expect("multipart");
+        assert_eq!(value, Value::Object(Map::new()));
+    }
+
+    /// One byte over the limit is refused, for every parser.
+    #[tokio::test]
+    async fn the_limit_holds_for_every_parser() {
+        for content_type in ["application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b"]
+        {
+            let body = vec![b'a'; MAX_BODY_BYTES + 1];
+            let error = parse(request(content_type, body)).await.expect_err(content_type);
+            assert!(matches!(error, AuthError::BodyTooLarge), "{content_type}: {error:?}");
+        }
+    }
+}

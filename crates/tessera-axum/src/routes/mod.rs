@@ -6,7 +6,7 @@
 //! rendered once, by [`render_errors`], through the service's renderer.
 
 mod apiaccess;
-mod body;
+pub(crate) mod body;
 mod login;
 mod sessions;
 

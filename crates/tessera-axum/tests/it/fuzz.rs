@@ -1,5 +1,6 @@
-//! Random `Authorization` headers and random login requests against the running server: never a
-//! 5xx, nothing but the real token authenticates, no login succeeds, and the store is unchanged.
+//! Random `Authorization` headers and random bodies (JSON, form, multipart, anything) against every
+//! auth route of the running server, and random login requests: never a 5xx, nothing but the real
+//! token authenticates, no login succeeds, and the store is unchanged.
 
 use crate::abuse::snapshot;
 use crate::support::*;
@@ -10,8 +11,24 @@ use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
 const CASES: u32 = 1_000;
-const ROUTES: [&str; 5] =
-    ["/api/hello/", "/api/hello-cached/", "/api/web-only/", "/api/auth/sessions/", "/api/auth/apiaccess/"];
+/// Every authenticated route, with a method it answers. Routes that change the store when the real
+/// token reaches them (`mutates`) get every header but that one.
+const ROUTES: [(&str, &str, bool); 13] = [
+    ("GET", "/api/hello/", false),
+    ("GET", "/api/hello-cached/", false),
+    ("GET", "/api/web-only/", false),
+    ("GET", "/api/auth/sessions/", false),
+    ("GET", "/api/auth/sessions", false),
+    ("GET", "/api/auth/apiaccess/", false),
+    // No API-access client is configured: the view does not exist, whatever the method.
+    ("POST", "/api/auth/apiaccess/", false),
+    ("DELETE", "/api/auth/apiaccess", false),
+    ("POST", "/api/auth/refresh/", true),
+    ("POST", "/api/auth/logout/", true),
+    ("POST", "/api/auth/logoutall/", true),
+    ("DELETE", "/api/auth/sessions/1", true),
+    ("DELETE", "/api/auth/sessions//2/", true),
+];
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -137,6 +154,42 @@ fn encode(kind: u8, fields: &Value) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// Multipart bodies that are not what a browser sends: any boundary, file parts, part headers,
+/// bytes that are not UTF-8, cut anywhere.
+fn odd_multipart() -> impl Strategy<Value = (Option<Vec<u8>>, Vec<u8>)> {
+    let part = (
+        prop_oneof![Just("username".to_string()), Just("password".to_string()), any::<String>()],
+        prop::option::of("[a-z.]{0,12}"),
+        prop::option::of("[ -~]{0,30}"),
+        prop::collection::vec(any::<u8>(), 0..40),
+    );
+    ("[a-zA-Z0-9'()+_,./:=?-]{1,70}", prop::collection::vec(part, 0..4), any::<bool>(), any::<usize>()).prop_map(
+        |(boundary, parts, close, cut)| {
+            let mut body = Vec::new();
+            for (name, file, content_type, value) in parts {
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+                );
+                if let Some(file) = file {
+                    body.extend_from_slice(format!("; filename=\"{file}\"").as_bytes());
+                }
+                if let Some(content_type) = content_type {
+                    body.extend_from_slice(format!("\r\nContent-Type: {content_type}").as_bytes());
+                }
+                body.extend_from_slice(b"\r\n\r\n");
+                body.extend_from_slice(&value);
+                body.extend_from_slice(b"\r\n");
+            }
+            if close {
+                body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            } else if !body.is_empty() {
+                body.truncate(cut % body.len());
+            }
+            (Some(format!("multipart/form-data; boundary=\"{boundary}\"").into_bytes()), body)
+        },
+    )
+}
+
 /// Login requests of every kind. Only the rare first kind gets as far as a (slow) password check.
 fn login_request() -> impl Strategy<Value = (Option<Vec<u8>>, Vec<u8>)> {
     let extra = || prop::option::of((any::<String>(), json_value()));
@@ -165,6 +218,7 @@ fn login_request() -> impl Strategy<Value = (Option<Vec<u8>>, Vec<u8>)> {
             let cut = if text.len() > 1 { cut % text.len() } else { 0 };
             (Some(b"application/json".to_vec()), text.as_bytes()[..cut].to_vec())
         }),
+        6 => odd_multipart(),
         8 => (content_type, prop::collection::vec(any::<u8>(), 0..200)),
     ]
 }
@@ -202,23 +256,35 @@ fn is_real(header: &[u8], token: &str) -> bool {
 
 async fn check(app: &TestApp, token: &str, case: Case) -> Result<(), String> {
     let value = HeaderValue::from_bytes(&case.authorization).map_err(|e| e.to_string())?;
-    let route = ROUTES[case.route];
-    let reply = app.send(app.http.get(app.url(route)).header("Authorization", value.clone())).await;
-    let real = is_real(&case.authorization, token);
-    let expected: &[u16] = match (real, route) {
-        (true, "/api/auth/apiaccess/") => &[404],
-        (true, _) => &[200],
-        (false, _) => &[401],
+    let content_type = match &case.content_type {
+        Some(content_type) => Some(HeaderValue::from_bytes(content_type).map_err(|e| e.to_string())?),
+        None => None,
     };
-    if !expected.contains(&reply.status) {
-        return Err(format!("{route}: {} {}", reply.status, reply.text));
-    }
-    if reply.status == 401 && reply.header("www-authenticate") != Some("Token") {
-        return Err(format!("401 without WWW-Authenticate on {route}"));
+    let (method, route, mutates) = ROUTES[case.route];
+    let real = is_real(&case.authorization, token);
+    if !(real && mutates) {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request =
+            app.req(method.clone(), route, None).header("Authorization", value.clone()).body(case.body.clone());
+        if let Some(content_type) = &content_type {
+            request = request.header("content-type", content_type.clone());
+        }
+        let reply = app.send(request).await;
+        let expected: &[u16] = match (real, route.starts_with("/api/auth/apiaccess")) {
+            (true, true) => &[404],
+            (true, false) => &[200],
+            (false, _) => &[401],
+        };
+        if !expected.contains(&reply.status) {
+            return Err(format!("{method} {route}: {} {}", reply.status, reply.text));
+        }
+        if reply.status == 401 && reply.header("www-authenticate") != Some("Token") {
+            return Err(format!("401 without WWW-Authenticate on {method} {route}"));
+        }
     }
     let mut login = app.req(Method::POST, "/api/auth/login/", None).header("Authorization", value).body(case.body);
-    if let Some(content_type) = case.content_type {
-        login = login.header("content-type", HeaderValue::from_bytes(&content_type).map_err(|e| e.to_string())?);
+    if let Some(content_type) = content_type {
+        login = login.header("content-type", content_type);
     }
     let reply = app.send(login).await;
     if !matches!(reply.status, 400 | 413 | 415) || !reply.body.is_object() {
