@@ -269,28 +269,26 @@ async fn handle(
     response.map(|inner| TrackedBody { inner, _in_flight: in_flight })
 }
 
-/// `400` for a request whose `Host` is missing (HTTP/1.1) or repeated; the connection is closed.
+/// `400` for a request whose `Host` is missing (HTTP/1.1) or repeated.
 fn bad_host_response(hosts: usize) -> Response<Body> {
     let detail = if hosts == 0 {
         "Bad request: HTTP/1.1 requires a Host header."
     } else {
         "Bad request: more than one Host header."
     };
-    let body = serde_json::json!({ "detail": detail }).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    closing_error(StatusCode::BAD_REQUEST, detail)
 }
 
-/// `408` with the API's error shape; the connection is closed after it (the rest of the body may
-/// still be on its way).
+/// `408`: the connection is closed after it (the rest of the body may still be on its way).
 fn body_timeout_response() -> Response<Body> {
-    let body = serde_json::json!({"detail": BODY_TIMEOUT_DETAIL}).to_string();
+    closing_error(StatusCode::REQUEST_TIMEOUT, BODY_TIMEOUT_DETAIL)
+}
+
+/// An error in the API's shape (`{"detail": …}`) after which the connection is closed.
+fn closing_error(status: StatusCode, detail: &str) -> Response<Body> {
+    let body = serde_json::json!({ "detail": detail }).to_string();
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
