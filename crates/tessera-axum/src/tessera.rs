@@ -183,6 +183,13 @@ impl Tessera {
         self.core.change_password(user, password_hash, by).await
     }
 
+    /// Revokes every token of every user — on `client`, or on every client: the supported way to
+    /// log everyone out (deleting keys by hand in Redis is not: no instance hears of it). Each
+    /// token gets a `TokenRevoked { by }` event. Returns what was revoked.
+    pub async fn revoke_all_tokens(&self, client: Option<&Client>, by: Revoker) -> Result<Vec<AuthToken>, StoreError> {
+        self.core.revoke_everyone(client, by).await
+    }
+
     /// Expires a token now: its next use anywhere is answered "The given token has expired."
     /// `false` when it did not exist.
     pub async fn expire_token(&self, token: &AuthToken) -> Result<bool, StoreError> {

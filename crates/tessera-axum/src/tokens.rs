@@ -303,6 +303,28 @@ impl Core {
         Ok(deleted)
     }
 
+    /// Revokes every token of every user (on `client`, or on all): the operator's "log everyone
+    /// out". Each is forgotten here at once, published to every instance by the store, and gets a
+    /// `TokenRevoked { by }` event.
+    pub(crate) async fn revoke_everyone(
+        &self,
+        client: Option<&Client>,
+        by: Revoker,
+    ) -> Result<Vec<AuthToken>, StoreError> {
+        let deleted = self.delete_all(TokenFilter { user: None, client: client.map(|c| c.id) }).await?;
+        if deleted.is_empty() {
+            return Ok(deleted);
+        }
+        let users: HashMap<_, _> = self.store.list_users().await?.into_iter().map(|u| (u.id, u)).collect();
+        let clients: HashMap<_, _> =
+            self.store.list_clients().await?.into_iter().map(|c| (c.id, c.name.to_string())).collect();
+        for token in &deleted {
+            let who = users.get(&token.user_id).zip(clients.get(&token.client_id).map(String::as_str));
+            self.emit(EventKind::TokenRevoked { token_id: token.id, by }, who, None);
+        }
+        Ok(deleted)
+    }
+
     async fn delete_all(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
         let deleted = self.store.delete_tokens(filter).await?;
         for token in &deleted {

@@ -42,16 +42,19 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token by id, or a user's tokens (optionally only for one client)
-    #[command(group = clap::ArgGroup::new("which").required(true).args(["id", "user"]))]
+    /// Revoke a token by id, a user's tokens, or everyone's (optionally only for one client)
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["id", "user", "all"]))]
     Revoke {
         /// The token's id (see `token list`)
         id: Option<i64>,
         /// Revoke this user's tokens
-        #[arg(long, value_name = "USERNAME", conflicts_with = "id")]
+        #[arg(long, value_name = "USERNAME", conflicts_with_all = ["id", "all"])]
         user: Option<String>,
-        /// With --user: only the token for this client
-        #[arg(long, value_name = "NAME", requires = "user")]
+        /// Revoke every user's tokens: log everyone out, on every instance within a second
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// With --user or --all: only the tokens for this client
+        #[arg(long, value_name = "NAME", conflicts_with = "id")]
         client: Option<String>,
     },
     /// Expire a token now: its next use gets "The given token has expired."
@@ -87,10 +90,13 @@ impl TokenCommand {
             TokenCommand::Create { user, client, replace } => create(app, &user, &client, replace).await,
             TokenCommand::List { user, client, json } => list(app, user.as_deref(), client.as_deref(), json).await,
             TokenCommand::Revoke { id: Some(id), .. } => revoke_id(app, TokenId(id)).await,
-            TokenCommand::Revoke { id: None, user: Some(user), client } => {
+            TokenCommand::Revoke { id: None, user: Some(user), client, .. } => {
                 revoke_user(app, &user, client.as_deref()).await
             }
-            TokenCommand::Revoke { id: None, user: None, .. } => bail!("give a token id or --user"),
+            TokenCommand::Revoke { id: None, user: None, all: true, client } => {
+                revoke_all(app, client.as_deref()).await
+            }
+            TokenCommand::Revoke { .. } => bail!("give a token id, --user or --all"),
             TokenCommand::Expire { user, client } => expire(app, &user, &client).await,
             TokenCommand::PurgeExpired => {
                 let purged = app.store.purge_expired(app.clock.now()).await?;
@@ -245,6 +251,20 @@ async fn revoke_user(app: &App, username: &str, client: Option<&str>) -> Result<
         }
     }
     output::out!("revoked {} token(s) of user '{username}'", revoked.len())?;
+    Ok(())
+}
+
+/// `token revoke --all [--client C]`.
+async fn revoke_all(app: &App, client: Option<&str>) -> Result<()> {
+    let client = match client {
+        Some(name) => Some(find_client(app, name).await?),
+        None => None,
+    };
+    let revoked = tessera(app)?.revoke_all_tokens(client.as_ref(), Revoker::Cli).await?;
+    match client {
+        Some(c) => output::out!("revoked {} token(s) on client '{}'", revoked.len(), c.name)?,
+        None => output::out!("revoked {} token(s)", revoked.len())?,
+    }
     Ok(())
 }
 

@@ -58,6 +58,38 @@ fn cli_revocations_reach_the_cached_authenticator(backend: Backend) {
 
 test_each_backend!(cli_revocations_reach_the_cached_authenticator => cli_revocations_reach_the_cached_authenticator_on_sqlite, cli_revocations_reach_the_cached_authenticator_on_postgres);
 
+/// `tessera token revoke --all` logs everyone out (or everyone on one client), in the running
+/// server within a second, cached verdicts included.
+fn revoke_all_logs_everyone_out(backend: Backend) {
+    let Some((env, app)) = support::start(backend) else { return };
+    env.ok(&["client", "create", "web", "--token-ttl", "1d"]);
+    env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
+    env.create_user("alice", &[]);
+    env.create_user("bob", &[]);
+    let web = [app.token("alice", "web"), app.token("bob", "web")];
+    let cli = [app.token("alice", "cli"), app.token("bob", "cli")];
+    for token in web.iter().chain(&cli) {
+        assert_eq!(app.call(Method::GET, "/api/hello-cached/", Some(token)).0, 200);
+    }
+    let out = env.ok(&["token", "revoke", "--all", "--client", "cli"]);
+    assert_eq!(out.trim(), "revoked 2 token(s) on client 'cli'");
+    for token in &cli {
+        let took = time_until(&app, "/api/hello-cached/", token, 401, Duration::from_secs(2));
+        assert!(took < Duration::from_secs(1), "the revocation took {took:?}");
+    }
+    for token in &web {
+        assert_eq!(app.call(Method::GET, "/api/hello-cached/", Some(token)).0, 200, "other clients keep theirs");
+    }
+    assert_eq!(env.ok(&["token", "revoke", "--all"]).trim(), "revoked 2 token(s)");
+    for token in &web {
+        let took = time_until(&app, "/api/hello-cached/", token, 401, Duration::from_secs(2));
+        assert!(took < Duration::from_secs(1), "the revocation took {took:?}");
+    }
+    app.stop();
+}
+
+test_each_backend!(revoke_all_logs_everyone_out => revoke_all_logs_everyone_out_on_sqlite, revoke_all_logs_everyone_out_on_postgres);
+
 /// A password change in the CLI ends every session of the user, in the running server within a
 /// second; the next login with the new password gets a new token, not the old one back.
 fn a_password_change_revokes_the_users_tokens(backend: Backend) {
