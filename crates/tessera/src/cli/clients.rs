@@ -124,25 +124,18 @@ async fn create(app: &App, new: NewClient) -> Result<()> {
 /// `client list`.
 async fn list(app: &App, json: bool) -> Result<()> {
     let clients = app.store.list_clients().await?;
-    if json {
-        return output::json(&clients);
-    }
-    let rows: Vec<Vec<String>> = clients
-        .iter()
-        .map(|c| {
-            vec![
-                c.id.to_string(),
-                c.name.to_string(),
-                c.token_ttl.to_string(),
-                c.throttle_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
-                if c.sliding_expiry { "sliding" } else { "fixed" }.into(),
-                c.max_lifetime.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-                c.description.clone(),
-            ]
-        })
-        .collect();
-    output::table(&["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"], &rows)?;
-    Ok(())
+    let header = ["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"];
+    output::listing(&clients, json, &header, |c| {
+        vec![
+            c.id.to_string(),
+            c.name.to_string(),
+            c.token_ttl.to_string(),
+            c.throttle_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
+            if c.sliding_expiry { "sliding" } else { "fixed" }.into(),
+            c.max_lifetime.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+            c.description.clone(),
+        ]
+    })
 }
 
 /// `client update`: refuses an update that changes nothing, breaks the lifetime cap or takes

@@ -120,6 +120,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> Result<(), StdoutError> {
     Ok(())
 }
 
+/// A listing command's output: the items as JSON with `--json`, else a table of `row(item)` under
+/// `header`.
+pub fn listing<T: Serialize>(
+    items: &[T],
+    json: bool,
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if json {
+        return self::json(&items);
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(header, &rows)?;
+    Ok(())
+}
+
 /// Prints a value as pretty JSON (which escapes every control character below U+0020; DEL and
 /// C1 controls, which JSON leaves raw, are escaped too).
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {

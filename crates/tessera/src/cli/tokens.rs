@@ -205,25 +205,17 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             ip: t.ip.clone(),
         })
         .collect();
-    if json {
-        return output::json(&rows);
-    }
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.user.clone(),
-                r.client.clone(),
-                output::time(r.created),
-                output::maybe_time(r.expiry, "never") + if r.has_expired { " (expired)" } else { "" },
-                output::maybe_time(r.last_used, "-"),
-                r.ip.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    output::table(&["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP"], &table)?;
-    Ok(())
+    output::listing(&rows, json, &["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP"], |r| {
+        vec![
+            r.id.to_string(),
+            r.user.clone(),
+            r.client.clone(),
+            output::time(r.created),
+            output::maybe_time(r.expiry, "never") + if r.has_expired { " (expired)" } else { "" },
+            output::maybe_time(r.last_used, "-"),
+            r.ip.clone().unwrap_or_else(|| "-".into()),
+        ]
+    })
 }
 
 /// `token revoke ID`.

@@ -70,22 +70,16 @@ impl UserCommand {
             }
             UserCommand::List { json } => {
                 let users = store.list_users().await?;
-                if json {
-                    return output::json(&users);
-                }
-                let rows: Vec<Vec<String>> = users
-                    .iter()
-                    .map(|u| {
-                        vec![
-                            u.id.to_string(),
-                            u.username.to_string(),
-                            yes_no(u.is_active),
-                            yes_no(u.is_staff),
-                            output::time(u.created),
-                        ]
-                    })
-                    .collect();
-                output::table(&["ID", "USERNAME", "ACTIVE", "STAFF", "CREATED"], &rows)?;
+                let header = ["ID", "USERNAME", "ACTIVE", "STAFF", "CREATED"];
+                output::listing(&users, json, &header, |u| {
+                    vec![
+                        u.id.to_string(),
+                        u.username.to_string(),
+                        yes_no(u.is_active),
+                        yes_no(u.is_staff),
+                        output::time(u.created),
+                    ]
+                })?;
             }
             UserCommand::SetPassword { username, password_stdin } => {
                 let user = find_user(app, &username).await?;
