@@ -154,8 +154,7 @@ impl Tessera {
     /// once and by every other within a second, with a `TokenRevoked { by }` event. `false` when it
     /// was already gone.
     pub async fn revoke_token(&self, token: &AuthToken, by: Revoker) -> Result<bool, StoreError> {
-        let user = self.core.store.user_by_id(token.user_id).await?;
-        let client = self.core.store.client_by_id(token.client_id).await?;
+        let (user, client) = self.core.store.user_and_client(token.user_id, token.client_id).await?;
         let who = user.as_ref().zip(client.as_ref().map(|c| c.name.as_str()));
         self.core.revoke(token, Revocation::Revoked(by), who, None).await
     }
