@@ -36,6 +36,34 @@ id_type!(
     TokenId
 );
 
+/// The smallest id [`fresh_id`] draws: ids below it are those that sequences handed out before
+/// ids were random, so a fresh id never meets one of them.
+pub const FRESH_ID_MIN: i64 = 1 << 32;
+/// One past the largest id [`fresh_id`] draws: 2^53, so that every id survives a trip through a
+/// JSON number in JavaScript (the sessions API's `id`).
+pub const FRESH_ID_END: i64 = 1 << 53;
+
+/// A new id for a user, a client or a token: uniformly random in
+/// [`FRESH_ID_MIN`]..[`FRESH_ID_END`], from the OS generator.
+///
+/// Ids are never taken from a counter. A counter can be wound back (a Redis key deleted, an RDB or
+/// AOF restore, a failover to a lagging replica, a SQL restore that rewinds a sequence), and then
+/// hands an id out a second time: whatever still refers to the old holder (a cached
+/// authentication, a buffered last-used time or sliding-expiry extension, a `DELETE
+/// sessions/<id>`) would reach the new one. A random id is issued twice only by a collision of
+/// 53-bit draws, which the store refuses (its primary key or an existence check) and draws again.
+pub fn fresh_id() -> i64 {
+    let span = (FRESH_ID_END - FRESH_ID_MIN) as u64;
+    // 2^53 - 2^32 divides 2^64 unevenly; rejecting the top partial span keeps the draw uniform.
+    let zone = u64::MAX - u64::MAX % span;
+    loop {
+        let draw = u64::from_le_bytes(crate::token::random_bytes::<8>());
+        if draw < zone {
+            return FRESH_ID_MIN + (draw % span) as i64;
+        }
+    }
+}
+
 /// Why a name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} '{input}': {reason}")]
@@ -380,6 +408,16 @@ mod tests {
             let err = super::check_text("description", bad).expect_err("control").to_string();
             assert!(err.contains("control characters"), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn fresh_ids_are_in_range_and_do_not_repeat() {
+        let ids: std::collections::HashSet<i64> = (0..10_000).map(|_| fresh_id()).collect();
+        assert_eq!(ids.len(), 10_000, "10,000 draws from 2^53 values repeated one");
+        assert!(ids.iter().all(|id| (FRESH_ID_MIN..FRESH_ID_END).contains(id)));
+        // Not a counter: consecutive draws are spread over the range.
+        let (lo, hi) = (ids.iter().min().copied().unwrap_or(0), ids.iter().max().copied().unwrap_or(0));
+        assert!(hi - lo > (FRESH_ID_END - FRESH_ID_MIN) / 2, "draws span {lo}..{hi}");
     }
 
     #[test]

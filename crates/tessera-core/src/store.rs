@@ -198,7 +198,9 @@ pub trait Store: UserStore + ClientStore + TokenStore {
     /// [`MAX_INVALIDATIONS_PER_READ`].
     async fn invalidations_after(&self, after: i64) -> Result<Vec<(i64, Invalidation)>, StoreError>;
 
-    /// Deletes invalidation-log entries written before `before`; returns how many.
+    /// Deletes invalidation-log entries written before `before`, except the newest entry (so that
+    /// [`latest_invalidation`](Store::latest_invalidation) never moves back but by a restore, which
+    /// followers detect that way); returns how many.
     async fn prune_invalidations(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// The token with this digest, with its user and client: everything authentication needs, in

@@ -357,7 +357,7 @@ fn checksum(payload: &[u8]) -> String {
     out.iter().map(|&b| b as char).collect()
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // The OS generator failing is not something a caller can recover from; every platform Tessera
     // supports provides one.

@@ -33,10 +33,9 @@
 //! |---|---|---|
 //! | `P tok:<hex digest>` | hash | `id`, `user_id`, `client_id`, `seed` (hex), `created`, `expiry`, `last_used` (µs since the epoch; absent = never / not yet), `user_agent`, `ip` (absent = none) |
 //! | `P pair:<user>:<client>` | string | the digest of the pair's token: one token per (user, client) |
-//! | `P id:<id>` | string | the digest of token `id` |
+//! | `P id:<id>` | string | the digest of token `id` (ids are random, never a counter: see [`tessera_core::model::fresh_id`]) |
 //! | `P user:<user>` | set | the digests of the user's tokens (sessions, logout-all) |
 //! | `P client:<client>` | set | the digests of the client's tokens (deleting a client) |
-//! | `P next_id` | string | the last token id handed out (INCR) |
 //! | `P throttle:<key>` | sorted set | allowed request times (µs, Redis's clock) of a throttle key |
 //! | channel `P invalidations` | pub/sub | `t:<hex digest>`, `u:<id>`, `c:<id>`, space-separated |
 //!

@@ -77,6 +77,17 @@ impl TestRedis {
         keys.dedup();
         keys
     }
+
+    /// Deletes every key under the test's prefix behind Tessera's back, as an operator "logging
+    /// everyone out" by hand would: no script runs and nothing is published.
+    pub async fn delete_all_keys(&self) {
+        let keys = self.keys().await;
+        if keys.is_empty() {
+            return;
+        }
+        let mut raw = self.raw().await;
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut raw).await.expect("DEL");
+    }
 }
 
 /// A fresh key prefix on the test server, or `None` (after saying so) when Redis is absent.

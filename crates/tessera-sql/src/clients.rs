@@ -1,7 +1,7 @@
 //! [`ClientStore`] on SQL.
 
 use crate::SqlStore;
-use crate::error::{conflict_or, from_sqlx, no_such};
+use crate::error::{conflict_or, from_sqlx, insert_failed, no_such};
 use crate::rows::{self, cap_secs, client_columns, micros, ttl_secs};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -9,8 +9,8 @@ use tessera_core::store::{ClientStore, ClientUpdate, StoreError};
 use tessera_core::{Client, ClientId, ClientName, NewClient};
 
 const INSERT: &str = concat!(
-    "INSERT INTO clients (name, token_ttl_secs, throttle_rate, sliding_expiry, max_lifetime_secs, description, created) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+    "INSERT INTO clients (id, name, token_ttl_secs, throttle_rate, sliding_expiry, max_lifetime_secs, description, \
+     created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
     client_columns!()
 );
 const BY_ID: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1");
@@ -37,19 +37,26 @@ impl ClientStore for SqlStore {
     async fn create_client(&self, client: NewClient) -> Result<Client, StoreError> {
         // NewClient carries no creation time, so the store stamps it.
         let created = micros(Utc::now());
-        with_writer!(self, |pool| {
-            let row = sqlx::query(INSERT)
-                .bind(client.name.as_str())
-                .bind(ttl_secs(client.token_ttl))
-                .bind(client.throttle_rate.map(|r| r.to_string()))
-                .bind(client.sliding_expiry)
-                .bind(cap_secs(client.max_lifetime))
-                .bind(&client.description)
-                .bind(created)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| conflict_or(e, || format!("a client named '{}' already exists", client.name)))?;
-            rows::client(&row, 0)
+        with_fresh_id!(|id| {
+            with_writer!(self, |pool| {
+                let row = sqlx::query(INSERT)
+                    .bind(id)
+                    .bind(client.name.as_str())
+                    .bind(ttl_secs(client.token_ttl))
+                    .bind(client.throttle_rate.map(|r| r.to_string()))
+                    .bind(client.sliding_expiry)
+                    .bind(cap_secs(client.max_lifetime))
+                    .bind(&client.description)
+                    .bind(created)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| {
+                        insert_failed(e, |e| {
+                            conflict_or(e, || format!("a client named '{}' already exists", client.name))
+                        })
+                    })?;
+                rows::client(&row, 0)
+            })
         })
     }
 

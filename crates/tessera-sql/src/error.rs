@@ -47,6 +47,30 @@ pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation)
 }
 
+/// What an insert reports when the random id it drew is taken; [`with_fresh_id!`] draws again.
+const ID_TAKEN: &str = "every freshly drawn id was taken; try again";
+
+/// Whether `err` is a uniqueness violation of a primary key `id`: the fresh id collided.
+/// PostgreSQL names the constraint `<table>_pkey`; SQLite says `UNIQUE constraint failed: <table>.id`.
+pub(crate) fn is_id_collision(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+            db.constraint().is_some_and(|c| c.ends_with("_pkey")) || db.message().ends_with(".id")
+        }
+        _ => false,
+    }
+}
+
+/// An insert's error: an id collision as [`ID_TAKEN`], anything else through `other`.
+pub(crate) fn insert_failed(err: sqlx::Error, other: impl FnOnce(sqlx::Error) -> StoreError) -> StoreError {
+    if is_id_collision(&err) { StoreError::Unavailable(ID_TAKEN.into()) } else { other(err) }
+}
+
+/// Whether an insert failed only because its fresh id was taken: [`with_fresh_id!`] draws again.
+pub(crate) fn id_taken(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(m) if m == ID_TAKEN)
+}
+
 /// Maps a uniqueness violation to [`StoreError::Conflict`] with `message`, anything else as usual.
 pub(crate) fn conflict_or(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
     if is_unique_violation(&err) { StoreError::Conflict(message()) } else { from_sqlx(err) }
@@ -76,4 +100,53 @@ pub(crate) async fn finish<DB: Database, T>(
 /// "no user with id 3".
 pub(crate) fn no_such(what: &str, id: i64) -> StoreError {
     StoreError::NotFound(format!("no {what} with id {id}"))
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::is_id_collision;
+    use tessera_core::NewUser;
+    use tessera_core::store::UserStore;
+
+    /// A drawn id that is taken is told apart from every other uniqueness violation, on each
+    /// backend's own error.
+    async fn collisions_are_recognised(db: crate::testing::TestDb) {
+        let new = |name: &str| NewUser {
+            username: name.parse().expect("username"),
+            password_hash: "x".into(),
+            is_active: true,
+            is_staff: false,
+        };
+        let alice = db.store.create_user(new("alice")).await.expect("alice");
+        let insert = |id: i64, name: &'static str| {
+            let store = db.store.clone();
+            async move {
+                with_writer!(store, |pool| {
+                    sqlx::query("INSERT INTO users (id, username, password_hash, created) VALUES ($1, $2, 'x', 0)")
+                        .bind(id)
+                        .bind(name)
+                        .execute(pool)
+                        .await
+                        .expect_err("a duplicate")
+                })
+            }
+        };
+        assert!(is_id_collision(&insert(alice.id.0, "bob").await), "the same id");
+        assert!(!is_id_collision(&insert(alice.id.0 + 1, "alice").await), "the same name");
+        db.close().await;
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn on_sqlite() {
+        collisions_are_recognised(crate::testing::sqlite().await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn on_postgres() {
+        if let Some(db) = crate::testing::postgres().await {
+            collisions_are_recognised(db).await;
+        }
+    }
 }

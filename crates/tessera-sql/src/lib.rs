@@ -106,6 +106,23 @@ macro_rules! with_writer {
     };
 }
 
+/// Evaluates the async `$body` (a `Result<T, StoreError>`) with `$id` bound to a fresh random id
+/// ([`tessera_core::model::fresh_id`]), drawing again while the id is taken. A collision has a
+/// chance of rows / 2^53 per draw, so four taken draws in a row mean something else is wrong: the
+/// last error ([`StoreError::Unavailable`](tessera_core::StoreError)) is returned.
+macro_rules! with_fresh_id {
+    (|$id:ident| $body:expr) => {{
+        let mut draws = 1;
+        loop {
+            let $id = tessera_core::model::fresh_id();
+            match $body {
+                Err(e) if $crate::error::id_taken(&e) && draws < 4 => draws += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Runs the async `$body` (which evaluates to `Result<T, StoreError>`) in a write transaction with
 /// `$conn` bound to its connection (`&mut *$conn` is an executor). Commits on `Ok`, rolls back on
 /// `Err`. On SQLite the transaction begins with `BEGIN IMMEDIATE` on the single writer connection.

@@ -1,7 +1,7 @@
 //! [`TokenStore`] and [`Store`] on SQL.
 
 use crate::SqlStore;
-use crate::error::{from_sqlx, is_foreign_key_violation, is_unique_violation};
+use crate::error::{from_sqlx, insert_failed, is_foreign_key_violation, is_unique_violation};
 use crate::rows::{self, RowExt, TOKEN_WIDTH, USER_WIDTH, micros, token_columns};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,13 +11,13 @@ use tessera_core::store::{
 use tessera_core::{AuthToken, Client, ClientId, NewToken, TokenDigest, TokenId, User, UserId};
 
 const INSERT: &str = concat!(
-    "INSERT INTO auth_tokens (user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
     token_columns!()
 );
 const INSERT_IF_ABSENT: &str = concat!(
-    "INSERT INTO auth_tokens (user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, client_id) DO NOTHING RETURNING ",
+    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, client_id) DO NOTHING RETURNING ",
     token_columns!()
 );
 const BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE id = $1");
@@ -30,7 +30,10 @@ const LATEST_INVALIDATION: &str = "SELECT COALESCE(MAX(seq), 0) FROM invalidatio
 /// The limit is `tessera_core::store::MAX_INVALIDATIONS_PER_READ` (a test checks).
 const INVALIDATIONS_AFTER: &str = "SELECT seq, digest, user_id, client_id FROM invalidations \
      WHERE seq > $1 ORDER BY seq LIMIT 10000";
-const PRUNE_INVALIDATIONS: &str = "DELETE FROM invalidations WHERE created < $1";
+/// The newest entry stays, however old: the log's end never moves back except by a restore,
+/// which is how followers notice one.
+const PRUNE_INVALIDATIONS: &str =
+    "DELETE FROM invalidations WHERE created < $1 AND seq < (SELECT MAX(seq) FROM invalidations)";
 /// Last-used times only move forward: instances flush their buffers in any order.
 const TOUCH: &str = "UPDATE auth_tokens SET last_used = $2 WHERE id = $1 AND (last_used IS NULL OR last_used < $2)";
 const PURGE: &str = "DELETE FROM auth_tokens WHERE expiry IS NOT NULL AND expiry <= $1";
@@ -56,11 +59,12 @@ const USER_AND_CLIENT: &str = concat!(
     " FROM (SELECT 1 AS one) AS pair LEFT JOIN users u ON u.id = $1 LEFT JOIN clients c ON c.id = $2"
 );
 
-/// Binds a [`NewToken`]'s columns in the order of the INSERT statements' placeholders. A macro,
-/// not a function: each expansion is typed against one driver's query.
+/// Binds a fresh id and a [`NewToken`]'s columns in the order of the INSERT statements'
+/// placeholders. A macro, not a function: each expansion is typed against one driver's query.
 macro_rules! bind_new_token {
-    ($query:expr, $token:expr) => {
+    ($query:expr, $id:expr, $token:expr) => {
         $query
+            .bind($id)
             .bind($token.user_id.0)
             .bind($token.client_id.0)
             .bind(&$token.digest.as_bytes()[..])
@@ -89,6 +93,10 @@ fn filter_ids(filter: TokenFilter) -> impl Iterator<Item = i64> {
 
 /// Why inserting `token` failed, as far as the error alone tells.
 fn insert_error(err: sqlx::Error, token: &NewToken) -> StoreError {
+    insert_failed(err, |err| owner_or_pair_error(err, token))
+}
+
+fn owner_or_pair_error(err: sqlx::Error, token: &NewToken) -> StoreError {
     if is_unique_violation(&err) {
         let on_digest = match &err {
             sqlx::Error::Database(db) => {
@@ -122,10 +130,10 @@ impl SqlStore {
         }
     }
 
-    async fn try_get_or_create(&self, token: &NewToken) -> Result<Option<(AuthToken, bool)>, StoreError> {
+    async fn try_get_or_create(&self, id: i64, token: &NewToken) -> Result<Option<(AuthToken, bool)>, StoreError> {
         in_write_transaction!(self, |tx| {
             async {
-                let inserted = bind_new_token!(sqlx::query(INSERT_IF_ABSENT), token)
+                let inserted = bind_new_token!(sqlx::query(INSERT_IF_ABSENT), id, token)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(|e| insert_error(e, token))?;
@@ -156,11 +164,13 @@ impl TokenStore for SqlStore {
     }
 
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
-        let result = with_writer!(self, |pool| {
-            match bind_new_token!(sqlx::query(INSERT), token).fetch_one(pool).await {
-                Ok(row) => rows::token(&row, 0),
-                Err(e) => Err(insert_error(e, &token)),
-            }
+        let result = with_fresh_id!(|id| {
+            with_writer!(self, |pool| {
+                match bind_new_token!(sqlx::query(INSERT), id, token).fetch_one(pool).await {
+                    Ok(row) => rows::token(&row, 0),
+                    Err(e) => Err(insert_error(e, &token)),
+                }
+            })
         });
         match result {
             Err(e @ StoreError::NotFound(_)) => Err(self.missing_owner(token.user_id, token.client_id, e).await),
@@ -172,7 +182,7 @@ impl TokenStore for SqlStore {
         // Only PostgreSQL can come back empty-handed: the pair's token was deleted between our
         // INSERT finding it and our SELECT looking for it. Trying again then inserts ours.
         for _ in 0..3 {
-            match self.try_get_or_create(&token).await {
+            match with_fresh_id!(|id| self.try_get_or_create(id, &token).await) {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => continue,
                 Err(e @ StoreError::NotFound(_)) => {

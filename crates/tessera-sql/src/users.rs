@@ -1,7 +1,7 @@
 //! [`UserStore`] on SQL.
 
 use crate::SqlStore;
-use crate::error::{conflict_or, from_sqlx, no_such};
+use crate::error::{conflict_or, from_sqlx, insert_failed, no_such};
 use crate::rows::{self, micros, user_columns};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -9,7 +9,8 @@ use tessera_core::store::{StoreError, UserStore};
 use tessera_core::{NewUser, User, UserId, Username};
 
 const INSERT: &str = concat!(
-    "INSERT INTO users (username, password_hash, is_active, is_staff, created) VALUES ($1, $2, $3, $4, $5) RETURNING ",
+    "INSERT INTO users (id, username, password_hash, is_active, is_staff, created) VALUES ($1, $2, $3, $4, $5, $6) \
+     RETURNING ",
     user_columns!()
 );
 const BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
@@ -25,17 +26,24 @@ impl UserStore for SqlStore {
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
         // NewUser carries no creation time, so the store stamps it.
         let created = micros(Utc::now());
-        let row = with_writer!(self, |pool| {
-            let row = sqlx::query(INSERT)
-                .bind(user.username.as_str())
-                .bind(&user.password_hash)
-                .bind(user.is_active)
-                .bind(user.is_staff)
-                .bind(created)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| conflict_or(e, || format!("a user named '{}' already exists", user.username)))?;
-            rows::user(&row, 0)
+        let row = with_fresh_id!(|id| {
+            with_writer!(self, |pool| {
+                let row = sqlx::query(INSERT)
+                    .bind(id)
+                    .bind(user.username.as_str())
+                    .bind(&user.password_hash)
+                    .bind(user.is_active)
+                    .bind(user.is_staff)
+                    .bind(created)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|e| {
+                        insert_failed(e, |e| {
+                            conflict_or(e, || format!("a user named '{}' already exists", user.username))
+                        })
+                    })?;
+                rows::user(&row, 0)
+            })
         })?;
         Ok(row)
     }

@@ -79,10 +79,13 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
                 seen.pop_front();
             }
             let mut from = seen.front().map(|(_, seq)| *seq).unwrap_or(0);
+            let furthest = seen.back().map(|(_, seq)| *seq).unwrap_or(0);
             // Read to the end of the log before calling the cache synced: a read returns at most
             // MAX_INVALIDATIONS_PER_READ entries, and a flood (a mass revocation) can hold more.
+            let mut read_any = false;
             loop {
                 let changes = core.store.invalidations_after(from).await?;
+                read_any |= !changes.is_empty();
                 for (_, change) in &changes {
                     core.apply_invalidation(change);
                 }
@@ -93,7 +96,24 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
                 }
                 from = newest;
             }
-            seen.push_back((std::time::Instant::now(), from.max(seen.back().map(|s| s.1).unwrap_or(0))));
+            // Entries already read never disappear (pruning keeps the newest one), so a log that
+            // ends before a position already read was wound back: a restored backup, a truncated
+            // table. Entries written since then reuse old positions and would be skipped, and any
+            // cached verdict may predate the restore: start again from the log's end, with nothing
+            // cached. A quiet log (nothing after `from`) is asked where it ends.
+            let end = if read_any { from } else { core.store.latest_invalidation().await? };
+            if end < furthest {
+                tracing::warn!(
+                    position = furthest,
+                    end,
+                    "the invalidation log was wound back (a restore?); the token cache is emptied"
+                );
+                core.cache.clear();
+                seen.clear();
+                seen.push_back((std::time::Instant::now(), end));
+                return Ok(());
+            }
+            seen.push_back((std::time::Instant::now(), from.max(furthest)));
             Ok::<_, StoreError>(())
         }
         .await;

@@ -313,6 +313,7 @@ both_backends!(
         assert_eq!(sessions[0]["ip"], "127.0.0.1");
         // A user agent is stored at most 512 characters long.
         app.client("cli", "1d").await;
+        app.advance(TimeDelta::seconds(1)); // listed after the first
         let long = "x".repeat(8 * 1024);
         let reply = app
             .send(app.req(Method::POST, "/api/auth/login/", None).header("User-Agent", long.as_str()).json(&credentials("cli")))

@@ -17,6 +17,7 @@ mod renderer;
 mod routes;
 mod sessions;
 mod throttle;
+mod token_ids;
 
 mod smoke {
     use crate::both_backends;

@@ -67,6 +67,8 @@ pub struct Options {
     pub password_checks: Option<usize>,
     /// The rate limiter (default: the library's in-process ones).
     pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
+    /// Whether the auth routes authenticate through the cache (as `tessera serve` does).
+    pub cached_auth_routes: bool,
 }
 
 /// A renderer for [`Options::renderer`].
@@ -85,6 +87,7 @@ impl Default for Options {
             renderer: None,
             password_checks: None,
             limiter: None,
+            cached_auth_routes: false,
         }
     }
 }
@@ -122,6 +125,7 @@ pub struct TestApp {
     pub renderer: Option<Renderer>,
     pub password_checks: Option<usize>,
     pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
+    pub cached_auth_routes: bool,
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
@@ -225,6 +229,7 @@ impl TestApp {
             renderer: options.renderer,
             password_checks: options.password_checks,
             limiter: options.limiter,
+            cached_auth_routes: options.cached_auth_routes,
             _server: server,
             db,
             redis,
@@ -240,6 +245,7 @@ impl TestApp {
             renderer: self.renderer,
             password_checks: self.password_checks,
             limiter: self.limiter.clone(),
+            cached_auth_routes: self.cached_auth_routes,
         };
         let tessera = build(store, bus, self.key.clone(), &options, &self.clock, &self.events);
         tessera.start().await.expect("start");
@@ -395,7 +401,8 @@ fn build(
     let mut builder = Tessera::builder(store, key)
         .settings(options.settings.clone())
         .clock(Arc::new(clock.clone()))
-        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()));
+        .on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e.clone()))
+        .cached_auth_routes(options.cached_auth_routes);
     if let Some(renderer) = options.renderer {
         builder = builder.error_renderer(renderer);
     }

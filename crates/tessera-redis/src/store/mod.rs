@@ -139,29 +139,36 @@ fn listing_order(mut tokens: Vec<AuthToken>) -> Vec<AuthToken> {
 }
 
 impl RedisTokenStore {
+    /// Stores `token` under a fresh random id, drawing again while the id is taken (a chance of
+    /// one in 2^53 per live token); four taken draws in a row report the store unavailable.
     async fn insert(&self, token: &NewToken, mode: &str) -> Result<(AuthToken, bool), StoreError> {
-        let args = self.args([
-            mode.to_string(),
-            hex(token.digest.as_bytes()),
-            token.user_id.to_string(),
-            token.client_id.to_string(),
-            hex(token.seed.as_bytes()),
-            micros(token.created),
-            token.expiry.map(micros).unwrap_or_default(),
-            optional(token.user_agent.as_deref()),
-            optional(token.ip.as_deref()),
-            self.expire_at(token.expiry),
-        ]);
-        let (status, row): (i64, Row) = self.conn.eval("store a token", &scripts::CREATE, &[], &args).await?;
-        match status {
-            0 | 1 => Ok((record::token(row)?, status == 1)),
-            2 => Err(StoreError::Conflict(format!(
-                "user {} already has a token for client {}",
-                token.user_id, token.client_id
-            ))),
-            3 => Err(StoreError::Conflict("a token with this digest already exists".into())),
-            other => Err(StoreError::Backend(format!("the token script answered status {other}"))),
+        for _ in 0..4 {
+            let args = self.args([
+                mode.to_string(),
+                hex(token.digest.as_bytes()),
+                token.user_id.to_string(),
+                token.client_id.to_string(),
+                hex(token.seed.as_bytes()),
+                micros(token.created),
+                token.expiry.map(micros).unwrap_or_default(),
+                optional(token.user_agent.as_deref()),
+                optional(token.ip.as_deref()),
+                self.expire_at(token.expiry),
+                tessera_core::model::fresh_id().to_string(),
+            ]);
+            let (status, row): (i64, Row) = self.conn.eval("store a token", &scripts::CREATE, &[], &args).await?;
+            return match status {
+                0 | 1 => Ok((record::token(row)?, status == 1)),
+                2 => Err(StoreError::Conflict(format!(
+                    "user {} already has a token for client {}",
+                    token.user_id, token.client_id
+                ))),
+                3 => Err(StoreError::Conflict("a token with this digest already exists".into())),
+                4 => continue,
+                other => Err(StoreError::Backend(format!("the token script answered status {other}"))),
+            };
         }
+        Err(StoreError::Unavailable("every freshly drawn token id was taken; try again".into()))
     }
 
     async fn change_expiry(

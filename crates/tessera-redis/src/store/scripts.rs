@@ -8,8 +8,9 @@
 //!
 //! Numbers stay strings: Lua numbers are doubles and Redis formats them in ways PEXPIREAT rejects,
 //! so timestamps are passed in, stored and compared (with `tonumber`, exact below 2^53 µs, the
-//! year 2255) but never printed from Lua; the one number Lua makes, the id from INCR, is
-//! formatted with `%d`.
+//! year 2255) but never printed from Lua. Token ids come in too: each is a fresh random id drawn
+//! by the caller (`tessera_core::model::fresh_id`), never a counter Redis keeps — a counter that a
+//! deleted key, a restore or a failover winds back would hand an id out twice.
 
 use redis::Script;
 use std::sync::LazyLock;
@@ -103,9 +104,9 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: prefix, mode (`create` | `get_or_create`), digest, user, client, seed, created, expiry
-/// (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never).
-/// Returns `{status, record}`: 0 the pair's existing token, 1 created, 2 the pair has a token
-/// (create), 3 the digest is taken.
+/// (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never), the new
+/// token's id. Returns `{status, record}`: 0 the pair's existing token, 1 created, 2 the pair has
+/// a token (create), 3 the digest is taken, 4 the id is taken (the caller draws another).
 pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -120,7 +121,8 @@ if existing then
   end
 end
 if redis.call('EXISTS', tok(d)) == 1 then return {3, {}} end
-local id = string.format('%d', redis.call('INCR', P .. 'next_id'))
+local id = ARGV[12]
+if redis.call('EXISTS', P .. 'id:' .. id) == 1 then return {4, {}} end
 local fields = {'id', id, 'user_id', user, 'client_id', client, 'seed', ARGV[6], 'created', ARGV[7]}
 if ARGV[8] ~= '' then
   fields[#fields + 1] = 'expiry'

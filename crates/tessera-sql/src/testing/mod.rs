@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[cfg(feature = "postgres")]
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
+use tessera_core::StoreError;
 
 #[cfg(feature = "postgres")]
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -57,6 +58,17 @@ impl TestDb {
     /// Closes the store; the database itself goes when `self` is dropped.
     pub async fn close(&self) {
         self.store.close().await;
+    }
+
+    /// Runs `sql` (any number of statements) in one transaction, as an operator with a SQL shell
+    /// (or a restore) would: the schema's triggers fire, nothing of Tessera's runs.
+    pub async fn run_sql(&self, sql: &str) {
+        async fn run(store: &SqlStore, sql: &str) -> Result<(), StoreError> {
+            in_write_transaction!(store, |tx| {
+                async { sqlx::raw_sql(sql).execute(&mut *tx).await.map(|_| ()).map_err(crate::error::from_sqlx) }.await
+            })
+        }
+        run(&self.store, sql).await.unwrap_or_else(|e| panic!("running {sql:?}: {e}"));
     }
 }
 
