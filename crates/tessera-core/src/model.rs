@@ -157,7 +157,22 @@ impl<'de> Deserialize<'de> for ClientName {
     }
 }
 
-/// A username: not blank, at most 150 characters of letters, digits and `@ . + - _` (Django's rule).
+/// A username as Django stores it: NFKC-normalised (`AbstractBaseUser.normalize_username`), then
+/// not blank, at most 150 characters, each a Unicode word character or one of `@ . + -` (Django's
+/// `UnicodeUsernameValidator`, `^[\w.@+-]+\Z`, checked after normalisation as Django's forms do).
+///
+/// Parsing normalises, so every path that names a user — creating one (CLI, admin, library,
+/// import), logging in, looking one up — agrees on one spelling: `ａｌｉｃｅ` (fullwidth) *is*
+/// `alice`, and creating it next to an existing `alice` is a conflict.
+///
+/// ```
+/// use tessera_core::Username;
+///
+/// let name: Username = "ａｌｉｃｅ".parse().unwrap();
+/// assert_eq!(name.as_str(), "alice");
+/// assert_eq!("ﬁona".parse::<Username>().unwrap().as_str(), "fiona");
+/// assert!("al ice".parse::<Username>().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Username(String);
@@ -167,24 +182,76 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Django's `normalize_username`: Unicode NFKC. Does no checking; [`str::parse`] normalises
+    /// and checks.
+    pub fn normalize(name: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        name.nfkc().collect()
+    }
+
+    /// A name as a store holds it, checked but not normalised: a name stored by a version before
+    /// normalisation is shown as it was stored rather than as a different, existing user.
+    /// Earlier versions also took combining marks (Rust's `char::is_alphanumeric`), so those
+    /// still read back.
+    pub fn stored(s: &str) -> Result<Self, NameError> {
+        let err = |reason: &str| NameError { what: "stored username", input: s.to_string(), reason: reason.into() };
+        if s.is_empty() || s.chars().count() > USERNAME_MAX {
+            return Err(err("it is blank or too long"));
+        }
+        if !s.chars().all(|c| c.is_alphanumeric() || is_word_char(c) || "@.+-".contains(c)) {
+            return Err(err("it holds a character no username may have"));
+        }
+        Ok(Username(s.to_string()))
+    }
+}
+
+/// Whether Python's `re` counts `c` as `\w` in a str pattern: `str.isalnum()` or `_`. Python's
+/// `isalnum` is a letter (Lu, Ll, Lt, Lm, Lo) or a character with a numeric value, which are the
+/// numbers (Nd, Nl, No). Not Rust's `char::is_alphanumeric`: that also takes combining marks and
+/// circled letters with the Alphabetic property, which Django refuses.
+fn is_word_char(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    c == '_' || matches!(c.general_category_group(), GeneralCategoryGroup::Letter | GeneralCategoryGroup::Number)
+}
+
+/// The checks Django's validators make, on `name` (already normalised or as stored); `input` is
+/// what the caller gave, for the message.
+fn check_username(input: &str, name: &str) -> Result<(), NameError> {
+    let err = |reason: String| NameError { what: "username", input: input.to_string(), reason };
+    if name.is_empty() {
+        return Err(err("it must not be blank".into()));
+    }
+    let len = name.chars().count();
+    if len > USERNAME_MAX {
+        let normalised = if input == name { "" } else { " once normalised (NFKC)" };
+        return Err(err(format!("it is {len} characters long{normalised}; the limit is {USERNAME_MAX}")));
+    }
+    if let Some(bad) = name.chars().find(|&c| !(is_word_char(c) || "@.+-".contains(c))) {
+        return Err(err(format!("'{}' is not allowed (use letters, digits and @ . + - _)", bad.escape_default())));
+    }
+    Ok(())
 }
 
 impl FromStr for Username {
     type Err = NameError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: String| NameError { what: "username", input: s.to_string(), reason };
-        if s.is_empty() {
-            return Err(err("it must not be blank".into()));
-        }
+        // The length first, before any work: a login with 64 KB of name costs a count, not a
+        // normalisation. NFKC can lengthen a name (up to 18 times for one character), so the
+        // normalised name is checked again; Django checks only the normalised one, so a name over
+        // 150 characters that normalisation would shorten is refused here and accepted there.
         let len = s.chars().count();
         if len > USERNAME_MAX {
-            return Err(err(format!("it is {len} characters long; the limit is {USERNAME_MAX}")));
+            return Err(NameError {
+                what: "username",
+                input: s.to_string(),
+                reason: format!("it is {len} characters long; the limit is {USERNAME_MAX}"),
+            });
         }
-        if let Some(bad) = s.chars().find(|c| !(c.is_alphanumeric() || "@.+-_".contains(*c))) {
-            return Err(err(format!("'{}' is not allowed (use letters, digits and @ . + - _)", bad.escape_default())));
-        }
-        Ok(Username(s.to_string()))
+        let normalized = Username::normalize(s);
+        check_username(s, &normalized)?;
+        Ok(Username(normalized))
     }
 }
 

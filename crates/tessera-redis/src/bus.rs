@@ -23,20 +23,46 @@ const PER_MESSAGE: usize = 256;
 /// dropped has missed what was sent meanwhile, which is why [`InvalidationBus::subscribe`]
 /// returns when the connection drops. It notices a silent drop too: it pings the server every
 /// `ping_interval` (500 ms) and gives up when an answer takes longer than 1 s.
+///
+/// **Tokens that leave Redis behind Tessera's back.** With [`RedisBus::following_token_keys`] the
+/// subscription also listens to Redis's keyspace notifications for the connection's database —
+/// the keyevent channels `del` (DEL and UNLINK), `expired` and `evicted` — and turns every
+/// `P tok:<hex digest>` key among them into a token invalidation: an operator who deletes token
+/// keys by hand is honoured by every instance's cache at once. Redis publishes those events only
+/// when its `notify-keyspace-events` has the classes `E` and `g` (`x`, `e` for the others; see
+/// [`crate::server_config`]). FLUSHDB, FLUSHALL, a restore and a failover emit no per-key event.
 #[derive(Debug, Clone)]
 pub struct RedisBus {
     conn: RedisConnection,
     channel: String,
+    /// `__keyevent@<db>__:`, when following token keys.
+    keyevents: Option<String>,
     ping_interval: Duration,
     ping_timeout: Duration,
 }
+
+/// The keyevent notifications that mean a key is gone.
+const GONE_EVENTS: [&str; 3] = ["del", "expired", "evicted"];
 
 impl RedisBus {
     /// A bus on `conn`'s server, on the channel under its key prefix.
     pub fn new(conn: RedisConnection) -> Self {
         let channel = format!("{}invalidations", conn.key_prefix());
         let ping_timeout = conn.response_timeout().min(Duration::from_secs(1));
-        Self { conn, channel, ping_interval: Duration::from_millis(500), ping_timeout }
+        Self { conn, channel, keyevents: None, ping_interval: Duration::from_millis(500), ping_timeout }
+    }
+
+    /// Also follows token keys that leave Redis by any path — DEL, UNLINK, expiry, eviction —
+    /// through the server's keyspace notifications (see the type's docs), so a cache forgets
+    /// their tokens. Useless unless the server emits them.
+    pub fn following_token_keys(mut self) -> Self {
+        self.keyevents = Some(format!("__keyevent@{}__:", self.conn.database()));
+        self
+    }
+
+    /// Whether it follows token keys.
+    pub fn follows_token_keys(&self) -> bool {
+        self.keyevents.is_some()
     }
 
     /// How often the subscription checks its connection (default 500 ms).
@@ -68,7 +94,11 @@ impl RedisBus {
             }
         };
         let (mut sink, stream) = pubsub.split();
-        match tokio::time::timeout(self.conn.response_timeout(), sink.subscribe(&self.channel)).await {
+        let mut channels = vec![self.channel.clone()];
+        if let Some(keyevents) = &self.keyevents {
+            channels.extend(GONE_EVENTS.iter().map(|event| format!("{keyevents}{event}")));
+        }
+        match tokio::time::timeout(self.conn.response_timeout(), sink.subscribe(&channels)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(self.conn.map_error("subscribe to invalidations", &e).into()),
             Err(_) => return Err(BusError(format!("Redis at {server} did not confirm the subscription in time"))),
@@ -84,10 +114,11 @@ impl RedisBus {
                     let Some(message) = message else {
                         return Err(BusError(format!("the subscription connection to Redis at {server} was closed")));
                     };
-                    if message.get_channel_name() != self.channel {
-                        continue;
-                    }
-                    for change in decode(message.get_payload_bytes()) {
+                    if message.get_channel_name() == self.channel {
+                        for change in decode(message.get_payload_bytes()) {
+                            on_change(change);
+                        }
+                    } else if let Some(change) = self.gone_token(message.get_channel_name(), message.get_payload_bytes()) {
                         on_change(change);
                     }
                 }
@@ -105,6 +136,20 @@ impl RedisBus {
                 }
             }
         }
+    }
+}
+
+impl RedisBus {
+    /// The token whose key a keyevent notification says is gone (the payload is the key's name),
+    /// or `None` for every other key and channel.
+    fn gone_token(&self, channel: &str, key: &[u8]) -> Option<Invalidation> {
+        let event = channel.strip_prefix(self.keyevents.as_deref()?)?;
+        if !GONE_EVENTS.contains(&event) {
+            return None;
+        }
+        let hex = key.strip_prefix(self.conn.key_prefix().as_bytes())?.strip_prefix(b"tok:")?;
+        let digest = crate::store::unhex32(std::str::from_utf8(hex).ok()?)?;
+        Some(Invalidation::Token(TokenDigest(digest)))
     }
 }
 

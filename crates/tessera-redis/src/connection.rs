@@ -169,6 +169,11 @@ impl RedisConnection {
         if answer == "PONG" { Ok(()) } else { Err(RedisError::Command(format!("PING answered {answer:?}"))) }
     }
 
+    /// The database the URL selects (`redis://host/2` is 2; 0 without one).
+    pub fn database(&self) -> i64 {
+        self.inner.client.get_connection_info().redis_settings().db()
+    }
+
     /// The key prefix.
     pub fn key_prefix(&self) -> &str {
         &self.inner.prefix

@@ -50,7 +50,13 @@
 //! * A standalone Redis (or a primary with replicas); the scripts compute key names, which Redis
 //!   Cluster does not allow.
 //! * `maxmemory-policy noeviction`: an evicting policy would drop tokens (or parts of them) to
-//!   make room — users logged out at random.
+//!   make room — users logged out at random. [`RedisConnection::maxmemory_policy`] reads it and
+//!   [`server_config::policy_evicts`] judges it; `tessera serve` refuses to start on an evicting
+//!   Redis that holds tokens.
+//! * Keyspace notifications (`notify-keyspace-events` with `E` and `g`, plus `x` and `e`) let
+//!   [`RedisBus::following_token_keys`] turn token keys deleted by hand, expired or evicted into
+//!   token invalidations. FLUSHDB, FLUSHALL, restores and failovers emit no per-key event: nothing
+//!   sees them.
 //! * Persistence (AOF or RDB) decides what survives a Redis restart: without it, a restart logs
 //!   everyone out.
 #![deny(missing_docs)]
@@ -58,6 +64,7 @@
 mod bus;
 mod connection;
 mod limiter;
+pub mod server_config;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

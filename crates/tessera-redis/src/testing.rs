@@ -158,3 +158,43 @@ impl Drop for DeletePrefix {
         }
     }
 }
+
+/// A server setting a test changed with `CONFIG SET`, put back as it was when this is dropped —
+/// also when the test panics. Settings are global to the server, so tests of one process that
+/// change them take turns: each holds a process-wide lock for as long as its guard lives.
+#[derive(Debug)]
+pub struct ServerSetting {
+    url: String,
+    name: String,
+    before: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl TestRedis {
+    /// Sets the server's `name` to `value` until the guard is dropped. Waits for any other
+    /// test of this process holding such a guard.
+    pub async fn set_server_config(&self, name: &str, value: &str) -> ServerSetting {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let turn = TURN.lock().await;
+        let before = self.conn.config_get(name).await.expect("CONFIG GET on the test Redis");
+        self.conn.config_set(name, value).await.expect("CONFIG SET on the test Redis");
+        ServerSetting { url: self.config.url.clone(), name: name.to_string(), before, _turn: turn }
+    }
+}
+
+impl ServerSetting {
+    fn restore(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        redis::cmd("CONFIG").arg("SET").arg(&self.name).arg(&self.before).exec(&mut conn)
+    }
+}
+
+impl Drop for ServerSetting {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            eprintln!("warning: could not put the test Redis's {} back to {:?}: {e}", self.name, self.before);
+        }
+    }
+}

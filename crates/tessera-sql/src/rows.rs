@@ -133,7 +133,7 @@ pub(crate) fn user(row: &impl RowExt, at: usize) -> Result<User, StoreError> {
     let username = row.text(at + 1)?;
     Ok(User {
         id: UserId(id),
-        username: username.parse::<Username>().map_err(|e| corrupt("users", id, "username", e))?,
+        username: Username::stored(&username).map_err(|e| corrupt("users", id, "username", e))?,
         password_hash: row.text(at + 2)?,
         is_active: row.flag(at + 3)?,
         is_staff: row.flag(at + 4)?,

@@ -37,6 +37,8 @@ pub struct App {
 /// What Redis provides when it is configured.
 #[derive(Debug, Clone)]
 pub struct RedisParts {
+    /// The connection the parts share.
+    pub conn: RedisConnection,
     /// The invalidation bus every instance subscribes to.
     pub bus: Arc<RedisBus>,
     /// The shared throttle (with its fallback policy).
@@ -86,8 +88,8 @@ impl App {
                 RedisDown::Fallback => FallbackMode::Fallback,
                 RedisDown::Refuse => FallbackMode::Refuse,
             };
-            let limiter = Arc::new(FallbackRateLimiter::new(Arc::new(RedisRateLimiter::new(conn)), mode));
-            redis = Some(RedisParts { bus, limiter });
+            let limiter = Arc::new(FallbackRateLimiter::new(Arc::new(RedisRateLimiter::new(conn.clone())), mode));
+            redis = Some(RedisParts { conn, bus, limiter });
         }
         Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database })
     }

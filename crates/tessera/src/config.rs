@@ -33,6 +33,8 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("redis_key_prefix", Kind::Text),
     ("token_store", Kind::Text),
     ("throttle_when_redis_down", Kind::Text),
+    ("redis_allow_eviction", Kind::Bool),
+    ("redis_keyspace_events", Kind::Text),
     ("header_read_timeout", Kind::Text),
     ("request_body_timeout", Kind::Text),
     ("idle_timeout", Kind::Text),
@@ -135,6 +137,24 @@ pub struct RedisSettings {
     pub token_store: TokenStoreKind,
     /// The throttle while Redis is down.
     pub when_down: RedisDown,
+    /// Start even though Redis's `maxmemory-policy` may evict tokens (`redis_allow_eviction`).
+    pub allow_eviction: bool,
+    /// Whether to follow token keys through Redis's keyspace notifications.
+    pub keyspace_events: KeyspaceEvents,
+}
+
+/// `redis_keyspace_events`: whether instances follow Redis's keyspace notifications to notice
+/// token keys deleted by hand (DEL, UNLINK), expired or evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyspaceEvents {
+    /// Follow them when the server already emits them (`notify-keyspace-events` has `E` and `g`);
+    /// never change the server's configuration. The default.
+    Auto,
+    /// Add the classes Tessera needs (`Egxe`) to the server's flags with `CONFIG SET`, keeping the
+    /// ones already on, and follow them.
+    On,
+    /// Do not follow them.
+    Off,
 }
 
 /// Secret text whose `Debug` does not show it.
@@ -322,8 +342,22 @@ impl Values {
             Some("refuse") => RedisDown::Refuse,
             Some(other) => bail!("invalid throttle_when_redis_down '{other}': use \"fallback\" or \"refuse\""),
         };
+        let allow_eviction = self.flag("redis_allow_eviction")?.unwrap_or(false);
+        let keyspace_events = match self.text("redis_keyspace_events")?.as_deref() {
+            None | Some("auto") => KeyspaceEvents::Auto,
+            Some("on") => KeyspaceEvents::On,
+            Some("off") => KeyspaceEvents::Off,
+            Some(other) => bail!("invalid redis_keyspace_events '{other}': use \"auto\", \"on\" or \"off\""),
+        };
         match redis_url {
-            Some(url) => Ok(Some(RedisSettings { url: SecretText(url), key_prefix, token_store, when_down })),
+            Some(url) => Ok(Some(RedisSettings {
+                url: SecretText(url),
+                key_prefix,
+                token_store,
+                when_down,
+                allow_eviction,
+                keyspace_events,
+            })),
             None if token_store == TokenStoreKind::Redis => bail!("token_store = \"redis\" needs redis_url"),
             None => Ok(None),
         }
@@ -571,6 +605,21 @@ mod tests {
         assert_eq!(redis.token_store, TokenStoreKind::Redis);
         assert_eq!(redis.when_down, RedisDown::Fallback);
         assert_eq!(redis.key_prefix, "tessera:");
+        assert!(!redis.allow_eviction);
+        assert_eq!(redis.keyspace_events, KeyspaceEvents::Auto);
+        let redis = load(&[
+            ("TESSERA_REDIS_URL", "redis://x"),
+            ("TESSERA_REDIS_ALLOW_EVICTION", "true"),
+            ("TESSERA_REDIS_KEYSPACE_EVENTS", "on"),
+        ])
+        .expect("redis")
+        .redis
+        .expect("redis settings");
+        assert!(redis.allow_eviction);
+        assert_eq!(redis.keyspace_events, KeyspaceEvents::On);
+        let err = load(&[("TESSERA_REDIS_URL", "redis://x"), ("TESSERA_REDIS_KEYSPACE_EVENTS", "yes")])
+            .expect_err("bad value");
+        assert!(format!("{err:#}").contains("invalid redis_keyspace_events 'yes'"), "{err:#}");
         assert!(!format!("{redis:?}").contains("pw"), "the URL may hold a password");
         let err = load(&[("TESSERA_TOKEN_STORE", "redis")]).expect_err("no url");
         assert!(format!("{err:#}").contains("needs redis_url"));

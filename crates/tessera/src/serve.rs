@@ -52,7 +52,14 @@ async fn ready(State(state): State<ServerState>) -> Response {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> Result<()> {
-    let app = App::open(config).await?;
+    let mut app = App::open(config).await?;
+    if let (Some(settings), Some(redis)) = (app.config.redis.clone(), app.redis.as_mut()) {
+        // Before listening: an instance that must not run never answers.
+        if crate::redis_checks::check(&redis.conn, &settings).await? {
+            // Only the subscription follows token keys; publishing is the same either way.
+            redis.bus = Arc::new(redis.bus.as_ref().clone().following_token_keys());
+        }
+    }
     let (_, key_source) = crate::key::load_or_create(&app.config)?;
     let fresh = app.created_database || matches!(key_source, KeySource::Generated(_));
     match &key_source {

@@ -244,3 +244,48 @@ async fn an_admin_expiry_sticks_on_a_sliding_token_in_redis_uncached() {
     let Some(app) = TestApp::start(Backend::SqliteWithRedisTokens, Options::default()).await else { return };
     admin_expiry_sticks_uncached(app).await;
 }
+
+/// The `P tok:<hex digest>` key of `token` in the app's Redis.
+async fn token_key(app: &TestApp, token: &str) -> String {
+    let digest = app.tessera.codec().parse(token).expect("a well-formed token");
+    let hex: String = digest.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}tok:{hex}", app.redis.as_ref().expect("Redis").config.key_prefix)
+}
+
+/// An operator deletes a token's key in Redis by hand (DEL, UNLINK): no instance revoked it, yet
+/// with keyspace notifications on, the cached instance refuses the token within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_keys_deleted_from_redis_by_hand_are_refused_within_a_second() {
+    let options = Options { follow_token_keys: true, ..Options::default() };
+    let Some(app) = TestApp::start(Backend::SqliteWithRedisTokens, options).await else { return };
+    let redis = app.redis.as_ref().expect("Redis");
+    let _events = redis.set_server_config("notify-keyspace-events", "Egxe").await;
+    // The subscription was made before the setting changed; Redis publishes to it from now on.
+    let alice = app.user("alice").await;
+    let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+    let mut raw = redis.raw().await;
+    for (client, command) in [(&web, "DEL"), (&cli, "UNLINK")] {
+        let token = cached(&app, app.mint(&alice, client).await).await;
+        let key = token_key(&app, &token).await;
+        let deleted: i64 = redis::cmd(command).arg(&key).query_async(&mut raw).await.expect(command);
+        assert_eq!(deleted, 1, "{key} existed");
+        refused_soon(&app, &app.base, &token, "Invalid token.").await;
+    }
+}
+
+/// Without keyspace notifications, the same deletion is not seen until the cache entry times out:
+/// the gap the deployment guide documents (`tessera token revoke --all` is the supported way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keyspace_notifications_a_token_deleted_by_hand_stays_cached() {
+    let Some(app) = TestApp::start(Backend::SqliteWithRedisTokens, Options::default()).await else { return };
+    let alice = app.user("alice").await;
+    let web = app.client("web", "1d").await;
+    let token = cached(&app, app.mint(&alice, &web).await).await;
+    let key = token_key(&app, &token).await;
+    let mut raw = app.redis.as_ref().expect("Redis").raw().await;
+    let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut raw).await.expect("DEL");
+    assert_eq!(deleted, 1);
+    tokio::time::sleep(ELSEWHERE).await;
+    assert_eq!(app.get("/api/hello-cached/", Some(&token)).await.0, 200, "still cached");
+    assert_eq!(app.get("/api/hello/", Some(&token)).await.0, 401, "gone from the store");
+}

@@ -163,6 +163,31 @@ both_backends!(
 );
 
 both_backends!(
+    async fn a_name_logs_in_under_its_normalised_form(app) {
+        // Stored names are NFKC (as Django stores them), and login normalises what it is given:
+        // fullwidth `ａｌｉｃｅ` and `ａlice` are alice, and get alice's one token for the pair.
+        let alice = app.user("alice").await;
+        let web = app.client("web", "1d").await;
+        let plain = app.login_with(credentials("web")).await;
+        assert_eq!(plain.status, 200, "{}", plain.text);
+        for name in ["ａｌｉｃｅ", "ａlice", " ａｌｉｃｅ "] {
+            let reply = app.login_with(json!({"username": name, "password": PASSWORD, "client": "web"})).await;
+            assert_eq!(reply.status, 200, "{name:?}: {}", reply.text);
+            assert_eq!(reply.body["token"], plain.body["token"], "{name:?} is alice");
+        }
+        assert_eq!(app.tokens().await.len(), 1);
+        assert!(app.token_for(&alice, &web).await.is_some());
+        // Normalising does not make a wrong password right, nor an unknown name known.
+        let wrong = app.login_with(json!({"username": "ａｌｉｃｅ", "password": "wrong", "client": "web"})).await;
+        assert_eq!((wrong.status, wrong.body), (400, json!({"non_field_errors": [BAD_CREDENTIALS]})));
+        let unknown = app.login_with(json!({"username": "ａｌｉｃｅｓ", "password": PASSWORD, "client": "web"})).await;
+        assert_eq!((unknown.status, unknown.body), (400, json!({"non_field_errors": [BAD_CREDENTIALS]})));
+        let failed = app.events_named("login_failed");
+        assert_eq!(failed.iter().map(|e| e["reason"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["wrong password", "unknown user"]);
+    }
+);
+
+both_backends!(
     async fn second_login_returns_the_same_token_and_expiry(app) {
         let alice = app.user("alice").await;
         let web = app.client("web", "1d").await;

@@ -69,6 +69,9 @@ pub struct Options {
     pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
     /// Whether the auth routes authenticate through the cache (as `tessera serve` does).
     pub cached_auth_routes: bool,
+    /// With tokens in Redis, whether the bus follows token keys through keyspace notifications
+    /// (as `tessera serve` does when Redis emits them).
+    pub follow_token_keys: bool,
 }
 
 /// A renderer for [`Options::renderer`].
@@ -88,6 +91,7 @@ impl Default for Options {
             password_checks: None,
             limiter: None,
             cached_auth_routes: false,
+            follow_token_keys: false,
         }
     }
 }
@@ -126,6 +130,7 @@ pub struct TestApp {
     pub password_checks: Option<usize>,
     pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
     pub cached_auth_routes: bool,
+    pub follow_token_keys: bool,
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
@@ -137,10 +142,12 @@ pub struct TestApp {
 fn compose(
     sql: tessera_sql::SqlStore,
     redis: Option<tessera_redis::RedisConnection>,
+    follow_token_keys: bool,
 ) -> (Arc<dyn Store>, Option<Arc<dyn InvalidationBus>>) {
     let Some(conn) = redis else { return (Arc::new(sql), None) };
     let tokens = tessera_redis::RedisTokenStore::new(conn.clone(), tessera_redis::RedisTokenStoreConfig::default());
-    let bus: Arc<dyn InvalidationBus> = Arc::new(tessera_redis::RedisBus::new(conn));
+    let bus = tessera_redis::RedisBus::new(conn);
+    let bus: Arc<dyn InvalidationBus> = Arc::new(if follow_token_keys { bus.following_token_keys() } else { bus });
     let split = Arc::new(tessera_core::split::SplitStore::new(Arc::new(sql), Arc::new(tokens)));
     (Arc::new(tessera_core::bus::NotifyingStore::new(split, bus.clone())), Some(bus))
 }
@@ -214,7 +221,7 @@ impl TestApp {
         let clock = ManualClock::default();
         let events = Arc::new(Mutex::new(Vec::new()));
         let key = ServerKey::generate();
-        let (store, bus) = compose(db.store.clone(), redis.as_ref().map(|r| r.conn.clone()));
+        let (store, bus) = compose(db.store.clone(), redis.as_ref().map(|r| r.conn.clone()), options.follow_token_keys);
         let tessera = build(store, bus, key.clone(), &options, &clock, &events);
         tessera.start().await.expect("start");
         let server = serve(tessera.clone()).await;
@@ -230,6 +237,7 @@ impl TestApp {
             password_checks: options.password_checks,
             limiter: options.limiter,
             cached_auth_routes: options.cached_auth_routes,
+            follow_token_keys: options.follow_token_keys,
             _server: server,
             db,
             redis,
@@ -246,6 +254,7 @@ impl TestApp {
             password_checks: self.password_checks,
             limiter: self.limiter.clone(),
             cached_auth_routes: self.cached_auth_routes,
+            follow_token_keys: self.follow_token_keys,
         };
         let tessera = build(store, bus, self.key.clone(), &options, &self.clock, &self.events);
         tessera.start().await.expect("start");
@@ -261,7 +270,7 @@ impl TestApp {
 
     async fn elsewhere_with_bus(&self) -> (Arc<dyn Store>, Option<Arc<dyn InvalidationBus>>) {
         let sql = tessera_sql::SqlStore::connect(&self.db.url).await.expect("another connection");
-        compose(sql, self.redis.as_ref().map(|r| r.connect_again()))
+        compose(sql, self.redis.as_ref().map(|r| r.connect_again()), self.follow_token_keys)
     }
 
     pub fn store(&self) -> &tessera_sql::SqlStore {

@@ -151,9 +151,12 @@ both_backends!(
         assert_eq!(app.login_with(wrong.clone()).await.status, 400);
         app.advance(TimeDelta::seconds(10));
         assert_eq!(app.login_with(wrong).await.status, 400);
-        // Now even the right password is refused, and the trimmed name is the same name.
+        // Now even the right password is refused, and the trimmed name is the same name, and so
+        // is every spelling that normalises to it (NFKC): no budget per spelling.
         let right = json!({"username": " alice ", "password": PASSWORD, "client": "web"});
         assert_throttled(&app.login_with(right.clone()).await, 50);
+        let fullwidth = json!({"username": "ａｌｉｃｅ", "password": PASSWORD, "client": "web"});
+        assert_throttled(&app.login_with(fullwidth).await, 50);
         assert_eq!(app.token_for(&alice, &web).await, None);
         // Other usernames are not affected.
         app.login("bob", "web").await;

@@ -1,3 +1,4 @@
 //! tessera-core's integration tests, one binary.
 
 mod humanize;
+mod usernames;

@@ -12,13 +12,13 @@ use tessera_redis::{RedisBus, RedisConnection, RedisTokenStore, RedisTokenStoreC
 use tokio::sync::{mpsc, oneshot};
 
 /// A running subscription: its changes, and how it ended.
-struct Subscription {
-    changes: mpsc::UnboundedReceiver<Invalidation>,
+pub(crate) struct Subscription {
+    pub(crate) changes: mpsc::UnboundedReceiver<Invalidation>,
     ended: oneshot::Receiver<BusError>,
 }
 
 /// Subscribes on `bus` in a task and waits until the subscription is in place.
-async fn subscribe(bus: RedisBus) -> Subscription {
+pub(crate) async fn subscribe(bus: RedisBus) -> Subscription {
     let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let (change_tx, changes) = mpsc::unbounded_channel();
     let (end_tx, ended) = oneshot::channel();
@@ -39,7 +39,7 @@ async fn subscribe(bus: RedisBus) -> Subscription {
     Subscription { changes, ended }
 }
 
-async fn next_change(sub: &mut Subscription) -> Invalidation {
+pub(crate) async fn next_change(sub: &mut Subscription) -> Invalidation {
     tokio::time::timeout(Duration::from_secs(5), sub.changes.recv()).await.expect("a change in time").expect("open")
 }
 

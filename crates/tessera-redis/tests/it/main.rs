@@ -9,6 +9,7 @@ mod expiry;
 mod fallback;
 mod limiter;
 mod round_trips;
+mod server_config;
 mod support;
 mod unavailable;
 

@@ -58,15 +58,26 @@ impl UserCommand {
         let store = &app.store;
         match self {
             UserCommand::Create { username, staff, password_stdin } => {
-                let username: Username = username.parse()?;
+                let given = username;
+                let username: Username = given.parse()?;
+                // Stored as Django stores it (NFKC): say so when that changed what was typed.
+                let normalised = if username.as_str() == given {
+                    String::new()
+                } else {
+                    format!(
+                        " ('{}' is '{username}' once normalised (NFKC), as Django stores usernames)",
+                        given.escape_debug()
+                    )
+                };
                 if store.user_by_username(&username).await?.is_some() {
-                    bail!("a user named '{username}' already exists");
+                    bail!("a user named '{username}' already exists{normalised}");
                 }
                 let hash = hash_password(&read_password(password_stdin)?)?;
                 let user = store
                     .create_user(NewUser { username, password_hash: hash, is_staff: staff, is_active: true })
                     .await?;
-                output::out!("created {}user '{}' (id {})", if staff { "staff " } else { "" }, user.username, user.id)?;
+                let staff = if staff { "staff " } else { "" };
+                output::out!("created {staff}user '{}' (id {}){normalised}", user.username, user.id)?;
             }
             UserCommand::List { json } => {
                 let users = store.list_users().await?;

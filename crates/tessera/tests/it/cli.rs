@@ -218,6 +218,12 @@ fn bad_inputs(backend: Backend) {
             "correct horse battery",
             "a user named 'alice' already exists",
         ),
+        // Stored as Django stores it (NFKC): fullwidth ａｌｉｃｅ is alice, who exists.
+        (
+            vec!["user", "create", "ａｌｉｃｅ", "--password-stdin"],
+            "correct horse battery",
+            "a user named 'alice' already exists ('ａｌｉｃｅ' is 'alice' once normalised (NFKC), as Django stores usernames)",
+        ),
         (vec!["user", "create", "bob", "--password-stdin"], "short", "too short"),
         (
             vec!["user", "create", "bad name", "--password-stdin"],

@@ -12,27 +12,35 @@ use tessera_testkit::{Backend, Method, Server, TestEnv, services_required};
 
 const SESSIONS: &str = "/api/auth/sessions/";
 
-/// A redis-server of the test's own, on a port of its own, that the test can stop and start.
-struct PrivateRedis {
+/// A redis-server of the test's own, on a port of its own, that the test can stop and start, and
+/// whose configuration a test may change without touching anyone else's Redis.
+pub(crate) struct PrivateRedis {
     port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl PrivateRedis {
-    fn start() -> Option<PrivateRedis> {
+    pub(crate) fn start() -> Option<PrivateRedis> {
+        Self::start_with(&[])
+    }
+
+    /// Started with extra `redis-server` arguments (`--maxmemory-policy allkeys-lru`).
+    pub(crate) fn start_with(args: &[&str]) -> Option<PrivateRedis> {
         if Command::new("redis-server").arg("--version").output().is_err() {
             assert!(!services_required(), "redis-server is required (TESSERA_REQUIRE_SERVICES=1) but not installed");
             eprintln!("skipping: redis-server is not installed");
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
-        let mut redis = PrivateRedis { port, child: None, dir: tempfile::tempdir().expect("tempdir") };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut redis = PrivateRedis { port, child: None, dir: tempfile::tempdir().expect("tempdir"), args };
         redis.resume();
         Some(redis)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -41,6 +49,7 @@ impl PrivateRedis {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

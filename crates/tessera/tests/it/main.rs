@@ -6,6 +6,7 @@ mod config;
 mod faults;
 mod limits;
 mod proxy;
+mod redis_server;
 mod serve;
 
 /// The binary under test; every [`tessera_testkit::TestEnv`] runs it.

@@ -67,6 +67,16 @@ pub async fn user_conflicts_and_missing_users(store: DynStore) {
     assert_eq!(store.list_users().await.expect("list"), vec![alice.clone()]);
     // Usernames differing in case are different users.
     store.create_user(new_user("ALICE")).await.expect("a different username");
+    // Names are stored normalised (NFKC, as Django): fullwidth `ａｌｉｃｅ` and the ligature in
+    // `ﬁona` are `alice` and `fiona`, so the first is the existing user and the second is found
+    // under either spelling.
+    assert_conflict(store.create_user(new_user("ａｌｉｃｅ")).await, "a user named 'alice' already exists");
+    let fiona = store.create_user(new_user("ﬁona")).await.expect("create fiona");
+    assert_eq!(fiona.username.as_str(), "fiona");
+    assert_eq!(store.user_by_username(&username("fiona")).await.expect("by name"), Some(fiona.clone()));
+    assert_eq!(store.user_by_username(&username("ﬁｏｎａ")).await.expect("by name"), Some(fiona.clone()));
+    assert_conflict(store.create_user(new_user("fiona")).await, "a user named 'fiona' already exists");
+    store.delete_user(fiona.id).await.expect("delete fiona");
 
     let missing = UserId(alice.id.0 + 1000);
     let want = format!("no user with id {missing}");
