@@ -84,6 +84,15 @@ pub enum AuthError {
     /// `POST apiaccess/` when the user already has a live API key (400).
     #[error("An API token was already issued to you.")]
     ApiKeyExists,
+    /// Login on a `devices = many` client with `on_device_limit = refuse` when the user already
+    /// holds `max_devices` tokens there (400): log out on another device first.
+    #[error(
+        "You are logged in on {max_devices} devices with this client, the most it allows. Log out on one of them first."
+    )]
+    DeviceLimit {
+        /// The client's limit.
+        max_devices: u32,
+    },
     /// No such resource (404).
     #[error("Not found.")]
     NotFound,
@@ -125,7 +134,8 @@ impl AuthError {
             | AuthError::NoClient
             | AuthError::UnknownClient
             | AuthError::CurrentToken { .. }
-            | AuthError::ApiKeyExists => StatusCode::BAD_REQUEST,
+            | AuthError::ApiKeyExists
+            | AuthError::DeviceLimit { .. } => StatusCode::BAD_REQUEST,
             AuthError::NotFound => StatusCode::NOT_FOUND,
             AuthError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AuthError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -168,6 +178,7 @@ impl AuthError {
             AuthError::UnknownClient => "unknown_client",
             AuthError::CurrentToken { .. } => "current_token",
             AuthError::ApiKeyExists => "api_key_exists",
+            AuthError::DeviceLimit { .. } => "device_limit",
             AuthError::NotFound => "not_found",
             AuthError::MethodNotAllowed { .. } => "method_not_allowed",
             AuthError::BodyTooLarge => "body_too_large",
@@ -184,7 +195,9 @@ impl AuthError {
     /// (`{"non_field_errors": […]}`, `{"username": […]}`, `[…]`) for login's and the views' 400s.
     pub fn durin_body(&self) -> Value {
         match self {
-            AuthError::BadCredentials => json!({ "non_field_errors": [self.detail()] }),
+            AuthError::BadCredentials | AuthError::DeviceLimit { .. } => {
+                json!({ "non_field_errors": [self.detail()] })
+            }
             AuthError::InvalidInput(fields) => fields.to_json(),
             AuthError::CurrentToken { .. } | AuthError::ApiKeyExists => json!([self.detail()]),
             _ => json!({ "detail": self.detail() }),
@@ -511,6 +524,7 @@ mod tests {
             AuthError::UnknownClient,
             AuthError::CurrentToken { logout_path: String::new() },
             AuthError::ApiKeyExists,
+            AuthError::DeviceLimit { max_devices: 5 },
             AuthError::NotFound,
             AuthError::MethodNotAllowed { method: "PUT".into(), allow: "GET" },
             AuthError::BodyTooLarge,

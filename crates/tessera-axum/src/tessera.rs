@@ -112,7 +112,24 @@ impl Tessera {
             Err(PairTokenError::Store(e)) => Err(e),
             // `Reuse` never refuses; a store that reports a pair as both present and absent does.
             Err(PairTokenError::Exists(t)) => Err(StoreError::Backend(format!("token {} could not be reused", t.id))),
+            Err(PairTokenError::DeviceLimit { max_devices }) => Err(StoreError::Conflict(format!(
+                "user {} holds the limit of {max_devices} tokens on client '{}'",
+                user.username, client.name
+            ))),
         }
+    }
+
+    /// Changes a client, as an admin tool does. When its device policy goes from `many` to `one`,
+    /// each user keeps their most recently used token there (it becomes the pair's token) and the
+    /// others are revoked, with a `TokenRevoked { by }` event each; from `one` to `many` the
+    /// existing tokens stay. Returns the client as stored and the tokens revoked.
+    pub async fn update_client(
+        &self,
+        client: &Client,
+        update: tessera_core::ClientUpdate,
+        by: tessera_core::Revoker,
+    ) -> Result<(Client, Vec<AuthToken>), StoreError> {
+        self.core.update_client(client, update, by).await
     }
 
     /// The token of a (user, client) pair, with a policy for a pair that has one: the one path

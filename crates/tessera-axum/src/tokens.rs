@@ -5,8 +5,8 @@
 
 use crate::state::{Core, Who};
 use std::collections::HashMap;
-use tessera_core::store::{StoreError, TokenFilter};
-use tessera_core::{AuthToken, Client, EventKind, IssuedToken, NewToken, Revoker, TokenSecret, User};
+use tessera_core::store::{ClientUpdate, DeviceToken, StoreError, TokenFilter};
+use tessera_core::{AuthToken, Client, Devices, EventKind, IssuedToken, NewToken, Revoker, TokenSecret, User};
 
 /// What to do when the (user, client) pair already has a token that has not expired. (An expired
 /// one is always replaced, with a `TokenExpired` event.)
@@ -69,6 +69,7 @@ impl<'a> TokenRequest<'a> {
             Revoker::User => "user",
             Revoker::Admin => "admin",
             Revoker::Cli => "cli",
+            Revoker::DeviceLimit => "device limit",
         };
         self
     }
@@ -121,6 +122,13 @@ pub enum PairTokenError {
     /// The pair has a live token and the request said [`IfPairHasToken::Refuse`].
     #[error("the pair already has a token (id {})", .0.id)]
     Exists(AuthToken),
+    /// A `devices = many` client with `on_device_limit = refuse`, and the user holds its
+    /// `max_devices` tokens already: nothing was issued.
+    #[error("the user holds the client's limit of {max_devices} device tokens")]
+    DeviceLimit {
+        /// The client's limit.
+        max_devices: u32,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -139,6 +147,10 @@ impl Core {
     /// The pair's token: the existing one (per `if_exists`), or a fresh one when there is none or
     /// it has expired. Concurrent calls for one pair end with one token.
     pub(crate) async fn token_for_pair(&self, req: TokenRequest<'_>) -> Result<PairToken, PairTokenError> {
+        if let Devices::Many { .. } = req.client.devices {
+            let issued = self.codec.issue();
+            return self.store_device_token(req, issued).await;
+        }
         let now = self.now();
         let who = Some((req.user, req.client.name.as_str()));
         if let Some(mut existing) = self.store.token_for(req.user.id, req.client.id).await? {
@@ -197,6 +209,10 @@ impl Core {
     /// live token of the pair is refused unless the policy is [`IfPairHasToken::Replace`] (this
     /// path never hands an existing token back).
     pub(crate) async fn prepare_token<'a>(&self, req: TokenRequest<'a>) -> Result<PendingToken<'a>, PairTokenError> {
+        if let Devices::Many { .. } = req.client.devices {
+            // Every token of a `many` client is a new device's: nothing to refuse or replace.
+            return Ok(PendingToken { request: req, issued: self.codec.issue(), replaces: None });
+        }
         let replaces = match self.store.token_for(req.user.id, req.client.id).await? {
             Some(live) if !live.has_expired(self.now()) => match req.if_exists {
                 IfPairHasToken::Replace => Some(live),
@@ -212,6 +228,9 @@ impl Core {
     /// when the pair gained another live token since it was prepared.
     pub(crate) async fn store_pending(&self, pending: PendingToken<'_>) -> Result<PairToken, PairTokenError> {
         let PendingToken { request: req, issued, replaces } = pending;
+        if let Devices::Many { .. } = req.client.devices {
+            return self.store_device_token(req, issued).await;
+        }
         let now = self.now();
         let who = Some((req.user, req.client.name.as_str()));
         if let Some(current) = self.store.token_for(req.user.id, req.client.id).await? {
@@ -239,6 +258,67 @@ impl Core {
         }
         self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
         Ok(PairToken { token, secret: issued.token, created: true })
+    }
+
+    /// Stores `issued` as a new device token of a `devices = many` client: every login is a new
+    /// device. At the client's limit the user's least recently used tokens there are revoked
+    /// (`TokenRevoked` by [`Revoker::DeviceLimit`]), or nothing is issued with `refuse`. The
+    /// request's `if_exists` has no meaning here (there is no pair's token to reuse or renew).
+    async fn store_device_token(
+        &self,
+        req: TokenRequest<'_>,
+        issued: IssuedToken,
+    ) -> Result<PairToken, PairTokenError> {
+        let Devices::Many { max_devices, on_device_limit } = req.client.devices else {
+            unreachable!("store_device_token is only called for devices = many");
+        };
+        let now = self.now();
+        let who = Some((req.user, req.client.name.as_str()));
+        let new = NewToken {
+            user_agent: req.user_agent.map(|ua| ua.chars().take(512).collect()),
+            ip: req.ip.clone(),
+            ..NewToken::issued(&issued, req.user.id, req.client, now)
+        };
+        match self.store.create_device_token(new, max_devices, on_device_limit).await? {
+            DeviceToken::AtLimit => Err(PairTokenError::DeviceLimit { max_devices }),
+            DeviceToken::Created { token, evicted } => {
+                for old in &evicted {
+                    self.forget(old);
+                    let kind = EventKind::TokenRevoked { token_id: old.id, by: Revoker::DeviceLimit };
+                    self.emit(kind, who, req.ip.clone());
+                }
+                self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
+                Ok(PairToken { token, secret: issued.token, created: true })
+            }
+        }
+    }
+
+    /// Changes a client; from `devices = many` to `one`, each user keeps their most recently used
+    /// token there as the pair's token and the others are revoked (`TokenRevoked { by }` each).
+    /// Returns the client as stored and the tokens revoked.
+    pub(crate) async fn update_client(
+        &self,
+        client: &Client,
+        update: ClientUpdate,
+        by: Revoker,
+    ) -> Result<(Client, Vec<AuthToken>), StoreError> {
+        let collapse = matches!(client.devices, Devices::Many { .. }) && update.devices == Some(Devices::One);
+        let updated = self.store.update_client(client.id, update).await?;
+        if !collapse {
+            return Ok((updated, Vec::new()));
+        }
+        let revoked = self.store.keep_one_token_per_pair(client.id).await?;
+        if !revoked.is_empty() {
+            let ids: Vec<_> = revoked.iter().map(|t| t.user_id).collect();
+            let users: HashMap<_, _> =
+                self.store.list_users().await?.into_iter().filter(|u| ids.contains(&u.id)).map(|u| (u.id, u)).collect();
+            for token in &revoked {
+                self.forget(token);
+                let who = users.get(&token.user_id).map(|u| (u, updated.name.as_str()));
+                self.emit(EventKind::TokenRevoked { token_id: token.id, by }, who, None);
+            }
+        }
+        Ok((updated, revoked))
     }
 
     /// Whether this codec re-derives the stored token: the same format and key it was issued with.

@@ -4,8 +4,8 @@
 //! second. A bus — Redis pub/sub in `tessera-redis` — gets there in milliseconds, and carries the
 //! changes of stores that keep no log (tokens in Redis).
 
-use crate::model::{AuthToken, Client, ClientId, TokenId, UserId};
-use crate::store::{ClientUpdate, Invalidation, Store, StoreError, TokenFilter};
+use crate::model::{AuthToken, Client, ClientId, NewToken, OnDeviceLimit, TokenId, UserId};
+use crate::store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter};
 use crate::token::TokenDigest;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -54,6 +54,14 @@ impl NotifyingStore {
         // caches while the bus is down, so a lost message costs latency, not safety.
         if let Err(e) = self.bus.publish(changes).await {
             tracing::warn!(error = %e, "could not publish invalidations");
+        }
+    }
+
+    /// Publishes the deletion of these tokens (nothing when there are none).
+    async fn publish_tokens(&self, tokens: &[AuthToken]) {
+        if !tokens.is_empty() {
+            let changes: Vec<Invalidation> = tokens.iter().map(|t| Invalidation::Token(t.digest)).collect();
+            self.publish(&changes).await;
         }
     }
 
@@ -119,8 +127,24 @@ crate::forward_store! {
         }
         async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
             let deleted = self.inner.delete_tokens(filter).await?;
-            let changes: Vec<Invalidation> = deleted.iter().map(|t| Invalidation::Token(t.digest)).collect();
-            self.publish(&changes).await;
+            self.publish_tokens(&deleted).await;
+            Ok(deleted)
+        }
+        async fn create_device_token(
+            &self,
+            token: NewToken,
+            max_devices: u32,
+            on_limit: OnDeviceLimit,
+        ) -> Result<DeviceToken, StoreError> {
+            let outcome = self.inner.create_device_token(token, max_devices, on_limit).await?;
+            if let DeviceToken::Created { evicted, .. } = &outcome {
+                self.publish_tokens(evicted).await;
+            }
+            Ok(outcome)
+        }
+        async fn keep_one_token_per_pair(&self, client: ClientId) -> Result<Vec<AuthToken>, StoreError> {
+            let deleted = self.inner.keep_one_token_per_pair(client).await?;
+            self.publish_tokens(&deleted).await;
             Ok(deleted)
         }
         async fn set_expiry(&self, id: TokenId, expiry: Option<DateTime<Utc>>) -> Result<bool, StoreError> {

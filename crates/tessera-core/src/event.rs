@@ -15,6 +15,9 @@ pub enum Revoker {
     Admin,
     /// The admin CLI.
     Cli,
+    /// The device limit of a `many` client: the user's least recently used token there made room
+    /// for a new login.
+    DeviceLimit,
 }
 
 /// What happened.

@@ -196,6 +196,18 @@ macro_rules! forward_store {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             get_or_create_token(token: $crate::model::NewToken) -> ($crate::model::AuthToken, bool));
     };
+    (@each $h:tt $t:tt [create_device_token $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            create_device_token(
+                token: $crate::model::NewToken,
+                max_devices: u32,
+                on_limit: $crate::model::OnDeviceLimit
+            ) -> $crate::store::DeviceToken);
+    };
+    (@each $h:tt $t:tt [keep_one_token_per_pair $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            keep_one_token_per_pair(client: $crate::model::ClientId) -> ::std::vec::Vec<$crate::model::AuthToken>);
+    };
     (@each $h:tt $t:tt [token_by_id $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             token_by_id(id: $crate::model::TokenId) -> ::core::option::Option<$crate::model::AuthToken>);

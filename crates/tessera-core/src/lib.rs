@@ -45,9 +45,10 @@ pub use duration::{Ttl, parse_duration};
 pub use event::{Event, EventKind, Revoker};
 pub use humanize::expires_in_str;
 pub use model::{
-    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId, Username,
+    AuthToken, Client, ClientId, ClientName, Devices, NewClient, NewToken, NewUser, OnDeviceLimit, TokenId, User,
+    UserId, Username,
 };
 pub use rate::{Period, Rate};
 pub use settings::Settings;
-pub use store::{ClientUpdate, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
+pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
 pub use token::{IssuedToken, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed};

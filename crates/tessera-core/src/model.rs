@@ -315,6 +315,11 @@ pub struct Client {
     pub max_lifetime: Option<Ttl>,
     /// Free text for admins.
     pub description: String,
+    /// How many tokens a user holds on this client: one (durin) or one per device (djforge).
+    /// Serialized as `devices` (`one` | `many`) and, for `many`, `max_devices` and
+    /// `on_device_limit` beside the other fields.
+    #[serde(flatten)]
+    pub devices: Devices,
     /// When the client was created.
     pub created: DateTime<Utc>,
 }
@@ -371,6 +376,8 @@ pub struct NewClient {
     pub max_lifetime: Option<Ttl>,
     /// Description.
     pub description: String,
+    /// One token per (user, client), or one per device.
+    pub devices: Devices,
 }
 
 impl NewClient {
@@ -383,8 +390,130 @@ impl NewClient {
             sliding_expiry: false,
             max_lifetime: None,
             description: String::new(),
+            devices: Devices::One,
         }
     }
+}
+
+/// The most tokens a `many` client lets a user hold when nothing else is said.
+pub const DEFAULT_MAX_DEVICES: u32 = 10;
+/// The largest `max_devices` accepted.
+pub const MAX_MAX_DEVICES: u32 = 1_000;
+
+/// How many tokens a user holds on a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(tag = "devices", rename_all = "snake_case")]
+pub enum Devices {
+    /// durin's rule, the default: at most one token per (user, client); a second login to the
+    /// client is handed the same token, and a logout anywhere ends it everywhere.
+    #[default]
+    One,
+    /// djforge-redis-multitokens' rule: every login creates a token for that device; a logout
+    /// ends only that device's token. At most `max_devices` per (user, client).
+    Many {
+        /// How many tokens a user may hold on the client (1 to [`MAX_MAX_DEVICES`]).
+        max_devices: u32,
+        /// What a login past the limit does.
+        on_device_limit: OnDeviceLimit,
+    },
+}
+
+impl Devices {
+    /// `many` with the default limit and policy.
+    pub fn many() -> Self {
+        Devices::Many { max_devices: DEFAULT_MAX_DEVICES, on_device_limit: OnDeviceLimit::EvictOldest }
+    }
+
+    /// `one` or `many`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Devices::One => "one",
+            Devices::Many { .. } => "many",
+        }
+    }
+
+    /// Builds the policy from its three settings as an admin gives them (`devices`,
+    /// `max_devices`, `on_device_limit`), checking each; the last two apply to `many` only and
+    /// default to 10 and `evict-oldest`.
+    pub fn from_parts(
+        devices: &str,
+        max_devices: Option<u32>,
+        on_device_limit: Option<OnDeviceLimit>,
+    ) -> Result<Self, DevicesError> {
+        match devices {
+            "one" => {
+                if max_devices.is_some() || on_device_limit.is_some() {
+                    return Err(DevicesError::OnlyForMany);
+                }
+                Ok(Devices::One)
+            }
+            "many" => {
+                let max_devices = max_devices.unwrap_or(DEFAULT_MAX_DEVICES);
+                if !(1..=MAX_MAX_DEVICES).contains(&max_devices) {
+                    return Err(DevicesError::MaxDevices(max_devices));
+                }
+                let on_device_limit = on_device_limit.unwrap_or(OnDeviceLimit::EvictOldest);
+                Ok(Devices::Many { max_devices, on_device_limit })
+            }
+            other => Err(DevicesError::Devices(other.to_string())),
+        }
+    }
+}
+
+/// What a login on a `many` client does when the user already holds `max_devices` tokens there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDeviceLimit {
+    /// Revoke the user's least recently used token on the client (a `TokenRevoked` event by
+    /// [`Revoker::DeviceLimit`](crate::Revoker::DeviceLimit)), then issue the new one.
+    EvictOldest,
+    /// Refuse the login (400) and change nothing.
+    Refuse,
+}
+
+impl OnDeviceLimit {
+    /// `evict-oldest` or `refuse`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnDeviceLimit::EvictOldest => "evict-oldest",
+            OnDeviceLimit::Refuse => "refuse",
+        }
+    }
+}
+
+impl fmt::Display for OnDeviceLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OnDeviceLimit {
+    type Err = DevicesError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "evict-oldest" => Ok(OnDeviceLimit::EvictOldest),
+            "refuse" => Ok(OnDeviceLimit::Refuse),
+            other => Err(DevicesError::OnDeviceLimit(other.to_string())),
+        }
+    }
+}
+
+/// Why a device policy was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DevicesError {
+    /// Not `one` or `many`.
+    #[error("invalid devices '{0}': use 'one' or 'many'")]
+    Devices(String),
+    /// Out of range.
+    #[error("invalid max_devices {0}: use 1 to {MAX_MAX_DEVICES}")]
+    MaxDevices(u32),
+    /// Not a known policy.
+    #[error("invalid on_device_limit '{0}': use 'evict-oldest' or 'refuse'")]
+    OnDeviceLimit(String),
+    /// A `many` setting given for `one`.
+    #[error("max_devices and on_device_limit apply only to devices = 'many'")]
+    OnlyForMany,
 }
 
 /// The credential of one (user, client) pair, as stored: no usable token, only its digest and the
@@ -545,6 +674,28 @@ mod tests {
     }
 
     #[test]
+    fn device_policies_parse_and_name_what_is_wrong() {
+        assert_eq!(Devices::from_parts("one", None, None), Ok(Devices::One));
+        assert_eq!(Devices::from_parts("many", None, None), Ok(Devices::many()));
+        assert_eq!(
+            Devices::from_parts("many", Some(5), Some("refuse".parse().expect("policy"))),
+            Ok(Devices::Many { max_devices: 5, on_device_limit: OnDeviceLimit::Refuse })
+        );
+        let err = |d: &str, m: Option<u32>, o: Option<&str>| {
+            let o = o.map(|o| o.parse::<OnDeviceLimit>().expect("policy"));
+            Devices::from_parts(d, m, o).expect_err("refused").to_string()
+        };
+        assert_eq!(err("several", None, None), "invalid devices 'several': use 'one' or 'many'");
+        assert_eq!(err("many", Some(0), None), "invalid max_devices 0: use 1 to 1000");
+        assert_eq!(err("many", Some(1001), None), "invalid max_devices 1001: use 1 to 1000");
+        assert_eq!(err("one", Some(3), None), "max_devices and on_device_limit apply only to devices = 'many'");
+        assert_eq!(
+            "evict".parse::<OnDeviceLimit>().expect_err("refused").to_string(),
+            "invalid on_device_limit 'evict': use 'evict-oldest' or 'refuse'"
+        );
+    }
+
+    #[test]
     fn expiry_respects_ttl_and_cap() {
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let mut client = Client {
@@ -555,6 +706,7 @@ mod tests {
             sliding_expiry: true,
             max_lifetime: None,
             description: String::new(),
+            devices: Devices::One,
             created: t0,
         };
         assert_eq!(client.expiry_from(t0, t0), Some(t0 + TimeDelta::hours(1)));

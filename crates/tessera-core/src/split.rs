@@ -1,7 +1,7 @@
 //! A store with users and clients in one backend and tokens in another (SQL + Redis).
 
-use crate::model::{AuthToken, ClientId, NewToken, UserId};
-use crate::store::{Store, StoreError, TokenFilter, TokenStore, TokenWithOwner};
+use crate::model::{AuthToken, ClientId, NewToken, OnDeviceLimit, UserId};
+use crate::store::{DeviceToken, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner};
 use crate::token::TokenDigest;
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ crate::forward_store! {
 crate::forward_store! {
     impl TokenStore for SplitStore {
         forward to tokens: token_by_id, token_by_digest, token_for, list_tokens, delete_token, delete_tokens,
-            extend_expiry, set_expiry, record_last_used, purge_expired;
+            extend_expiry, set_expiry, record_last_used, purge_expired, keep_one_token_per_pair;
 
         /// Both backends answer.
         async fn ping(&self) -> Result<(), StoreError> {
@@ -77,6 +77,15 @@ crate::forward_store! {
         async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError> {
             self.check_owners(token.user_id, token.client_id).await?;
             self.tokens.get_or_create_token(token).await
+        }
+        async fn create_device_token(
+            &self,
+            token: NewToken,
+            max_devices: u32,
+            on_limit: OnDeviceLimit,
+        ) -> Result<DeviceToken, StoreError> {
+            self.check_owners(token.user_id, token.client_id).await?;
+            self.tokens.create_device_token(token, max_devices, on_limit).await
         }
     }
 }

@@ -11,7 +11,8 @@
 
 use crate::duration::Ttl;
 use crate::model::{
-    AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId, Username,
+    AuthToken, Client, ClientId, ClientName, Devices, NewClient, NewToken, NewUser, OnDeviceLimit, TokenId, User,
+    UserId, Username,
 };
 use crate::rate::Rate;
 use crate::token::TokenDigest;
@@ -63,6 +64,9 @@ pub struct ClientUpdate {
     pub max_lifetime: Option<Option<Ttl>>,
     /// New description.
     pub description: Option<String>,
+    /// New device policy. From `many` to `one`, follow with
+    /// [`TokenStore::keep_one_token_per_pair`].
+    pub devices: Option<Devices>,
 }
 
 impl ClientUpdate {
@@ -85,6 +89,9 @@ impl ClientUpdate {
         }
         if let Some(description) = &self.description {
             client.description = description.clone();
+        }
+        if let Some(devices) = self.devices {
+            client.devices = devices;
         }
     }
 }
@@ -149,7 +156,24 @@ pub trait ClientStore: Send + Sync + std::fmt::Debug {
     async fn delete_client(&self, id: ClientId) -> Result<u64, StoreError>;
 }
 
-/// Tokens, by digest. At most one per (user, client).
+/// What [`TokenStore::create_device_token`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceToken {
+    /// The token was stored; to make room, these (the user's least recently used tokens on the
+    /// client) were deleted.
+    Created {
+        /// The new token.
+        token: AuthToken,
+        /// The tokens deleted to stay within the limit.
+        evicted: Vec<AuthToken>,
+    },
+    /// The user holds the limit already and the policy is [`OnDeviceLimit::Refuse`]: nothing
+    /// changed.
+    AtLimit,
+}
+
+/// Tokens, by digest. On a `devices = one` client at most one per (user, client) — the pair's
+/// token; on a `many` client one per device, at most `max_devices` per (user, client).
 #[async_trait]
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// Checks that the backend answers (for `/ready`), with the cheapest request it has.
@@ -163,10 +187,24 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     async fn token_by_id(&self, id: TokenId) -> Result<Option<AuthToken>, StoreError>;
     /// A token by digest.
     async fn token_by_digest(&self, digest: &TokenDigest) -> Result<Option<AuthToken>, StoreError>;
-    /// The token of a (user, client) pair.
+    /// The pair's token of a (user, client) pair (device tokens of a `many` client are not it).
     async fn token_for(&self, user: UserId, client: ClientId) -> Result<Option<AuthToken>, StoreError>;
     /// Tokens matching the filter, oldest first.
     async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError>;
+    /// Stores a device token of a `many` client (never the pair's token), atomically keeping the
+    /// user at most `max_devices` tokens on the client: at the limit, the least recently used
+    /// (last use, else creation) go first with [`OnDeviceLimit::EvictOldest`], or nothing changes
+    /// with [`OnDeviceLimit::Refuse`]. Concurrent calls never leave more than `max_devices`.
+    async fn create_device_token(
+        &self,
+        token: NewToken,
+        max_devices: u32,
+        on_limit: OnDeviceLimit,
+    ) -> Result<DeviceToken, StoreError>;
+    /// After a client went from `many` to `one`: for each user, keeps their most recently used
+    /// token on the client as the pair's token and deletes the others, atomically; returns those
+    /// deleted.
+    async fn keep_one_token_per_pair(&self, client: ClientId) -> Result<Vec<AuthToken>, StoreError>;
     /// Deletes one token; `false` when it did not exist.
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError>;
     /// Deletes every token matching the filter and returns them.

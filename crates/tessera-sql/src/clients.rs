@@ -2,7 +2,7 @@
 
 use crate::SqlStore;
 use crate::error::{conflict_or, from_sqlx, insert_failed, no_such};
-use crate::rows::{self, cap_secs, client_columns, micros, ttl_secs};
+use crate::rows::{self, cap_secs, client_columns, devices_columns, micros, ttl_secs};
 use async_trait::async_trait;
 use chrono::Utc;
 use tessera_core::store::{ClientStore, ClientUpdate, StoreError};
@@ -10,7 +10,7 @@ use tessera_core::{Client, ClientId, ClientName, NewClient};
 
 const INSERT: &str = concat!(
     "INSERT INTO clients (id, name, token_ttl_secs, throttle_rate, sliding_expiry, max_lifetime_secs, description, \
-     created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+     created, devices, max_devices, on_device_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
     client_columns!()
 );
 const BY_ID: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1");
@@ -25,7 +25,10 @@ const UPDATE: &str = concat!(
        throttle_rate = CASE WHEN $5 THEN $6 ELSE throttle_rate END, \
        sliding_expiry = COALESCE($7, sliding_expiry), \
        max_lifetime_secs = CASE WHEN $8 THEN $9 ELSE max_lifetime_secs END, \
-       description = COALESCE($10, description) \
+       description = COALESCE($10, description), \
+       devices = COALESCE($11, devices), \
+       max_devices = COALESCE($12, max_devices), \
+       on_device_limit = COALESCE($13, on_device_limit) \
      WHERE id = $1 RETURNING ",
     client_columns!()
 );
@@ -37,6 +40,7 @@ impl ClientStore for SqlStore {
     async fn create_client(&self, client: NewClient) -> Result<Client, StoreError> {
         // NewClient carries no creation time, so the store stamps it.
         let created = micros(Utc::now());
+        let devices = devices_columns(client.devices);
         with_fresh_id!(|id| {
             with_writer!(self, |pool| {
                 let row = sqlx::query(INSERT)
@@ -48,6 +52,9 @@ impl ClientStore for SqlStore {
                     .bind(cap_secs(client.max_lifetime))
                     .bind(&client.description)
                     .bind(created)
+                    .bind(devices.0)
+                    .bind(devices.1)
+                    .bind(devices.2)
                     .fetch_one(pool)
                     .await
                     .map_err(|e| {
@@ -83,6 +90,7 @@ impl ClientStore for SqlStore {
     }
 
     async fn update_client(&self, id: ClientId, update: ClientUpdate) -> Result<Client, StoreError> {
+        let devices = update.devices.map(devices_columns);
         let row = with_writer!(self, |pool| {
             let row = sqlx::query(UPDATE)
                 .bind(id.0)
@@ -95,6 +103,9 @@ impl ClientStore for SqlStore {
                 .bind(update.max_lifetime.is_some())
                 .bind(update.max_lifetime.and_then(cap_secs))
                 .bind(update.description.as_deref())
+                .bind(devices.map(|d| d.0))
+                .bind(devices.map(|d| d.1))
+                .bind(devices.map(|d| d.2))
                 .fetch_optional(pool)
                 .await
                 .map_err(|e| {

@@ -11,7 +11,8 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use tessera_core::store::{Invalidation, StoreError};
 use tessera_core::{
-    AuthToken, Client, ClientId, ClientName, Rate, TokenDigest, TokenId, TokenSeed, Ttl, User, UserId, Username,
+    AuthToken, Client, ClientId, ClientName, Devices, Rate, TokenDigest, TokenId, TokenSeed, Ttl, User, UserId,
+    Username,
 };
 
 /// The columns of `users`, in the order [`user`] decodes them.
@@ -24,7 +25,8 @@ macro_rules! user_columns {
 /// The columns of `clients`, in the order [`client`] decodes them.
 macro_rules! client_columns {
     () => {
-        "id, name, token_ttl_secs, throttle_rate, sliding_expiry, max_lifetime_secs, description, created"
+        "id, name, token_ttl_secs, throttle_rate, sliding_expiry, max_lifetime_secs, description, created, devices, \
+         max_devices, on_device_limit"
     };
 }
 
@@ -161,7 +163,27 @@ pub(crate) fn client(row: &impl RowExt, at: usize) -> Result<Client, StoreError>
         max_lifetime,
         description: row.text(at + 6)?,
         created: time("clients", id, "created", row.int(at + 7)?)?,
+        devices: devices(id, &row.text(at + 8)?, row.int(at + 9)?, &row.text(at + 10)?)?,
     })
+}
+
+/// A client's device policy from its three columns.
+fn devices(id: i64, devices: &str, max_devices: i64, on_limit: &str) -> Result<Devices, StoreError> {
+    if devices == "one" {
+        return Ok(Devices::One);
+    }
+    let max_devices = u32::try_from(max_devices).map_err(|e| corrupt("clients", id, "max_devices", e))?;
+    let on_limit = on_limit.parse().map_err(|e| corrupt("clients", id, "on_device_limit", e))?;
+    Devices::from_parts(devices, Some(max_devices), Some(on_limit)).map_err(|e| corrupt("clients", id, "devices", e))
+}
+
+/// A device policy as its three columns (`devices`, `max_devices`, `on_device_limit`); `one`
+/// keeps the column defaults for the other two.
+pub(crate) fn devices_columns(devices: Devices) -> (&'static str, i64, &'static str) {
+    match devices {
+        Devices::One => ("one", i64::from(tessera_core::model::DEFAULT_MAX_DEVICES), "evict-oldest"),
+        Devices::Many { max_devices, on_device_limit } => ("many", i64::from(max_devices), on_device_limit.as_str()),
+    }
 }
 
 /// Decodes a token from the [`token_columns`] starting at column `at`.

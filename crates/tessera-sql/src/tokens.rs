@@ -6,9 +6,9 @@ use crate::rows::{self, RowExt, TOKEN_WIDTH, USER_WIDTH, micros, token_columns};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tessera_core::store::{
-    ClientStore, Invalidation, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner, UserStore,
+    ClientStore, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner, UserStore,
 };
-use tessera_core::{AuthToken, Client, ClientId, NewToken, TokenDigest, TokenId, User, UserId};
+use tessera_core::{AuthToken, Client, ClientId, NewToken, OnDeviceLimit, TokenDigest, TokenId, User, UserId};
 
 const INSERT: &str = concat!(
     "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
@@ -17,12 +17,37 @@ const INSERT: &str = concat!(
 );
 const INSERT_IF_ABSENT: &str = concat!(
     "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, client_id) DO NOTHING RETURNING ",
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, client_id) WHERE per_device = 0 DO NOTHING \
+     RETURNING ",
     token_columns!()
 );
 const BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE id = $1");
 const BY_DIGEST: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE digest = $1");
-const FOR_PAIR: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE user_id = $1 AND client_id = $2");
+const FOR_PAIR: &str =
+    concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE user_id = $1 AND client_id = $2 AND per_device = 0");
+/// A device token: never the pair's.
+const INSERT_DEVICE: &str = concat!(
+    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip, per_device) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) RETURNING ",
+    token_columns!()
+);
+/// Serialises a user's device logins on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already does).
+const LOCK_USER: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
+/// A user's tokens on a client, least recently used first: the order of eviction.
+const DEVICES_LRU: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM auth_tokens WHERE user_id = $1 AND client_id = $2 ORDER BY COALESCE(last_used, created), created, id"
+);
+/// Of each user's tokens on a client, all but the most recently used.
+const DELETE_ALL_BUT_LATEST: &str = concat!(
+    "DELETE FROM auth_tokens WHERE client_id = $1 AND id NOT IN (\
+       SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY user_id \
+         ORDER BY COALESCE(last_used, created) DESC, created DESC, id DESC) AS n \
+       FROM auth_tokens WHERE client_id = $1) AS ranked WHERE n = 1) RETURNING ",
+    token_columns!()
+);
+const MAKE_PAIR_TOKENS: &str = "UPDATE auth_tokens SET per_device = 0 WHERE client_id = $1 AND per_device = 1";
 const DELETE: &str = "DELETE FROM auth_tokens WHERE id = $1";
 const SET_EXPIRY: &str = "UPDATE auth_tokens SET expiry = $2 WHERE id = $1";
 const EXTEND_EXPIRY: &str = "UPDATE auth_tokens SET expiry = $2 WHERE id = $1 AND (expiry IS NULL OR expiry > $3)";
@@ -42,7 +67,8 @@ const PURGE: &str = "DELETE FROM auth_tokens WHERE expiry IS NOT NULL AND expiry
 macro_rules! owner_columns {
     () => {
         "u.id, u.username, u.password_hash, u.is_active, u.is_staff, u.created, \
-         c.id, c.name, c.token_ttl_secs, c.throttle_rate, c.sliding_expiry, c.max_lifetime_secs, c.description, c.created"
+         c.id, c.name, c.token_ttl_secs, c.throttle_rate, c.sliding_expiry, c.max_lifetime_secs, c.description, c.created, \
+         c.devices, c.max_devices, c.on_device_limit"
     };
 }
 pub(crate) const WITH_OWNER: &str = concat!(
@@ -155,6 +181,47 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// One attempt of [`TokenStore::create_device_token`] with the id `id`.
+    async fn try_create_device(
+        &self,
+        id: i64,
+        token: &NewToken,
+        max_devices: u32,
+        on_limit: OnDeviceLimit,
+    ) -> Result<DeviceToken, StoreError> {
+        let lock_user = self.backend() == crate::Backend::Postgres;
+        in_write_transaction!(self, |tx| {
+            async {
+                if lock_user {
+                    sqlx::query(LOCK_USER).bind(token.user_id.0).fetch_optional(&mut *tx).await.map_err(from_sqlx)?;
+                }
+                let held = sqlx::query(DEVICES_LRU)
+                    .bind(token.user_id.0)
+                    .bind(token.client_id.0)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                let held = rows::all(&held, rows::token)?;
+                let excess = (held.len() + 1).saturating_sub(max_devices as usize);
+                if excess > 0 && on_limit == OnDeviceLimit::Refuse {
+                    return Ok(DeviceToken::AtLimit);
+                }
+                let evicted: Vec<AuthToken> = held.into_iter().take(excess).collect();
+                for old in &evicted {
+                    sqlx::query(DELETE).bind(old.id.0).execute(&mut *tx).await.map_err(from_sqlx)?;
+                }
+                let row = bind_new_token!(sqlx::query(INSERT_DEVICE), id, token)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| insert_error(e, token))?;
+                Ok(DeviceToken::Created { token: rows::token(&row, 0)?, evicted })
+            }
+            .await
+        })
+    }
+}
+
 #[async_trait]
 impl TokenStore for SqlStore {
     /// Answers only when the database is reachable *and* its schema is the one this binary
@@ -195,6 +262,35 @@ impl TokenStore for SqlStore {
             "the token of user {} for client {} kept changing; try again",
             token.user_id, token.client_id
         )))
+    }
+
+    async fn create_device_token(
+        &self,
+        token: NewToken,
+        max_devices: u32,
+        on_limit: OnDeviceLimit,
+    ) -> Result<DeviceToken, StoreError> {
+        // SQLite: BEGIN IMMEDIATE runs one writer at a time. PostgreSQL: the user's row lock
+        // serialises the user's device logins (READ COMMITTED then sees every committed token).
+        let result = with_fresh_id!(|id| self.try_create_device(id, &token, max_devices, on_limit).await);
+        match result {
+            Err(e @ StoreError::NotFound(_)) => Err(self.missing_owner(token.user_id, token.client_id, e).await),
+            other => other,
+        }
+    }
+
+    async fn keep_one_token_per_pair(&self, client: ClientId) -> Result<Vec<AuthToken>, StoreError> {
+        let mut deleted = in_write_transaction!(self, |tx| {
+            async {
+                let gone = sqlx::query(DELETE_ALL_BUT_LATEST).bind(client.0).fetch_all(&mut *tx).await;
+                let gone = rows::all(&gone.map_err(from_sqlx)?, rows::token)?;
+                sqlx::query(MAKE_PAIR_TOKENS).bind(client.0).execute(&mut *tx).await.map_err(from_sqlx)?;
+                Ok(gone)
+            }
+            .await
+        })?;
+        deleted.sort_by_key(|t| (t.created, t.id));
+        Ok(deleted)
     }
 
     async fn token_by_id(&self, id: TokenId) -> Result<Option<AuthToken>, StoreError> {

@@ -229,6 +229,7 @@ mod tests {
             sliding_expiry: false,
             max_lifetime: None,
             description: String::new(),
+            devices: tessera_core::Devices::One,
             created: at,
         };
         let new = NewToken::issued(&codec.issue(), UserId(1), &client, at);

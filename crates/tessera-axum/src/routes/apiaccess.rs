@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde_json::Value;
 use std::sync::Arc;
 use tessera_core::store::StoreError;
-use tessera_core::{AuthToken, Client, NewClient, Revoker, UserId};
+use tessera_core::{AuthToken, Client, Devices, NewClient, Revoker, UserId};
 
 /// The API-access client: `None` when none is configured. Created if it is missing.
 pub(crate) async fn api_access_client(core: &Core) -> Result<Option<Client>, StoreError> {
@@ -28,8 +28,11 @@ pub(crate) async fn api_access_client(core: &Core) -> Result<Option<Client>, Sto
     }
 }
 
+/// The API-access client, always with `devices = one` whatever is stored (one key per user);
+/// 404 when there is none.
 async fn client_or_404(core: &Core) -> Result<Client, RouteError> {
-    Ok(api_access_client(core).await?.ok_or(AuthError::NotFound)?)
+    let client = api_access_client(core).await?.ok_or(AuthError::NotFound)?;
+    Ok(Client { devices: Devices::One, ..client })
 }
 
 /// The API-access client and the user's key for it; 404 when there is none.
@@ -66,6 +69,8 @@ pub(crate) async fn post(
         Ok(pair) => pair,
         Err(PairTokenError::Exists(_)) => return Err(AuthError::ApiKeyExists.into()),
         Err(PairTokenError::Store(e)) => return Err(e.into()),
+        // `client_or_404` makes the client `one`: there is no device limit.
+        Err(PairTokenError::DeviceLimit { .. }) => return Err(AuthError::ApiKeyExists.into()),
     };
     let mut body = describe_token(&core, &pair.token, &client, core.now());
     body["token"] = Value::String(pair.secret.expose().to_string());

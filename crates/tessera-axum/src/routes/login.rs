@@ -113,6 +113,7 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
         Err(PairTokenError::Store(e)) => return Err(e.into()),
         // Login reuses or renews: it never refuses a pair's token.
         Err(PairTokenError::Exists(_)) => return Err(AuthError::Unavailable.into()),
+        Err(PairTokenError::DeviceLimit { max_devices }) => return Err(AuthError::DeviceLimit { max_devices }.into()),
     };
     // The account may have been deactivated (or deleted) while the password was checked: the
     // activity must still hold now that the token exists, or the token goes and nobody sees it.

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use record::{Row, micros, optional};
 use std::collections::HashSet;
 use std::time::Duration;
-use tessera_core::store::{StoreError, TokenFilter, TokenStore};
-use tessera_core::{AuthToken, ClientId, NewToken, TokenDigest, TokenId, UserId};
+use tessera_core::store::{DeviceToken, StoreError, TokenFilter, TokenStore};
+use tessera_core::{AuthToken, ClientId, NewToken, OnDeviceLimit, TokenDigest, TokenId, UserId};
 
 pub(crate) use record::{hex, unhex32};
 
@@ -124,10 +124,13 @@ impl RedisTokenStore {
     }
 }
 
+/// The CREATE script's "at the device limit" status, carried from `insert` to its caller.
+const AT_LIMIT: &str = "the user holds the client's device limit";
+
 fn selection(filter: TokenFilter) -> Option<Vec<String>> {
     match (filter.user, filter.client) {
         (None, None) => None,
-        (Some(u), Some(c)) => Some(vec!["pair".into(), u.to_string(), c.to_string()]),
+        (Some(u), Some(c)) => Some(vec!["user_client".into(), u.to_string(), c.to_string()]),
         (Some(u), None) => Some(vec!["user".into(), u.to_string()]),
         (None, Some(c)) => Some(vec!["client".into(), c.to_string()]),
     }
@@ -141,9 +144,15 @@ fn listing_order(mut tokens: Vec<AuthToken>) -> Vec<AuthToken> {
 impl RedisTokenStore {
     /// Stores `token` under a fresh random id, drawing again while the id is taken (a chance of
     /// one in 2^53 per live token); four taken draws in a row report the store unavailable.
-    async fn insert(&self, token: &NewToken, mode: &str) -> Result<(AuthToken, bool), StoreError> {
+    /// `device` is `None` for the pair's token, or the device limit and policy of a `many` client.
+    async fn insert(
+        &self,
+        token: &NewToken,
+        mode: &str,
+        device: Option<(u32, OnDeviceLimit)>,
+    ) -> Result<(AuthToken, bool, Vec<AuthToken>), StoreError> {
         for _ in 0..4 {
-            let args = self.args([
+            let mut args = self.args([
                 mode.to_string(),
                 hex(token.digest.as_bytes()),
                 token.user_id.to_string(),
@@ -156,15 +165,23 @@ impl RedisTokenStore {
                 self.expire_at(token.expiry),
                 tessera_core::model::fresh_id().to_string(),
             ]);
-            let (status, row): (i64, Row) = self.conn.eval("store a token", &scripts::CREATE, &[], &args).await?;
+            if let Some((max_devices, on_limit)) = device {
+                args.extend([max_devices.to_string(), on_limit.as_str().to_string()]);
+            }
+            let (status, row, evicted): (i64, Row, Vec<Row>) =
+                self.conn.eval("store a token", &scripts::CREATE, &[], &args).await?;
             return match status {
-                0 | 1 => Ok((record::token(row)?, status == 1)),
+                0 | 1 => {
+                    let evicted = evicted.into_iter().map(record::token).collect::<Result<Vec<_>, _>>()?;
+                    Ok((record::token(row)?, status == 1, evicted))
+                }
                 2 => Err(StoreError::Conflict(format!(
                     "user {} already has a token for client {}",
                     token.user_id, token.client_id
                 ))),
                 3 => Err(StoreError::Conflict("a token with this digest already exists".into())),
                 4 => continue,
+                5 => Err(StoreError::Conflict(AT_LIMIT.into())),
                 other => Err(StoreError::Backend(format!("the token script answered status {other}"))),
             };
         }
@@ -199,11 +216,32 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn create_token(&self, token: NewToken) -> Result<AuthToken, StoreError> {
-        Ok(self.insert(&token, "create").await?.0)
+        Ok(self.insert(&token, "create", None).await?.0)
     }
 
     async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError> {
-        self.insert(&token, "get_or_create").await
+        let (token, created, _) = self.insert(&token, "get_or_create", None).await?;
+        Ok((token, created))
+    }
+
+    async fn create_device_token(
+        &self,
+        token: NewToken,
+        max_devices: u32,
+        on_limit: OnDeviceLimit,
+    ) -> Result<DeviceToken, StoreError> {
+        match self.insert(&token, "device", Some((max_devices, on_limit))).await {
+            Ok((token, _, evicted)) => Ok(DeviceToken::Created { token, evicted }),
+            Err(StoreError::Conflict(m)) if m == AT_LIMIT => Ok(DeviceToken::AtLimit),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn keep_one_token_per_pair(&self, client: ClientId) -> Result<Vec<AuthToken>, StoreError> {
+        let args = self.args([client.to_string()]);
+        let rows: Vec<Row> = self.conn.eval("keep one token per pair", &scripts::KEEP_ONE_PER_PAIR, &[], &args).await?;
+        let deleted = rows.into_iter().map(record::token).collect::<Result<Vec<_>, _>>()?;
+        Ok(listing_order(deleted))
     }
 
     async fn token_by_id(&self, id: TokenId) -> Result<Option<AuthToken>, StoreError> {

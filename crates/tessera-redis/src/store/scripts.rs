@@ -67,8 +67,10 @@ local function publish(digests)
   end
 end
 
--- The records ARGV[i..] selects: 'id' ID | 'digest' D | 'pair' USER CLIENT | 'user' USER |
--- 'client' CLIENT | 'digests' D... Index-set members whose token Redis expired are dropped here.
+-- The records ARGV[i..] selects: 'id' ID | 'digest' D | 'pair' USER CLIENT (the pair's token) |
+-- 'user' USER | 'user_client' USER CLIENT (every token of the user on the client, device tokens
+-- too) | 'client' CLIENT | 'digests' D... Index-set members whose token Redis expired are dropped
+-- here.
 local function select_rows(i)
   local kind = ARGV[i]
   local out = {}
@@ -90,6 +92,13 @@ local function select_rows(i)
     for _, d in ipairs(redis.call('SMEMBERS', k)) do
       if not add(d) then redis.call('SREM', k, d) end
     end
+  elseif kind == 'user_client' then
+    local k = P .. 'user:' .. ARGV[i + 1]
+    for _, d in ipairs(redis.call('SMEMBERS', k)) do
+      local r = row(d)
+      if not r then redis.call('SREM', k, d)
+      elseif r[4] == ARGV[i + 2] then out[#out + 1] = r end
+    end
   elseif kind == 'digests' then
     for j = i + 1, #ARGV do add(ARGV[j]) end
   else
@@ -103,26 +112,64 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
-/// ARGV: prefix, mode (`create` | `get_or_create`), digest, user, client, seed, created, expiry
-/// (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never), the new
-/// token's id. Returns `{status, record}`: 0 the pair's existing token, 1 created, 2 the pair has
-/// a token (create), 3 the digest is taken, 4 the id is taken (the caller draws another).
+/// ARGV: prefix, mode (`create` | `get_or_create` | `device`), digest, user, client, seed, created,
+/// expiry (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never), the
+/// new token's id; with `device`, also the most tokens the user may hold on the client and the
+/// policy at the limit (`evict-oldest` | `refuse`).
+///
+/// `create` and `get_or_create` store the pair's token (`P pair:<user>:<client>` points at it);
+/// `device` stores a device token of a `many` client (no pair key), first evicting the user's
+/// least recently used tokens on the client (last use, else creation) down to the limit.
+///
+/// Returns `{status, record, evicted records}`: 0 the pair's existing token, 1 created, 2 the pair
+/// has a token (create), 3 the digest is taken, 4 the id is taken (the caller draws another), 5 at
+/// the device limit with `refuse` (nothing changed).
 pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local mode, d, user, client = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local pk = P .. 'pair:' .. user .. ':' .. client
-local existing = redis.call('GET', pk)
-if existing then
-  local r = row(existing)
-  if r then
-    if mode == 'create' then return {2, {}} end
-    return {0, r}
+if mode ~= 'device' then
+  local existing = redis.call('GET', pk)
+  if existing then
+    local r = row(existing)
+    if r then
+      if mode == 'create' then return {2, {}, {}} end
+      return {0, r, {}}
+    end
   end
 end
-if redis.call('EXISTS', tok(d)) == 1 then return {3, {}} end
+if redis.call('EXISTS', tok(d)) == 1 then return {3, {}, {}} end
 local id = ARGV[12]
-if redis.call('EXISTS', P .. 'id:' .. id) == 1 then return {4, {}} end
+if redis.call('EXISTS', P .. 'id:' .. id) == 1 then return {4, {}, {}} end
+local uk, ck = P .. 'user:' .. user, P .. 'client:' .. client
+local evicted = {}
+if mode == 'device' then
+  local held = {}
+  for _, m in ipairs(redis.call('SMEMBERS', uk)) do
+    local r = row(m)
+    if not r then redis.call('SREM', uk, m)
+    elseif r[4] == client then held[#held + 1] = r end
+  end
+  local excess = #held + 1 - tonumber(ARGV[13])
+  if excess > 0 then
+    if ARGV[14] == 'refuse' then return {5, {}, {}} end
+    -- Least recently used first: last use, else creation; then creation, then id.
+    local function key(r) return tonumber(r[8] or r[6]) end
+    table.sort(held, function(a, b)
+      if key(a) ~= key(b) then return key(a) < key(b) end
+      if tonumber(a[6]) ~= tonumber(b[6]) then return tonumber(a[6]) < tonumber(b[6]) end
+      return tonumber(a[2]) < tonumber(b[2])
+    end)
+    local gone = {}
+    for i = 1, excess do
+      remove(held[i])
+      evicted[#evicted + 1] = held[i]
+      gone[#gone + 1] = held[i][1]
+    end
+    publish(gone)
+  end
+end
 local fields = {'id', id, 'user_id', user, 'client_id', client, 'seed', ARGV[6], 'created', ARGV[7]}
 if ARGV[8] ~= '' then
   fields[#fields + 1] = 'expiry'
@@ -134,17 +181,60 @@ for _, f in ipairs({{'user_agent', ARGV[9]}, {'ip', ARGV[10]}}) do
     fields[#fields + 1] = string.sub(f[2], 2)
   end
 end
-local uk, ck = P .. 'user:' .. user, P .. 'client:' .. client
 local fresh_user = redis.call('EXISTS', uk) == 0
 local fresh_client = redis.call('EXISTS', ck) == 0
 redis.call('HSET', tok(d), unpack(fields))
-redis.call('SET', pk, d)
+if mode ~= 'device' then redis.call('SET', pk, d) end
 redis.call('SET', P .. 'id:' .. id, d)
 redis.call('SADD', uk, d)
 redis.call('SADD', ck, d)
 local r = row(d)
 apply_expiry(r, ARGV[11], fresh_user, fresh_client)
-return {1, r}
+return {1, r, evicted}
+"#,
+    )
+});
+
+/// ARGV: prefix, client. After the client went from `many` to `one`: of each user's tokens on
+/// the client, keeps the most recently used (last use, else creation) as the pair's token, deletes
+/// the others and publishes their invalidation. Returns the deleted records.
+pub(super) static KEEP_ONE_PER_PAIR: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local client = ARGV[2]
+local ck = P .. 'client:' .. client
+local latest = {}
+local rows = {}
+for _, m in ipairs(redis.call('SMEMBERS', ck)) do
+  local r = row(m)
+  if not r then redis.call('SREM', ck, m) else rows[#rows + 1] = r end
+end
+local function newer(a, b)
+  local ka, kb = tonumber(a[8] or a[6]), tonumber(b[8] or b[6])
+  if ka ~= kb then return ka > kb end
+  if tonumber(a[6]) ~= tonumber(b[6]) then return tonumber(a[6]) > tonumber(b[6]) end
+  return tonumber(a[2]) > tonumber(b[2])
+end
+for _, r in ipairs(rows) do
+  local kept = latest[r[3]]
+  if not kept or newer(r, kept) then latest[r[3]] = r end
+end
+local gone, deleted = {}, {}
+for _, r in ipairs(rows) do
+  if latest[r[3]][1] ~= r[1] then
+    remove(r)
+    deleted[#deleted + 1] = r
+    gone[#gone + 1] = r[1]
+  end
+end
+for user, r in pairs(latest) do
+  local pk = P .. 'pair:' .. user .. ':' .. client
+  redis.call('SET', pk, r[1])
+  local at = redis.call('PEXPIRETIME', tok(r[1]))
+  if at > 0 then redis.call('PEXPIREAT', pk, at) end
+end
+publish(gone)
+return deleted
 "#,
     )
 });

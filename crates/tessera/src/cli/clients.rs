@@ -6,7 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use tessera_core::model::check_text;
 use tessera_core::store::ClientUpdate;
-use tessera_core::{Client, ClientName, NewClient, Rate, Ttl};
+use tessera_core::{Client, ClientName, Devices, NewClient, OnDeviceLimit, Rate, Revoker, Ttl};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -29,6 +29,8 @@ pub enum ClientCommand {
         /// Free text for admins: at most 1,024 characters, no control characters
         #[arg(long, value_name = "TEXT", default_value = "")]
         description: String,
+        #[command(flatten)]
+        devices: DeviceArgs,
     },
     /// List API clients
     List {
@@ -58,6 +60,8 @@ pub enum ClientCommand {
         /// New description: at most 1,024 characters, no control characters
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        #[command(flatten)]
+        devices: DeviceArgs,
     },
     /// Delete an API client and all its tokens
     Delete {
@@ -66,10 +70,56 @@ pub enum ClientCommand {
     },
 }
 
+/// A client's device policy, as flags.
+#[derive(Debug, clap::Args)]
+pub struct DeviceArgs {
+    /// Tokens per (user, client): one (durin: a second login gets the same token) or many (a
+    /// token per device: a logout ends only that device's) [default: one]
+    #[arg(long, value_name = "one|many")]
+    devices: Option<String>,
+    /// With --devices many: the most tokens a user holds on the client, 1 to 1000 [default: 10]
+    #[arg(long, value_name = "N")]
+    max_devices: Option<u32>,
+    /// With --devices many: at the limit, revoke the least recently used token
+    /// (evict-oldest) or refuse the login (refuse) [default: evict-oldest]
+    #[arg(long, value_name = "evict-oldest|refuse")]
+    on_device_limit: Option<String>,
+}
+
+impl DeviceArgs {
+    /// The policy the flags ask for: `None` when none is given. For an update, `current` fills in
+    /// what is not given (`--max-devices 5` alone keeps `many` and its policy at the limit).
+    fn policy(self, current: Option<Devices>) -> Result<Option<Devices>> {
+        let on_limit = self.on_device_limit.map(|o| o.parse::<OnDeviceLimit>()).transpose()?;
+        if self.devices.is_none() && self.max_devices.is_none() && on_limit.is_none() {
+            return Ok(None);
+        }
+        let (kind, max, on_limit) = match (self.devices, current) {
+            (Some(kind), _) => (kind, self.max_devices, on_limit),
+            (None, Some(Devices::Many { max_devices, on_device_limit })) => {
+                ("many".to_string(), self.max_devices.or(Some(max_devices)), on_limit.or(Some(on_device_limit)))
+            }
+            (None, _) => ("one".to_string(), self.max_devices, on_limit),
+        };
+        Ok(Some(
+            Devices::from_parts(&kind, max, on_limit)
+                .map_err(|e| anyhow!("{e} (--devices, --max-devices, --on-device-limit)"))?,
+        ))
+    }
+}
+
 impl ClientCommand {
     pub async fn run(self, app: &App) -> Result<()> {
         match self {
-            ClientCommand::Create { name, token_ttl, throttle_rate, sliding_expiry, max_lifetime, description } => {
+            ClientCommand::Create {
+                name,
+                token_ttl,
+                throttle_rate,
+                sliding_expiry,
+                max_lifetime,
+                description,
+                devices,
+            } => {
                 let new = NewClient {
                     name: name.parse()?,
                     token_ttl: match token_ttl {
@@ -80,6 +130,7 @@ impl ClientCommand {
                     sliding_expiry,
                     max_lifetime: max_lifetime.map(|m| m.parse::<Ttl>()).transpose()?,
                     description: checked_description(description)?,
+                    devices: devices.policy(None)?.unwrap_or_default(),
                 };
                 create(app, new).await
             }
@@ -92,7 +143,9 @@ impl ClientCommand {
                 sliding_expiry,
                 max_lifetime,
                 description,
+                devices,
             } => {
+                let current = find_client(app, &name).await?;
                 let update = ClientUpdate {
                     name: new_name.map(|n| n.parse::<ClientName>()).transpose()?,
                     token_ttl: token_ttl.map(|t| t.parse::<Ttl>()).transpose()?,
@@ -102,8 +155,9 @@ impl ClientCommand {
                     sliding_expiry,
                     max_lifetime: max_lifetime.map(|m| optional(&m).map(str::parse::<Ttl>).transpose()).transpose()?,
                     description: description.map(checked_description).transpose()?,
+                    devices: devices.policy(Some(current.devices))?,
                 };
-                update_client(app, &name, update).await
+                update_client(app, current, update).await
             }
             ClientCommand::Delete { name } => delete(app, &name).await,
         }
@@ -124,7 +178,7 @@ async fn create(app: &App, new: NewClient) -> Result<()> {
 /// `client list`.
 async fn list(app: &App, json: bool) -> Result<()> {
     let clients = app.store.list_clients().await?;
-    let header = ["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DESCRIPTION"];
+    let header = ["ID", "NAME", "TOKEN TTL", "THROTTLE", "EXPIRY", "MAX LIFETIME", "DEVICES", "DESCRIPTION"];
     output::listing(&clients, json, &header, |c| {
         vec![
             c.id.to_string(),
@@ -133,6 +187,10 @@ async fn list(app: &App, json: bool) -> Result<()> {
             c.throttle_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
             if c.sliding_expiry { "sliding" } else { "fixed" }.into(),
             c.max_lifetime.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+            match c.devices {
+                Devices::One => "one".into(),
+                Devices::Many { max_devices, on_device_limit } => format!("many ({max_devices}, {on_device_limit})"),
+            },
             c.description.clone(),
         ]
     })
@@ -140,14 +198,18 @@ async fn list(app: &App, json: bool) -> Result<()> {
 
 /// `client update`: refuses an update that changes nothing, breaks the lifetime cap or takes
 /// another client's name.
-async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()> {
-    let client = find_client(app, name).await?;
+async fn update_client(app: &App, client: Client, update: ClientUpdate) -> Result<()> {
     let mut preview = client.clone();
     update.apply(&mut preview);
     if preview == client {
         bail!(
-            "nothing to change: give at least one of --name, --token-ttl, --throttle-rate, --sliding-expiry, --max-lifetime, --description"
+            "nothing to change: give at least one of --name, --token-ttl, --throttle-rate, --sliding-expiry, --max-lifetime, --description, --devices, --max-devices, --on-device-limit"
         );
+    }
+    if matches!(preview.devices, Devices::Many { .. })
+        && app.config.settings.api_access_client_name.as_ref() == Some(&client.name)
+    {
+        bail!("the API-access client '{}' is always --devices one: one API key per user", client.name);
     }
     check_lifetime_cap(preview.token_ttl, preview.max_lifetime)?;
     if let Some(new) = &update.name
@@ -156,8 +218,14 @@ async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()
     {
         bail!("a client named '{new}' already exists");
     }
-    let updated = app.store.update_client(client.id, update).await?;
+    // Through the library: from many to one, each user's other tokens there are revoked (with
+    // their events), keeping the most recently used.
+    let tessera = app.tessera()?.build()?;
+    let (updated, revoked) = tessera.update_client(&client, update, Revoker::Cli).await?;
     output::out!("updated client '{}' (id {})", updated.name, updated.id)?;
+    if !revoked.is_empty() {
+        output::out!("devices one: revoked {} token(s), keeping each user's most recently used", revoked.len())?;
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use tessera_core::store::ClientUpdate;
-use tessera_core::{ClientId, Rate};
+use tessera_core::{ClientId, Devices, OnDeviceLimit, Rate};
 
 fn rate(text: &str) -> Rate {
     text.parse().expect("rate")
@@ -18,6 +18,7 @@ pub async fn clients_crud(store: DynStore) {
             sliding_expiry: true,
             max_lifetime: Some(ttl("30d")),
             description: "The web app — ünïcode".into(),
+            devices: Devices::Many { max_devices: 3, on_device_limit: OnDeviceLimit::Refuse },
         })
         .await
         .expect("create web");
@@ -75,6 +76,7 @@ pub async fn client_updates(store: DynStore) {
             sliding_expiry: false,
             max_lifetime: Some(ttl("7d")),
             description: "before".into(),
+            devices: Devices::One,
         })
         .await
         .expect("create");
@@ -97,6 +99,12 @@ pub async fn client_updates(store: DynStore) {
         ClientUpdate { max_lifetime: Some(None), ..Default::default() },
         ClientUpdate { token_ttl: Some(Ttl::Never), ..Default::default() },
         ClientUpdate { description: Some(String::new()), sliding_expiry: Some(false), ..Default::default() },
+        ClientUpdate { devices: Some(Devices::many()), ..Default::default() },
+        ClientUpdate {
+            devices: Some(Devices::Many { max_devices: 1000, on_device_limit: OnDeviceLimit::Refuse }),
+            ..Default::default()
+        },
+        ClientUpdate { devices: Some(Devices::One), ..Default::default() },
     ];
     for update in updates {
         update.apply(&mut expected);
@@ -116,6 +124,7 @@ pub async fn client_updates(store: DynStore) {
         sliding_expiry: Some(true),
         max_lifetime: Some(Some(ttl("12h"))),
         description: Some("all at once".into()),
+        devices: Some(Devices::Many { max_devices: 2, on_device_limit: OnDeviceLimit::EvictOldest }),
     };
     all.apply(&mut expected);
     assert_eq!(store.update_client(original.id, all).await.expect("update"), expected);

@@ -9,11 +9,13 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod clients;
+pub mod devices;
 pub mod token_sets;
 pub mod tokens;
 pub mod users;
 
 pub use clients::*;
+pub use devices::*;
 pub use token_sets::*;
 pub use tokens::*;
 pub use users::*;
@@ -155,6 +157,12 @@ macro_rules! for_each_suite_case {
         purge_expired_removes_only_expired_tokens,
         set_expiry_changes_and_clears_expiry,
         record_last_used_in_batches,
+        device_tokens_coexist_and_the_least_recently_used_goes,
+        device_limit_refuse_changes_nothing,
+        device_tokens_need_their_owners,
+        device_limits_hold_under_concurrency,
+        the_pairs_token_counts_as_a_device,
+        keeping_one_token_per_pair,
         }
     };
 }
