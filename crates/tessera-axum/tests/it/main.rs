@@ -8,6 +8,7 @@ mod apiaccess;
 mod auth_header;
 mod cache;
 mod concurrency;
+mod devices;
 mod events;
 mod fuzz;
 mod login;

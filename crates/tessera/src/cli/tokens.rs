@@ -205,7 +205,9 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             ip: t.ip.clone(),
         })
         .collect();
-    output::listing(&rows, json, &["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP"], |r| {
+    // One row per token: on a `devices = many` client, one per device, told apart by its user agent.
+    let header = ["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP", "USER AGENT"];
+    output::listing(&rows, json, &header, |r| {
         vec![
             r.id.to_string(),
             r.user.clone(),
@@ -214,6 +216,7 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             output::maybe_time(r.expiry, "never") + if r.has_expired { " (expired)" } else { "" },
             output::maybe_time(r.last_used, "-"),
             r.ip.clone().unwrap_or_else(|| "-".into()),
+            r.user_agent.as_deref().map(|ua| ua.chars().take(40).collect()).unwrap_or_else(|| "-".into()),
         ]
     })
 }

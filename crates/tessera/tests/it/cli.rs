@@ -172,6 +172,65 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 test_each_backend!(sequence => cli_sequence_on_sqlite, cli_sequence_on_postgres);
 
+/// `devices = many` from the CLI: the flags, the listing, a token per `token create`, the switch
+/// back to `one`, and every bad value named with its flag.
+fn devices(backend: Backend) {
+    let Some(mut env) = TestEnv::new(TESSERA, backend) else { return };
+    env.env.insert("TESSERA_API_ACCESS_CLIENT_NAME".into(), "api-access".into());
+    env.ok(&["migrate"]);
+    env.create_user("alice", &[]);
+    env.ok(&["client", "create", "ios", "--devices", "many", "--max-devices", "3"]);
+    env.ok(&["client", "create", "api-access"]);
+    let clients = json(&env.ok(&["client", "list", "--json"]));
+    let ios = &clients[1];
+    assert_eq!((ios["name"].clone(), ios["devices"].clone()), (serde_json::json!("ios"), serde_json::json!("many")));
+    assert_eq!(
+        (ios["max_devices"].clone(), ios["on_device_limit"].clone()),
+        (serde_json::json!(3), serde_json::json!("evict-oldest"))
+    );
+    assert_eq!(clients[0]["devices"], "one");
+    assert!(env.ok(&["client", "list"]).contains("many (3, evict-oldest)"));
+
+    // Each `token create` is a new device; `token list` shows each.
+    let phone = env.ok(&["token", "create", "--user", "alice", "--client", "ios"]).trim().to_string();
+    let tablet = env.ok(&["token", "create", "--user", "alice", "--client", "ios"]).trim().to_string();
+    assert_ne!(phone, tablet);
+    assert_eq!(json(&env.ok(&["token", "list", "--client", "ios", "--json"])).as_array().map(Vec::len), Some(2));
+
+    // Only the limit changes: the policy stays many.
+    env.ok(&["client", "update", "ios", "--on-device-limit", "refuse"]);
+    let ios = &json(&env.ok(&["client", "list", "--json"]))[1];
+    assert_eq!(
+        (ios["max_devices"].clone(), ios["on_device_limit"].clone()),
+        (serde_json::json!(3), serde_json::json!("refuse"))
+    );
+
+    // Back to one: the most recently created token stays, the other is revoked.
+    let out = env.ok(&["client", "update", "ios", "--devices", "one"]);
+    assert!(out.contains("revoked 1 token(s)"), "{out}");
+    assert_eq!(json(&env.ok(&["token", "list", "--client", "ios", "--json"])).as_array().map(Vec::len), Some(1));
+
+    // Bad values: a clear error naming the value, and nothing changes.
+    let before = env.snapshot();
+    env.fails(&["client", "create", "tv", "--devices", "several"], "invalid devices 'several': use 'one' or 'many'");
+    env.fails(
+        &["client", "create", "tv", "--devices", "many", "--max-devices", "0"],
+        "invalid max_devices 0: use 1 to 1000",
+    );
+    env.fails(
+        &["client", "create", "tv", "--devices", "many", "--on-device-limit", "drop"],
+        "invalid on_device_limit 'drop'",
+    );
+    env.fails(&["client", "create", "tv", "--max-devices", "3"], "apply only to devices = 'many'");
+    env.fails(
+        &["client", "update", "api-access", "--devices", "many"],
+        "the API-access client 'api-access' is always --devices one",
+    );
+    assert_eq!(env.snapshot(), before);
+}
+
+test_each_backend!(devices => cli_devices_on_sqlite, cli_devices_on_postgres);
+
 fn bad_inputs(backend: Backend) {
     let Some(env) = TestEnv::new(TESSERA, backend) else { return };
     env.ok(&["client", "create", "web"]);

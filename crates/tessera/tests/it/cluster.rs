@@ -54,6 +54,7 @@ fn two_instances(token_store: &str) {
     env.ok(&["client", "create", "web"]);
     env.ok(&["client", "create", "cli", "--token-ttl", "never"]);
     env.ok(&["client", "create", "metered", "--throttle-rate", "10/m"]);
+    env.ok(&["client", "create", "ios", "--devices", "many", "--max-devices", "3"]);
     env.create_user("alice", &[]);
     env.create_user("bob", &[]);
     let a = env.serve(&[]);
@@ -82,6 +83,20 @@ fn two_instances(token_store: &str) {
         let took = refused_within(server, token, Duration::from_secs(2));
         assert!(took < Duration::from_secs(1), "logout-all took {took:?}");
     }
+
+    // A `many` client: a phone (on A) and a tablet (on B) each get their own token; the phone's
+    // logout on A is refused on B within a second, and the tablet keeps working on both.
+    let phone = a.token("alice", "ios");
+    let tablet = b.token("alice", "ios");
+    assert_ne!(phone, tablet, "one token per device");
+    for (server, token) in [(&a, &phone), (&b, &phone), (&a, &tablet), (&b, &tablet)] {
+        ok(server, token);
+    }
+    assert_eq!(a.call(Method::POST, "/api/auth/logout/", Some(&phone)).0, 204);
+    let took = refused_within(&b, &phone, Duration::from_secs(2));
+    assert!(took < Duration::from_secs(1), "the phone's logout reached B after {took:?}");
+    ok(&a, &tablet);
+    ok(&b, &tablet);
 
     // A revocation with the CLI is refused by both.
     let token = a.token("alice", "web");
