@@ -442,3 +442,73 @@ fn names_with_nul_cannot_be_looked_up() {
     assert!("al\0ice".parse::<Username>().is_err());
     assert!("w\0eb".parse::<ClientName>().is_err());
 }
+
+/// A database at schema 3 (before device tokens, ids from sequences) with live data goes through
+/// migration 4 (SQLite rebuilds `auth_tokens`) keeping every token, and the pair's token stays
+/// unique.
+async fn upgrade_from_schema_3(db: TestDb) {
+    let (migrations, digest) = match db.store.backend() {
+        Backend::Sqlite => (
+            [
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+                include_str!("../../migrations/sqlite/0002_invalidations.sql"),
+                include_str!("../../migrations/sqlite/0003_random_ids.sql"),
+            ],
+            format!("X'{}'", "ab".repeat(32)),
+        ),
+        Backend::Postgres => (
+            [
+                include_str!("../../migrations/postgres/0001_init.sql"),
+                include_str!("../../migrations/postgres/0002_invalidations.sql"),
+                include_str!("../../migrations/postgres/0003_random_ids.sql"),
+            ],
+            format!("decode('{}', 'hex')", "ab".repeat(32)),
+        ),
+    };
+    raw(&db, "CREATE TABLE tessera_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").await;
+    for (i, sql) in migrations.iter().enumerate() {
+        raw(&db, sql).await;
+        raw(&db, &format!("INSERT INTO tessera_migrations (version, applied_at) VALUES ({}, 0)", i + 1)).await;
+    }
+    raw(&db, "INSERT INTO users (id, username, password_hash, is_active, is_staff, created) VALUES (7, 'alice', 'x', TRUE, FALSE, 0)").await;
+    raw(&db, "INSERT INTO clients (id, name, token_ttl_secs, created) VALUES (3, 'web', 3600, 0)").await;
+    raw(
+        &db,
+        &format!(
+            "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, last_used, user_agent, ip) \
+             VALUES (11, 7, 3, {digest}, {digest}, 5, 9000000000, 6, 'phone/1', '203.0.113.9')"
+        ),
+    )
+    .await;
+
+    db.store.migrate().await.expect("migrate to the current schema");
+    assert_eq!(migration_versions(&db).await, all_versions(&db));
+    let alice = db.store.user_by_username(&"alice".parse().expect("name")).await.expect("read").expect("alice");
+    let web = db.store.client_by_name(&"web".parse().expect("name")).await.expect("read").expect("web");
+    assert_eq!(web.devices, tessera_core::Devices::One, "existing clients stay durin's");
+    let kept = db.store.token_for(alice.id, web.id).await.expect("read").expect("the token survived");
+    assert_eq!(kept.id.0, 11);
+    assert_eq!((kept.user_agent.as_deref(), kept.ip.as_deref()), (Some("phone/1"), Some("203.0.113.9")));
+    assert_eq!(kept.last_used, DateTime::from_timestamp_micros(6));
+    let by_digest = db.store.token_with_owner(&kept.digest).await.expect("read").expect("found by digest");
+    assert_eq!(by_digest.token, kept);
+    // Still one pair's token per (user, client).
+    let again = db.store.create_token(new_token(&alice, &web, at(0), None)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    // The invalidation log still follows deletions (the triggers came back with the table).
+    let before = db.store.latest_invalidation().await.expect("latest");
+    assert!(db.store.delete_token(kept.id).await.expect("delete"));
+    assert!(db.store.latest_invalidation().await.expect("latest") > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_from_schema_3_on_sqlite() {
+    let db = tessera_sql::testing::sqlite_unmigrated().await;
+    upgrade_from_schema_3(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_from_schema_3_on_postgres() {
+    let Some(db) = tessera_sql::testing::postgres_unmigrated().await else { return };
+    upgrade_from_schema_3(db).await;
+}
