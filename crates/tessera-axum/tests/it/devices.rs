@@ -192,6 +192,19 @@ on_every_store!(
     }
 );
 
+on_every_store!(
+    async fn issue_token_makes_a_device_token_on_a_many_client(app) {
+        let alice = app.user("alice").await;
+        let ios = app.client_with("ios", "1d", |c| c.devices = many(2, OnDeviceLimit::Refuse)).await;
+        let (first, a) = app.tessera.issue_token(&alice, &ios).await.expect("first");
+        let (second, b) = app.tessera.issue_token(&alice, &ios).await.expect("second");
+        assert_ne!((first.id, a.expose()), (second.id, b.expose()), "a new device each time");
+        let refused = app.tessera.issue_token(&alice, &ios).await.expect_err("at the limit");
+        assert!(refused.to_string().contains("holds the limit of 2 tokens on client 'ios'"), "{refused}");
+        assert_eq!(app.tokens().await.len(), 2);
+    }
+);
+
 // `one` clients are unchanged: the durin conformance behaviour.
 on_every_store!(
     async fn a_one_client_still_hands_back_the_same_token(app) {
