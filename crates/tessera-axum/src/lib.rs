@@ -85,6 +85,8 @@
 /// `Settings`, `User`, `Client`, the store traits, events, ...
 pub use tessera_core as core;
 
+mod admin;
+mod audit;
 mod authn;
 mod builder;
 mod cache;
@@ -165,6 +167,7 @@ pub use tessera_sql as sql;
 #[cfg(feature = "redis")]
 pub use tessera_redis as redis;
 
+pub use audit::DEFAULT_RETENTION as DEFAULT_AUDIT_RETENTION;
 pub use builder::{BuildError, TesseraBuilder};
 pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson, Rejection};
 pub use events::EventHook;

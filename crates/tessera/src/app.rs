@@ -4,7 +4,8 @@
 use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir, private_sqlite_file};
 use crate::key;
 use anyhow::{Result, anyhow};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tessera_axum::Tessera;
 use tessera_core::bus::{InvalidationBus, NotifyingStore};
 use tessera_core::split::SplitStore;
 use tessera_core::store::Store;
@@ -32,6 +33,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Whether this start created the database.
     pub created_database: bool,
+    /// The admin commands' Tessera, built on first use; [`App::close`] writes its audit records.
+    admin: Arc<OnceLock<Tessera>>,
 }
 
 /// What Redis provides when it is configured.
@@ -91,7 +94,8 @@ impl App {
             let limiter = Arc::new(FallbackRateLimiter::new(Arc::new(RedisRateLimiter::new(conn.clone())), mode));
             redis = Some(RedisParts { conn, bus, limiter });
         }
-        Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database })
+        let admin = Arc::new(OnceLock::new());
+        Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database, admin })
     }
 
     /// A Tessera builder for this configuration: the store, the server key, the settings, the
@@ -107,11 +111,29 @@ impl App {
         if let Some(redis) = &self.redis {
             builder = builder.rate_limiter(redis.limiter.clone()).bus(redis.bus.clone());
         }
+        if self.config.audit {
+            // The audit log stays in SQL even when tokens live in Redis.
+            builder = builder.audit(Arc::new(self.sql.clone())).audit_retention(self.config.audit_retention);
+        }
         Ok(builder)
     }
 
-    /// Closes the connections.
+    /// The Tessera of the admin commands: every change they make (users, clients, tokens) goes
+    /// through it, so it emits the same events as the server's, and its audit records are
+    /// written when the command ends ([`App::close`]).
+    pub fn admin(&self) -> Result<&Tessera> {
+        if let Some(tessera) = self.admin.get() {
+            return Ok(tessera);
+        }
+        let tessera = self.tessera()?.build()?;
+        Ok(self.admin.get_or_init(|| tessera))
+    }
+
+    /// Writes what the admin commands buffered (their audit records), then closes the connections.
     pub async fn close(&self) {
+        if let Some(tessera) = self.admin.get() {
+            tessera.shutdown().await;
+        }
         self.sql.close().await;
     }
 }
