@@ -118,3 +118,58 @@ pub(crate) async fn record_audit(core: Weak<Core>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use tessera_core::EventKind;
+
+    /// A sink that keeps what it is given, or fails while `down`.
+    #[derive(Debug, Default)]
+    struct Sink {
+        down: AtomicBool,
+        written: Mutex<Vec<AuditRecord>>,
+    }
+
+    #[async_trait::async_trait]
+    impl AuditSink for Sink {
+        async fn write_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            self.written.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(records);
+            Ok(())
+        }
+        async fn prune_audit(&self, _before: DateTime<Utc>) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+    }
+
+    fn event(n: i64) -> Event {
+        Event::new(EventKind::LogoutAll { tokens: n as u64 }, DateTime::from_timestamp(n, 0).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_new_records_and_a_failed_batch_is_kept_in_order() {
+        let sink = Arc::new(Sink::default());
+        let recorder = AuditRecorder::new(sink.clone(), DEFAULT_RETENTION);
+        sink.down.store(true, Ordering::Relaxed);
+        for n in 0..(BUFFER_MAX as i64 + 5) {
+            recorder.record(&event(n));
+        }
+        assert_eq!(recorder.lock().len(), BUFFER_MAX);
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 5);
+        assert!(recorder.flush().await.is_err());
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 0, "reported by the flush");
+        // Recorded while the sink was down: after the failed batch, which is kept in front.
+        recorder.record(&event(-1));
+        assert_eq!(recorder.lock().len(), BUFFER_MAX, "the newest is dropped when full");
+        sink.down.store(false, Ordering::Relaxed);
+        assert_eq!(recorder.flush().await, Ok(BUFFER_MAX));
+        let written = sink.written.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let order: Vec<i64> = written.iter().map(|r| r.at.timestamp()).collect();
+        assert_eq!(order, (0..BUFFER_MAX as i64).collect::<Vec<_>>());
+        assert_eq!(recorder.flush().await, Ok(0));
+    }
+}

@@ -64,6 +64,15 @@ impl Tessera {
         }
     }
 
+    /// Deletes the audit records older than the retention now (the background task does it once
+    /// an hour); how many. 0 without an audit sink.
+    pub async fn prune_audit(&self) -> Result<u64, StoreError> {
+        match &self.core.audit {
+            Some(audit) => audit.prune(self.core.now()).await,
+            None => Ok(0),
+        }
+    }
+
     /// The authentication layer, reading the store on every request.
     pub fn layer(&self) -> AuthLayer {
         self.ensure_background();
