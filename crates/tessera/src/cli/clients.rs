@@ -116,7 +116,7 @@ async fn create(app: &App, new: NewClient) -> Result<()> {
     if app.store.client_by_name(&new.name).await?.is_some() {
         bail!("a client named '{}' already exists", new.name);
     }
-    let client = app.admin()?.create_client(new, Revoker::Cli).await?;
+    let client = app.admin_without_key()?.create_client(new, Revoker::Cli).await?;
     output::out!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl)?;
     Ok(())
 }
@@ -156,7 +156,7 @@ async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()
     {
         bail!("a client named '{new}' already exists");
     }
-    let updated = app.admin()?.update_client(&client, update, Revoker::Cli).await?;
+    let updated = app.admin_without_key()?.update_client(&client, update, Revoker::Cli).await?;
     output::out!("updated client '{}' (id {})", updated.name, updated.id)?;
     Ok(())
 }
@@ -164,7 +164,7 @@ async fn update_client(app: &App, name: &str, update: ClientUpdate) -> Result<()
 /// `client delete`: the client and all its tokens.
 async fn delete(app: &App, name: &str) -> Result<()> {
     let client = find_client(app, name).await?;
-    let tokens = app.admin()?.delete_client(&client, Revoker::Cli).await?;
+    let tokens = app.admin_without_key()?.delete_client(&client, Revoker::Cli).await?;
     output::out!("deleted client '{}' with {tokens} token(s)", client.name)?;
     Ok(())
 }

@@ -92,7 +92,7 @@ fn cli_changes_and_filters(backend: Backend) {
     // With `audit = false` the CLI records nothing.
     let mut quiet = env.command(&["client", "create", "quiet"]);
     quiet.env("TESSERA_AUDIT", "false");
-    assert!(quiet.status().expect("run").success());
+    assert!(quiet.output().expect("run").status.success());
     assert!(audit(&env, &["--client", "quiet"]).is_empty());
 }
 
