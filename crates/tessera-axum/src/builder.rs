@@ -128,8 +128,10 @@ impl TesseraBuilder {
 
     /// Records every event in an audit log (`sql::SqlStore` is one: its `audit_events` table);
     /// default: none, events go to the hooks only. Records are buffered and written once a second
-    /// by a background task (and by [`Tessera::shutdown`]), never by the request that caused them;
-    /// they carry no token and no password.
+    /// by a background task (started with the other background tasks: by [`Tessera::start`] or the
+    /// first layer or router), never by the request that caused them, and by
+    /// [`Tessera::shutdown`] — which an admin tool that serves nothing must call before it exits.
+    /// They carry no token and no password.
     pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
         self
