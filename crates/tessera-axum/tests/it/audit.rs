@@ -42,7 +42,7 @@ both_backends!(
     async fn every_kind_lands_with_its_actor(app) {
         let wrong = "not-the-password-at-all";
         let alice = app.user("alice").await;
-        let (web, cli) = (app.client("web", "1h").await, app.client("cli", "1d").await);
+        let (_web, cli) = (app.client("web", "1h").await, app.client("cli", "1d").await);
         assert_eq!(login_as_agent(&app, "alice", wrong, "web").await.status, 400);
         let login = login_as_agent(&app, "alice", PASSWORD, "web").await;
         assert_eq!(login.status, 200, "{}", login.text);
@@ -93,7 +93,6 @@ both_backends!(
         let update = ClientUpdate { name: Some("iphone".parse().expect("name")), token_ttl: Some("2d".parse().expect("ttl")), ..ClientUpdate::default() };
         let iphone = app.tessera.update_client(&ios, update, Revoker::Cli).await.expect("update");
         app.tessera.delete_client(&iphone, Revoker::Cli).await.expect("delete");
-        let _ = web;
 
         let records = records(&app).await;
         let kinds: std::collections::BTreeSet<&str> = records.iter().map(|r| r.kind.as_str()).collect();
@@ -158,7 +157,7 @@ both_backends!(
     options = audited(),
     async fn a_logout_all_on_one_instance_is_in_the_log_read_through_the_other(app) {
         let alice = app.user("alice").await;
-        let (web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
+        let (_web, cli) = (app.client("web", "1d").await, app.client("cli", "1d").await);
         app.mint(&alice, &cli).await;
         let other = app.second_instance().await;
         let body = json!({"username": "alice", "password": PASSWORD, "client": "web"});
@@ -166,7 +165,6 @@ both_backends!(
         let token = login.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string();
         let reply = app.http.post(format!("{}/api/auth/logoutall/", other.base)).header("Authorization", format!("Token {token}")).send().await.expect("logoutall");
         assert_eq!(reply.status(), 204);
-        let _ = web;
         // Written by the other instance's recorder (within its second), read through this one's store.
         let query = AuditQuery { kind: Some("logout_all".into()), ..AuditQuery::default() };
         let seen = within(std::time::Duration::from_secs(5), || async {
