@@ -1,18 +1,20 @@
 //! Configuring a [`Tessera`]: the builder and what it checks.
 
+use crate::audit::{AuditRecorder, DEFAULT_RETENTION};
 use crate::cache::TokenCache;
 use crate::error::{DurinErrors, ErrorRenderer, remember_process_renderer};
 use crate::events;
 use crate::state::Core;
 use crate::tessera::Tessera;
 use crate::usage;
+use chrono::TimeDelta;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::bus::InvalidationBus;
 use tessera_core::store::Store;
 use tessera_core::throttle::{MemoryRateLimiter, RateLimiter};
 use tessera_core::token::FormatError;
-use tessera_core::{Clock, Event, ServerKey, Settings, SystemClock, TokenCodec};
+use tessera_core::{AuditSink, Clock, Event, ServerKey, Settings, SystemClock, TokenCodec};
 
 /// Why a [`TesseraBuilder`] refused its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +41,8 @@ pub struct TesseraBuilder {
     cache_capacity: usize,
     bus: Option<Arc<dyn InvalidationBus>>,
     cached_auth_routes: bool,
+    audit: Option<Arc<dyn AuditSink>>,
+    audit_retention: TimeDelta,
 }
 
 impl std::fmt::Debug for TesseraBuilder {
@@ -62,6 +66,8 @@ impl TesseraBuilder {
             cache_capacity: 100_000,
             bus: None,
             cached_auth_routes: false,
+            audit: None,
+            audit_retention: DEFAULT_RETENTION,
         }
     }
 
@@ -120,6 +126,24 @@ impl TesseraBuilder {
         self
     }
 
+    /// Records every event in an audit log (`sql::SqlStore` is one: its `audit_events` table);
+    /// default: none, events go to the hooks only. Records are buffered and written once a second
+    /// by a background task (started with the other background tasks: by [`Tessera::start`] or the
+    /// first layer or router), never by the request that caused them, and by
+    /// [`Tessera::shutdown`] — which an admin tool that serves nothing must call before it exits.
+    /// They carry no token and no password.
+    pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// How long audit records are kept (default [`DEFAULT_AUDIT_RETENTION`](crate::DEFAULT_AUDIT_RETENTION),
+    /// 90 days); older ones are pruned in the background, once an hour.
+    pub fn audit_retention(mut self, retention: TimeDelta) -> Self {
+        self.audit_retention = retention;
+        self
+    }
+
     /// The most lookups the cached authenticator keeps (default 100,000).
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.cache_capacity = entries;
@@ -161,6 +185,7 @@ impl TesseraBuilder {
             clock: self.clock,
             usage: usage::UsageBuffer::default(),
             events: self.events,
+            audit: self.audit.map(|sink| AuditRecorder::new(sink, self.audit_retention)),
             limiter: self.limiter,
             login_limiter: self.login_limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::default())),
             password_checks: crate::routes::PasswordChecks::new(self.password_checks),

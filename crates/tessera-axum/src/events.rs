@@ -23,10 +23,10 @@ impl Events {
         self.hooks.push(hook);
     }
 
-    pub(crate) fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: &Event) {
         tracing::debug!(event = ?event.kind, user = ?event.user_id, client = ?event.client, "tessera event");
         for hook in &self.hooks {
-            hook(&event);
+            hook(event);
         }
     }
 }

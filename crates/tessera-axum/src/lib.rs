@@ -41,6 +41,12 @@
 //! Serve with `into_make_service_with_connect_info::<SocketAddr>()` so logins record the client's
 //! address and the login throttle can key on it.
 //!
+//! Every login, logout and token or admin change is an [`Event`](core::Event) for the
+//! [`on_event`](TesseraBuilder::on_event) hooks; with [`audit`](TesseraBuilder::audit) (the SQL
+//! store is a sink) each is also written to an audit log, in batches off the request path, flushed
+//! by [`Tessera::shutdown`]. User and client changes go through [`Tessera::create_user`],
+//! [`Tessera::update_client`] and their siblings, so they emit their events too.
+//!
 //! New here? The [`guide`] walks a small service from the first dependency to its first
 //! in-process test (it is built with the `testing` feature; docs.rs builds every feature).
 //!
@@ -85,6 +91,8 @@
 /// `Settings`, `User`, `Client`, the store traits, events, ...
 pub use tessera_core as core;
 
+mod admin;
+mod audit;
 mod authn;
 mod builder;
 mod cache;
@@ -165,6 +173,7 @@ pub use tessera_sql as sql;
 #[cfg(feature = "redis")]
 pub use tessera_redis as redis;
 
+pub use audit::DEFAULT_RETENTION as DEFAULT_AUDIT_RETENTION;
 pub use builder::{BuildError, TesseraBuilder};
 pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson, Rejection};
 pub use events::EventHook;

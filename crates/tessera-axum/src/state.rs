@@ -2,6 +2,7 @@
 //! background tasks. The token lifecycle (`tokens.rs`), verification (`authn.rs`) and sliding
 //! expiry (`sliding.rs`) are methods on it, each in the file named for it.
 
+use crate::audit::AuditRecorder;
 use crate::cache::TokenCache;
 use crate::error::{AuthError, ErrorRenderer, Rejection};
 use crate::events::Events;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use tessera_core::bus::InvalidationBus;
 use tessera_core::store::Store;
 use tessera_core::throttle::RateLimiter;
-use tessera_core::{AuthToken, Clock, Event, EventKind, Settings, TokenCodec, User};
+use tessera_core::{Actor, AuthToken, Clock, Event, EventKind, Settings, TokenCodec, User};
 
 pub(crate) struct Core {
     pub(crate) store: Arc<dyn Store>,
@@ -23,6 +24,8 @@ pub(crate) struct Core {
     pub(crate) cached_auth_routes: bool,
     pub(crate) usage: UsageBuffer,
     pub(crate) events: Events,
+    /// The audit log's recorder, when one was configured.
+    pub(crate) audit: Option<AuditRecorder>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     /// The login throttle's limiter: `limiter` itself when one was configured, else its own.
     pub(crate) login_limiter: Arc<dyn RateLimiter>,
@@ -50,15 +53,30 @@ impl Core {
         Rejection::new(error, self.renderer.clone(), self.www_authenticate.clone())
     }
 
+    /// Emits `kind` about `who`, by its default actor ([`Actor::default_for`]).
     pub(crate) fn emit(&self, kind: EventKind, who: Who<'_>, ip: Option<String>) {
-        self.events.emit(Event {
-            kind,
+        let actor = Actor::default_for(&kind);
+        self.publish(self.event(kind, who, ip, actor));
+    }
+
+    /// The event of `kind` about `who`, now, by `actor`: to fill in further, then [`Core::publish`].
+    pub(crate) fn event(&self, kind: EventKind, who: Who<'_>, ip: Option<String>, actor: Actor) -> Event {
+        Event {
             user_id: who.map(|(u, _)| u.id),
             username: who.map(|(u, _)| u.username.to_string()),
             client: who.map(|(_, c)| c.to_string()),
             ip,
-            at: self.now(),
-        });
+            actor,
+            ..Event::new(kind, self.now())
+        }
+    }
+
+    /// Hands `event` to the hooks, then to the audit recorder (which only buffers it).
+    pub(crate) fn publish(&self, event: Event) {
+        self.events.emit(&event);
+        if let Some(audit) = &self.audit {
+            audit.record(&event);
+        }
     }
 
     /// Forgets a token this process just deleted or changed: the cache entry and what is buffered.

@@ -1,6 +1,7 @@
 //! [`Tessera`]: the handle a service keeps — layers, guards, the auth router, the token lifecycle
 //! for admin tools, and the background tasks.
 
+use crate::audit::record_audit;
 use crate::builder::TesseraBuilder;
 use crate::cache::{follow_bus, follow_invalidations};
 use crate::guard::Guard;
@@ -17,7 +18,7 @@ use tessera_core::{AuthToken, Client, Revoker, ServerKey, Settings, TokenCodec, 
 /// Tessera for one axum application. Cheap to clone.
 #[derive(Clone)]
 pub struct Tessera {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
     background: Arc<OnceLock<()>>,
 }
 
@@ -40,7 +41,8 @@ impl Tessera {
     }
 
     /// Prepares for serving: creates the API-access client when one is configured and missing,
-    /// and starts the background tasks (the last-used writer and the invalidation follower).
+    /// and starts the background tasks (the last-used writer, the invalidation follower, and with
+    /// an audit sink the audit recorder).
     /// Call it once at start-up; layers start the tasks themselves if it was not called.
     pub async fn start(&self) -> Result<(), StoreError> {
         routes::api_access_client(&self.core).await?;
@@ -48,10 +50,26 @@ impl Tessera {
         Ok(())
     }
 
-    /// Writes what is buffered (last-used times, sliding expiries). Call it at graceful shutdown.
+    /// Writes what is buffered (last-used times, sliding expiries, audit records; a batch being
+    /// written by the background task is waited for). Call it at graceful shutdown, after the
+    /// server stopped taking requests.
     pub async fn shutdown(&self) {
         if let Err(e) = self.core.usage.flush(self.core.store.as_ref(), self.core.now()).await {
             tracing::warn!(error = %e, "could not write last-used times at shutdown");
+        }
+        if let Some(audit) = &self.core.audit
+            && let Err(e) = audit.flush().await
+        {
+            tracing::warn!(error = %e, "could not write the audit log at shutdown");
+        }
+    }
+
+    /// Deletes the audit records older than the retention now (the background task does it once
+    /// an hour); how many. 0 without an audit sink.
+    pub async fn prune_audit(&self) -> Result<u64, StoreError> {
+        match &self.core.audit {
+            Some(audit) => audit.prune(self.core.now()).await,
+            None => Ok(0),
         }
     }
 
@@ -117,19 +135,6 @@ impl Tessera {
                 user.username, client.name
             ))),
         }
-    }
-
-    /// Changes a client, as an admin tool does. When its device policy goes from `many` to `one`,
-    /// each user keeps their most recently used token there (it becomes the pair's token) and the
-    /// others are revoked, with a `TokenRevoked { by }` event each; from `one` to `many` the
-    /// existing tokens stay. Returns the client as stored and the tokens revoked.
-    pub async fn update_client(
-        &self,
-        client: &Client,
-        update: tessera_core::ClientUpdate,
-        by: tessera_core::Revoker,
-    ) -> Result<(Client, Vec<AuthToken>), StoreError> {
-        self.core.update_client(client, update, by).await
     }
 
     /// The token of a (user, client) pair, with a policy for a pair that has one: the one path
@@ -207,9 +212,12 @@ impl Tessera {
     }
 
     /// Expires a token now: its next use anywhere is answered "The given token has expired."
-    /// `false` when it did not exist.
-    pub async fn expire_token(&self, token: &AuthToken) -> Result<bool, StoreError> {
-        self.core.expire(token).await
+    /// A `TokenExpired` event names `by` (its `source` too: `admin`, `cli`, `user`). `false` when
+    /// it did not exist.
+    pub async fn expire_token(&self, token: &AuthToken, by: Revoker) -> Result<bool, StoreError> {
+        let (user, client) = self.core.store.user_and_client(token.user_id, token.client_id).await?;
+        let who = user.as_ref().zip(client.as_ref().map(|c| c.name.as_str()));
+        self.core.expire(token, who, by).await
     }
 
     /// Forgets everything the throttle counted (tests; an admin "reset").
@@ -241,6 +249,9 @@ impl Tessera {
             return;
         }
         tokio::spawn(flush_usage(Arc::downgrade(&self.core)));
+        if self.core.audit.is_some() {
+            tokio::spawn(record_audit(Arc::downgrade(&self.core)));
+        }
         tokio::spawn(follow_invalidations(Arc::downgrade(&self.core)));
         if let Some(bus) = self.core.bus.clone() {
             tokio::spawn(follow_bus(bus, Arc::downgrade(&self.core)));

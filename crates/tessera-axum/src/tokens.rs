@@ -6,7 +6,7 @@
 use crate::state::{Core, Who};
 use std::collections::HashMap;
 use tessera_core::store::{ClientUpdate, DeviceToken, StoreError, TokenFilter};
-use tessera_core::{AuthToken, Client, Devices, EventKind, IssuedToken, NewToken, Revoker, TokenSecret, User};
+use tessera_core::{Actor, AuthToken, Client, Devices, EventKind, IssuedToken, NewToken, Revoker, TokenSecret, User};
 
 /// What to do when the (user, client) pair already has a token that has not expired. (An expired
 /// one is always replaced, with a `TokenExpired` event.)
@@ -65,12 +65,7 @@ impl<'a> TokenRequest<'a> {
     /// Who asks (default: [`Revoker::Admin`]): named in the events of a token this replaces.
     pub fn by(mut self, by: Revoker) -> Self {
         self.by = by;
-        self.source = match by {
-            Revoker::User => "user",
-            Revoker::Admin => "admin",
-            Revoker::Cli => "cli",
-            Revoker::DeviceLimit => "device limit",
-        };
+        self.source = by.as_str();
         self
     }
 
@@ -175,8 +170,7 @@ impl Core {
                         if self.store.extend_expiry(existing.id, new_expiry, now).await? {
                             existing.expiry = new_expiry;
                             self.forget(&existing);
-                            let kind = EventKind::TokenRenewed { token_id: existing.id, new_expiry };
-                            self.emit(kind, who, req.ip.clone());
+                            self.emit_for(&req, EventKind::TokenRenewed { token_id: existing.id, new_expiry });
                         }
                         return Ok(self.handed_back(existing));
                     }
@@ -189,13 +183,13 @@ impl Core {
         }
         let issued = self.codec.issue();
         let new = NewToken {
-            user_agent: req.user_agent.map(|ua| ua.chars().take(512).collect()),
+            user_agent: req.user_agent.as_ref().map(|ua| ua.chars().take(512).collect()),
             ip: req.ip.clone(),
             ..NewToken::issued(&issued, req.user.id, req.client, now)
         };
         let (token, created) = self.store.get_or_create_token(new).await?;
         if created {
-            self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
+            self.emit_for(&req, EventKind::TokenCreated { token_id: token.id });
             return Ok(PairToken { token, secret: issued.token, created: true });
         }
         // A concurrent request for the same pair won the race: its token is the pair's.
@@ -247,7 +241,7 @@ impl Core {
             }
         }
         let new = NewToken {
-            user_agent: req.user_agent.map(|ua| ua.chars().take(512).collect()),
+            user_agent: req.user_agent.as_ref().map(|ua| ua.chars().take(512).collect()),
             ip: req.ip.clone(),
             ..NewToken::issued(&issued, req.user.id, req.client, now)
         };
@@ -256,7 +250,7 @@ impl Core {
             // A concurrent request for the same pair won the race: its token is the pair's.
             return Err(PairTokenError::Exists(token));
         }
-        self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
+        self.emit_for(&req, EventKind::TokenCreated { token_id: token.id });
         Ok(PairToken { token, secret: issued.token, created: true })
     }
 
@@ -275,7 +269,7 @@ impl Core {
         let now = self.now();
         let who = Some((req.user, req.client.name.as_str()));
         let new = NewToken {
-            user_agent: req.user_agent.map(|ua| ua.chars().take(512).collect()),
+            user_agent: req.user_agent.as_ref().map(|ua| ua.chars().take(512).collect()),
             ip: req.ip.clone(),
             ..NewToken::issued(&issued, req.user.id, req.client, now)
         };
@@ -287,7 +281,7 @@ impl Core {
                     let kind = EventKind::TokenRevoked { token_id: old.id, by: Revoker::DeviceLimit };
                     self.emit(kind, who, req.ip.clone());
                 }
-                self.emit(EventKind::TokenCreated { token_id: token.id }, who, req.ip);
+                self.emit_for(&req, EventKind::TokenCreated { token_id: token.id });
                 Ok(PairToken { token, secret: issued.token, created: true })
             }
         }
@@ -321,6 +315,13 @@ impl Core {
         Ok((updated, revoked))
     }
 
+    /// Emits `kind` about the request's pair, by whoever asks, with the request's device.
+    fn emit_for(&self, req: &TokenRequest<'_>, kind: EventKind) {
+        let mut event = self.event(kind, Some((req.user, req.client.name.as_str())), req.ip.clone(), req.by.into());
+        event.user_agent = req.user_agent.clone();
+        self.publish(event);
+    }
+
     /// Whether this codec re-derives the stored token: the same format and key it was issued with.
     fn derives(&self, token: &AuthToken) -> bool {
         let secret = self.codec.derive(&token.seed);
@@ -344,7 +345,11 @@ impl Core {
         let deleted = self.store.delete_token(token.id).await?;
         self.forget(token);
         match why {
-            Revocation::Logout => self.emit(EventKind::UserLoggedOut, who, ip),
+            Revocation::Logout => {
+                let mut event = self.event(EventKind::UserLoggedOut, who, ip, Actor::User);
+                (event.token_id, event.user_agent) = (Some(token.id), token.user_agent.clone());
+                self.publish(event);
+            }
             Revocation::Revoked(by) if deleted => {
                 self.emit(EventKind::TokenRevoked { token_id: token.id, by }, who, ip)
             }
@@ -423,17 +428,25 @@ impl Core {
         by: Revoker,
     ) -> Result<Vec<AuthToken>, StoreError> {
         self.store.set_password_hash(user.id, password_hash).await?;
-        if !self.settings.revoke_tokens_on_password_change {
-            return Ok(Vec::new());
-        }
-        self.revoke_tokens(user, None, by, None).await
+        let revoked = if self.settings.revoke_tokens_on_password_change {
+            self.revoke_tokens(user, None, by, None).await?
+        } else {
+            Vec::new()
+        };
+        let kind = EventKind::PasswordChanged { tokens_revoked: revoked.len() as u64 };
+        self.publish(self.user_event(kind, user, by));
+        Ok(revoked)
     }
 
     /// Expires a token now (an admin's "expire"): its next use is refused as expired, on every
-    /// instance. `false` when it did not exist.
-    pub(crate) async fn expire(&self, token: &AuthToken) -> Result<bool, StoreError> {
+    /// instance, and a `TokenExpired` event names who expired it. `false` when it did not exist.
+    pub(crate) async fn expire(&self, token: &AuthToken, who: Who<'_>, by: Revoker) -> Result<bool, StoreError> {
         let changed = self.store.set_expiry(token.id, Some(self.now())).await?;
         self.forget(token);
+        if changed {
+            let kind = EventKind::TokenExpired { token_id: token.id, source: by.as_str().into() };
+            self.publish(self.event(kind, who, None, by.into()));
+        }
         Ok(changed)
     }
 }

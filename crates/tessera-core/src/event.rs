@@ -1,5 +1,5 @@
 //! Events: durin's signals and Tessera's additions. The library hands them to hooks; the server
-//! logs each as a line (`auth event`).
+//! logs each as a line (`auth event`) and writes each to its audit log ([`crate::audit`]).
 
 use crate::model::{TokenId, UserId};
 use chrono::{DateTime, Utc};
@@ -18,6 +18,76 @@ pub enum Revoker {
     /// The device limit of a `many` client: the user's least recently used token there made room
     /// for a new login.
     DeviceLimit,
+}
+
+/// Who did what an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// The user the event is about (login, logout, refresh, the sessions API), or for a failed
+    /// login whoever tried.
+    #[default]
+    User,
+    /// An admin (the admin UI, or a library user's admin tool).
+    Admin,
+    /// The admin CLI.
+    Cli,
+    /// Tessera itself: an expired token found and deleted.
+    System,
+}
+
+impl Actor {
+    /// Every actor's name, as stored and as `--json` prints it.
+    pub const NAMES: &'static [&'static str] = &["user", "admin", "cli", "system"];
+
+    /// The actor's name: `user`, `admin`, `cli`, `system`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::User => "user",
+            Actor::Admin => "admin",
+            Actor::Cli => "cli",
+            Actor::System => "system",
+        }
+    }
+
+    /// The actor named `name` (see [`Actor::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Actor> {
+        [Actor::User, Actor::Admin, Actor::Cli, Actor::System].into_iter().find(|a| a.as_str() == name)
+    }
+
+    /// Who did what `kind` reports when nobody said: its revoker for a revocation, Tessera itself
+    /// for an expiry, else the user.
+    pub fn default_for(kind: &EventKind) -> Actor {
+        match kind {
+            EventKind::TokenRevoked { by, .. } => (*by).into(),
+            EventKind::TokenExpired { .. } => Actor::System,
+            _ => Actor::User,
+        }
+    }
+}
+
+impl Revoker {
+    /// The revoker's name, as serialized: `user`, `admin`, `cli`, `device_limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revoker::User => "user",
+            Revoker::Admin => "admin",
+            Revoker::Cli => "cli",
+            Revoker::DeviceLimit => "device_limit",
+        }
+    }
+}
+
+impl From<Revoker> for Actor {
+    fn from(by: Revoker) -> Actor {
+        match by {
+            Revoker::User => Actor::User,
+            Revoker::Admin => Actor::Admin,
+            Revoker::Cli => Actor::Cli,
+            // A device limit is Tessera's own rule, applied on a login.
+            Revoker::DeviceLimit => Actor::System,
+        }
+    }
 }
 
 /// What happened.
@@ -64,6 +134,96 @@ pub enum EventKind {
         /// Why, for the operator (never shown to the client).
         reason: String,
     },
+    /// A user was created.
+    UserCreated {
+        /// Whether as staff.
+        staff: bool,
+    },
+    /// A deactivated user was let in again.
+    UserActivated,
+    /// A user was stopped from logging in; their tokens stop working.
+    UserDeactivated,
+    /// A user was deleted, with their tokens.
+    UserDeleted {
+        /// How many tokens went with them.
+        tokens: u64,
+    },
+    /// A user's password was changed.
+    PasswordChanged {
+        /// How many of their tokens were revoked with it (`revoke_tokens_on_password_change`).
+        tokens_revoked: u64,
+    },
+    /// An API client was created.
+    ClientCreated,
+    /// An API client was changed.
+    ClientChanged {
+        /// The names of the fields that changed (`name`, `token_ttl`, `throttle_rate`,
+        /// `sliding_expiry`, `max_lifetime`, `description`).
+        fields: Vec<String>,
+        /// The client's name before a rename (the event's `client` is the new one).
+        renamed_from: Option<String>,
+    },
+    /// An API client was deleted, with its tokens.
+    ClientDeleted {
+        /// How many tokens went with it.
+        tokens: u64,
+    },
+}
+
+impl EventKind {
+    /// Every kind's name, as the hook's JSON (`event`), the audit log and `tessera audit --kind`
+    /// spell it.
+    pub const NAMES: &'static [&'static str] = &[
+        "user_logged_in",
+        "user_logged_out",
+        "logout_all",
+        "token_created",
+        "token_renewed",
+        "token_expired",
+        "token_revoked",
+        "login_failed",
+        "user_created",
+        "user_activated",
+        "user_deactivated",
+        "user_deleted",
+        "password_changed",
+        "client_created",
+        "client_changed",
+        "client_deleted",
+    ];
+
+    /// This kind's name (one of [`EventKind::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::UserLoggedIn => "user_logged_in",
+            EventKind::UserLoggedOut => "user_logged_out",
+            EventKind::LogoutAll { .. } => "logout_all",
+            EventKind::TokenCreated { .. } => "token_created",
+            EventKind::TokenRenewed { .. } => "token_renewed",
+            EventKind::TokenExpired { .. } => "token_expired",
+            EventKind::TokenRevoked { .. } => "token_revoked",
+            EventKind::LoginFailed { .. } => "login_failed",
+            EventKind::UserCreated { .. } => "user_created",
+            EventKind::UserActivated => "user_activated",
+            EventKind::UserDeactivated => "user_deactivated",
+            EventKind::UserDeleted { .. } => "user_deleted",
+            EventKind::PasswordChanged { .. } => "password_changed",
+            EventKind::ClientCreated => "client_created",
+            EventKind::ClientChanged { .. } => "client_changed",
+            EventKind::ClientDeleted { .. } => "client_deleted",
+        }
+    }
+
+    /// The token this kind names, if it names one.
+    pub fn token_id(&self) -> Option<TokenId> {
+        match self {
+            EventKind::TokenCreated { token_id }
+            | EventKind::TokenRenewed { token_id, .. }
+            | EventKind::TokenExpired { token_id, .. }
+            | EventKind::TokenRevoked { token_id, .. } => Some(*token_id),
+            _ => None,
+        }
+    }
 }
 
 /// An event with its context.
@@ -82,6 +242,36 @@ pub struct Event {
     pub ip: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+    /// Who did it. Not in the hook's JSON, whose shape is durin's signals' (a revocation names its
+    /// revoker there as `by`).
+    #[serde(skip)]
+    pub actor: Actor,
+    /// The request's user agent, where known (a login; the token's own for a logout). Not in the
+    /// hook's JSON.
+    #[serde(skip)]
+    pub user_agent: Option<String>,
+    /// The token the request was made with, for kinds that name none themselves (a logout). Not
+    /// in the hook's JSON.
+    #[serde(skip)]
+    pub token_id: Option<TokenId>,
+}
+
+impl Event {
+    /// An event about `kind` at `at`, with no one named yet and its default actor.
+    pub fn new(kind: EventKind, at: DateTime<Utc>) -> Event {
+        let actor = Actor::default_for(&kind);
+        Event {
+            kind,
+            user_id: None,
+            username: None,
+            client: None,
+            ip: None,
+            at,
+            actor,
+            user_agent: None,
+            token_id: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,11 +288,49 @@ mod tests {
             client: Some("web".into()),
             ip: None,
             at,
+            actor: Actor::Cli,
+            user_agent: Some("curl/8".into()),
+            token_id: None,
         };
         let json = serde_json::to_value(&event).expect("json");
+        // The hook's shape is durin's signals': who, where, when, and the kind's own fields.
+        let keys: Vec<&str> = json.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        assert_eq!(keys.len(), 8, "{keys:?}");
         assert_eq!(json["event"], "token_revoked");
         assert_eq!(json["token_id"], 7);
         assert_eq!(json["by"], "cli");
         assert_eq!(json["username"], "alice");
+    }
+
+    #[test]
+    fn every_kind_is_named_as_it_serializes() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let kinds = [
+            EventKind::UserLoggedIn,
+            EventKind::UserLoggedOut,
+            EventKind::LogoutAll { tokens: 1 },
+            EventKind::TokenCreated { token_id: TokenId(1) },
+            EventKind::TokenRenewed { token_id: TokenId(1), new_expiry: None },
+            EventKind::TokenExpired { token_id: TokenId(1), source: "login".into() },
+            EventKind::TokenRevoked { token_id: TokenId(1), by: Revoker::User },
+            EventKind::LoginFailed { reason: "unknown user".into() },
+            EventKind::UserCreated { staff: false },
+            EventKind::UserActivated,
+            EventKind::UserDeactivated,
+            EventKind::UserDeleted { tokens: 0 },
+            EventKind::PasswordChanged { tokens_revoked: 0 },
+            EventKind::ClientCreated,
+            EventKind::ClientChanged { fields: vec!["name".into()], renamed_from: Some("web".into()) },
+            EventKind::ClientDeleted { tokens: 0 },
+        ];
+        assert_eq!(kinds.len(), EventKind::NAMES.len());
+        for (kind, name) in kinds.into_iter().zip(EventKind::NAMES) {
+            assert_eq!(kind.name(), *name);
+            let json = serde_json::to_value(Event::new(kind, at)).expect("json");
+            assert_eq!(json["event"], *name);
+        }
+        for name in Actor::NAMES {
+            assert_eq!(Actor::from_name(name).map(Actor::as_str), Some(*name));
+        }
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod bus;
 pub mod clock;
 pub mod duration;
@@ -40,9 +41,10 @@ pub mod store;
 pub mod throttle;
 pub mod token;
 
+pub use audit::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{Ttl, parse_duration};
-pub use event::{Event, EventKind, Revoker};
+pub use event::{Actor, Event, EventKind, Revoker};
 pub use humanize::expires_in_str;
 pub use model::{
     AuthToken, Client, ClientId, ClientName, Devices, NewClient, NewToken, NewUser, OnDeviceLimit, TokenId, User,

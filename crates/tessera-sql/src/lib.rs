@@ -146,6 +146,8 @@ macro_rules! in_write_transaction {
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod audit;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod clients;
 mod connect;
 mod error;

@@ -26,6 +26,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/sqlite/0002_invalidations.sql") },
     Migration { version: 3, name: "random_ids", sql: include_str!("../migrations/sqlite/0003_random_ids.sql") },
     Migration { version: 4, name: "devices", sql: include_str!("../migrations/sqlite/0004_devices.sql") },
+    Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/sqlite/0005_audit_events.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -34,6 +35,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/postgres/0002_invalidations.sql") },
     Migration { version: 3, name: "random_ids", sql: include_str!("../migrations/postgres/0003_random_ids.sql") },
     Migration { version: 4, name: "devices", sql: include_str!("../migrations/postgres/0004_devices.sql") },
+    Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/postgres/0005_audit_events.sql") },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

@@ -4,7 +4,8 @@
 use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir, private_sqlite_file};
 use crate::key;
 use anyhow::{Result, anyhow};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tessera_axum::Tessera;
 use tessera_core::bus::{InvalidationBus, NotifyingStore};
 use tessera_core::split::SplitStore;
 use tessera_core::store::Store;
@@ -32,6 +33,10 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Whether this start created the database.
     pub created_database: bool,
+    /// The token commands' Tessera, built on first use; [`App::close`] writes its audit records.
+    admin: Arc<OnceLock<Tessera>>,
+    /// The user and client commands' Tessera (no server key read), likewise.
+    keyless: Arc<OnceLock<Tessera>>,
 }
 
 /// What Redis provides when it is configured.
@@ -91,7 +96,8 @@ impl App {
             let limiter = Arc::new(FallbackRateLimiter::new(Arc::new(RedisRateLimiter::new(conn.clone())), mode));
             redis = Some(RedisParts { conn, bus, limiter });
         }
-        Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database })
+        let (admin, keyless) = (Arc::new(OnceLock::new()), Arc::new(OnceLock::new()));
+        Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database, admin, keyless })
     }
 
     /// A Tessera builder for this configuration: the store, the server key, the settings, the
@@ -99,6 +105,10 @@ impl App {
     /// the CLI both build on it, so their changes emit the same events.
     pub fn tessera(&self) -> Result<tessera_axum::TesseraBuilder> {
         let (key, _) = key::load_or_create(&self.config)?;
+        Ok(self.builder_with(key))
+    }
+
+    fn builder_with(&self, key: tessera_core::ServerKey) -> tessera_axum::TesseraBuilder {
         let mut builder = tessera_axum::Tessera::builder(self.store.clone(), key)
             .settings(self.config.settings.clone())
             .on_event(|event| {
@@ -107,11 +117,43 @@ impl App {
         if let Some(redis) = &self.redis {
             builder = builder.rate_limiter(redis.limiter.clone()).bus(redis.bus.clone());
         }
-        Ok(builder)
+        if self.config.audit {
+            // The audit log stays in SQL even when tokens live in Redis.
+            builder = builder.audit(Arc::new(self.sql.clone())).audit_retention(self.config.audit_retention);
+        }
+        builder
     }
 
-    /// Closes the connections.
+    /// The Tessera of the token commands: every change they make goes through it, so it emits
+    /// the same events as the server's, and its audit records are written when the command ends
+    /// ([`App::close`]).
+    pub fn admin(&self) -> Result<&Tessera> {
+        if let Some(tessera) = self.admin.get() {
+            return Ok(tessera);
+        }
+        let tessera = self.tessera()?.build()?;
+        Ok(self.admin.get_or_init(|| tessera))
+    }
+
+    /// The Tessera of the user and client commands, which change users and clients (and revoke
+    /// tokens: a password change) but never issue or derive a token: they need no server key, so
+    /// none is read (nor a key file created); a random key stands in for the codec they never
+    /// use. Their events are the same as through [`App::admin`].
+    pub fn admin_without_key(&self) -> Result<&Tessera> {
+        if let Some(tessera) = self.keyless.get() {
+            return Ok(tessera);
+        }
+        let tessera = self.builder_with(tessera_core::ServerKey::generate()).build()?;
+        Ok(self.keyless.get_or_init(|| tessera))
+    }
+
+    /// Writes what the admin commands buffered (their audit records), then closes the connections.
     pub async fn close(&self) {
+        for built in [&self.admin, &self.keyless] {
+            if let Some(tessera) = built.get() {
+                tessera.shutdown().await;
+            }
+        }
         self.sql.close().await;
     }
 }

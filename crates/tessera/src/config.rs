@@ -39,6 +39,8 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("request_body_timeout", Kind::Text),
     ("idle_timeout", Kind::Text),
     ("max_connections", Kind::Int),
+    ("audit", Kind::Bool),
+    ("audit_retention", Kind::Text),
 ];
 
 /// Every key of [`Settings`], with how to read it from the environment.
@@ -104,6 +106,11 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     /// The HTTP server's timeouts and connection cap.
     pub limits: ServerLimits,
+    /// Record every event in the database's audit log (`audit`, default true). The CLI records its
+    /// own changes too.
+    pub audit: bool,
+    /// How long audit records are kept (`audit_retention`, default 90d).
+    pub audit_retention: chrono::TimeDelta,
     /// The authentication settings.
     pub settings: Settings,
 }
@@ -216,6 +223,14 @@ impl Config {
             .map_err(|_| anyhow!("invalid bind address '{bind_text}': expected IP:PORT, for example 127.0.0.1:8000"))?;
         let redis = values.redis()?;
         let limits = values.limits()?;
+        let audit = values.flag("audit")?.unwrap_or(true);
+        let audit_retention = match values.duration("audit_retention")? {
+            Some(d) if d.is_zero() => bail!("invalid value for 'audit_retention': it must be longer than 0 seconds"),
+            Some(d) => {
+                chrono::TimeDelta::from_std(d).map_err(|_| anyhow!("invalid value for 'audit_retention': too long"))?
+            }
+            None => tessera_axum::DEFAULT_AUDIT_RETENTION,
+        };
         let settings = values.settings()?;
         Ok(Config {
             data_dir,
@@ -226,6 +241,8 @@ impl Config {
             bind,
             redis,
             limits,
+            audit,
+            audit_retention,
             settings,
         })
     }

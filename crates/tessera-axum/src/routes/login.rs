@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tessera_core::net::IpNet;
 use tessera_core::password::verify_password_or_dummy;
 use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, Reservation};
-use tessera_core::{Client, ClientName, EventKind, Rate, User, Username};
+use tessera_core::{Actor, Client, ClientName, EventKind, Rate, User, Username};
 
 pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result<Response, RouteError> {
     let (parts, body) = req.into_parts();
@@ -49,16 +49,16 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
     // refuses — is refused before any work: no limiter key, no lookup, no hash. Answering it
     // faster than a real check reveals nothing, because the answer depends on how the name is
     // spelled, never on which users exist; every name that could exist costs one Argon2id check.
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let failed = |reason: &str, username: Option<String>| tessera_core::Event {
+        username,
+        ip: ip_text.clone(),
+        user_agent: user_agent.clone(),
+        ..tessera_core::Event::new(EventKind::LoginFailed { reason: reason.into() }, now)
+    };
     let Ok(name) = username.parse::<Username>() else {
-        core.events.emit(tessera_core::Event {
-            kind: EventKind::LoginFailed { reason: "invalid username".into() },
-            user_id: None,
-            // Not the name: it may be 64 KB of anything.
-            username: None,
-            client: None,
-            ip: ip_text.clone(),
-            at: now,
-        });
+        // Not the name: it may be 64 KB of anything.
+        core.publish(failed("invalid username", None));
         return Err(AuthError::BadCredentials.into());
     };
 
@@ -86,14 +86,7 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
                 Some(u) if !u.is_active && verified => "inactive user",
                 Some(_) => "wrong password",
             };
-            core.events.emit(tessera_core::Event {
-                kind: EventKind::LoginFailed { reason: reason.into() },
-                user_id: None,
-                username: Some(username.clone()),
-                client: None,
-                ip: ip_text.clone(),
-                at: now,
-            });
+            core.publish(failed(reason, Some(username.clone())));
             return Err(AuthError::BadCredentials.into());
         }
     };
@@ -101,11 +94,10 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
     budgets.remember_source(&core, now).await;
 
     let client = find_client(&core, &parts.headers, &data).await?;
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let policy = if core.settings.refresh_token_on_login { IfPairHasToken::Renew } else { IfPairHasToken::Reuse };
     let request = TokenRequest::new(&user, &client)
         .if_exists(policy)
-        .device(user_agent, ip_text.clone())
+        .device(user_agent.clone(), ip_text.clone())
         .by(tessera_core::Revoker::User)
         .source("login");
     let pair = match core.token_for_pair(request).await {
@@ -123,19 +115,14 @@ pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result
             let why = Revocation::Revoked(tessera_core::Revoker::Admin);
             core.revoke(&pair.token, why, Some((&user, client.name.as_str())), ip_text.clone()).await?;
         }
-        core.events.emit(tessera_core::Event {
-            kind: EventKind::LoginFailed { reason: "inactive user".into() },
-            user_id: None,
-            username: Some(user.username.to_string()),
-            client: None,
-            ip: ip_text,
-            at: now,
-        });
+        core.publish(failed("inactive user", Some(user.username.to_string())));
         return Err(AuthError::BadCredentials.into());
     }
     let (token, secret) = (pair.token, pair.secret);
 
-    core.emit(EventKind::UserLoggedIn, Some((&user, client.name.as_str())), ip_text);
+    let mut logged_in = core.event(EventKind::UserLoggedIn, Some((&user, client.name.as_str())), ip_text, Actor::User);
+    (logged_in.user_agent, logged_in.token_id) = (user_agent, Some(token.id));
+    core.publish(logged_in);
     let mut body = Map::new();
     body.insert("expiry".into(), datetime_or_null(token.expiry, |d| core.settings.format_expiry(d)));
     body.insert("token".into(), Value::String(secret.expose().to_string()));

@@ -5,6 +5,7 @@ mod support;
 
 mod abuse;
 mod apiaccess;
+mod audit;
 mod auth_header;
 mod cache;
 mod concurrency;

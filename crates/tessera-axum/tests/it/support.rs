@@ -72,6 +72,8 @@ pub struct Options {
     /// With tokens in Redis, whether the bus follows token keys through keyspace notifications
     /// (as `tessera serve` does when Redis emits them).
     pub follow_token_keys: bool,
+    /// Record events in the SQL store's audit log, kept this long (as `tessera serve` does).
+    pub audit: Option<TimeDelta>,
 }
 
 /// A renderer for [`Options::renderer`].
@@ -92,6 +94,7 @@ impl Default for Options {
             limiter: None,
             cached_auth_routes: false,
             follow_token_keys: false,
+            audit: None,
         }
     }
 }
@@ -131,6 +134,7 @@ pub struct TestApp {
     pub limiter: Option<Arc<dyn tessera_core::throttle::RateLimiter>>,
     pub cached_auth_routes: bool,
     pub follow_token_keys: bool,
+    pub audit: Option<TimeDelta>,
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
@@ -222,7 +226,7 @@ impl TestApp {
         let events = Arc::new(Mutex::new(Vec::new()));
         let key = ServerKey::generate();
         let (store, bus) = compose(db.store.clone(), redis.as_ref().map(|r| r.conn.clone()), options.follow_token_keys);
-        let tessera = build(store, bus, key.clone(), &options, &clock, &events);
+        let tessera = build(store, bus, db.store.clone(), key.clone(), &options, &clock, &events);
         tessera.start().await.expect("start");
         let server = serve(tessera.clone()).await;
         Some(TestApp {
@@ -238,6 +242,7 @@ impl TestApp {
             limiter: options.limiter,
             cached_auth_routes: options.cached_auth_routes,
             follow_token_keys: options.follow_token_keys,
+            audit: options.audit,
             _server: server,
             db,
             redis,
@@ -247,7 +252,8 @@ impl TestApp {
     /// Another `Tessera` serving the same database through its own connection pool, as another
     /// process would (same key, same settings, same clock).
     pub async fn second_instance(&self) -> Server {
-        let (store, bus) = self.elsewhere_with_bus().await;
+        let sql = tessera_sql::SqlStore::connect(&self.db.url).await.expect("another connection");
+        let (store, bus) = compose(sql.clone(), self.redis.as_ref().map(|r| r.connect_again()), self.follow_token_keys);
         let options = Options {
             settings: self.settings.clone(),
             renderer: self.renderer,
@@ -255,8 +261,9 @@ impl TestApp {
             limiter: self.limiter.clone(),
             cached_auth_routes: self.cached_auth_routes,
             follow_token_keys: self.follow_token_keys,
+            audit: self.audit,
         };
-        let tessera = build(store, bus, self.key.clone(), &options, &self.clock, &self.events);
+        let tessera = build(store, bus, sql, self.key.clone(), &options, &self.clock, &self.events);
         tessera.start().await.expect("start");
         serve(tessera).await
     }
@@ -401,6 +408,7 @@ impl TestApp {
 fn build(
     store: Arc<dyn Store>,
     bus: Option<Arc<dyn InvalidationBus>>,
+    sql: tessera_sql::SqlStore,
     key: ServerKey,
     options: &Options,
     clock: &ManualClock,
@@ -423,6 +431,9 @@ fn build(
     }
     if let Some(limiter) = &options.limiter {
         builder = builder.rate_limiter(limiter.clone());
+    }
+    if let Some(retention) = options.audit {
+        builder = builder.audit(Arc::new(sql)).audit_retention(retention);
     }
     builder.build().expect("tessera")
 }

@@ -4,6 +4,7 @@
 mod backends {
     pub use tessera_sql::testing::*;
 }
+mod audit;
 mod dump;
 mod invalidations;
 mod sql;

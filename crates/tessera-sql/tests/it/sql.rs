@@ -50,6 +50,11 @@ async fn migration_versions(db: &TestDb) -> Vec<i64> {
     }
 }
 
+/// Every migration this binary has: 1 to its newest.
+fn every_version(db: &TestDb) -> Vec<i64> {
+    (1..=db.store.expected_schema_version()).collect()
+}
+
 /// Runs `sql` on the database of `db` through a connection of its own.
 async fn raw(db: &TestDb, sql: &str) {
     match db.store.backend() {
@@ -64,18 +69,13 @@ async fn raw(db: &TestDb, sql: &str) {
     }
 }
 
-/// Every migration this binary knows: 1 to the newest, none skipped.
-fn all_versions(db: &TestDb) -> Vec<i64> {
-    (1..=db.store.expected_schema_version()).collect()
-}
-
 on_both!(migrate_twice_is_a_no_op, |db| {
     assert!(db.store.expected_schema_version() >= 4, "random ids (3) and devices (4) at least");
-    assert_eq!(migration_versions(&db).await, all_versions(&db));
+    assert_eq!(migration_versions(&db).await, every_version(&db));
     let alice = db.store.create_user(new_user("alice")).await.expect("user");
     db.store.migrate().await.expect("again");
     db.store.migrate().await.expect("and again");
-    assert_eq!(migration_versions(&db).await, all_versions(&db));
+    assert_eq!(migration_versions(&db).await, every_version(&db));
     assert_eq!(db.store.list_users().await.expect("users"), vec![alice]);
 });
 
@@ -102,7 +102,7 @@ async fn concurrent_migrations(db: TestDb, interrupted: bool) {
     let (a, b) = tokio::join!(db.store.migrate(), other.migrate());
     a.expect("first migrate");
     b.expect("second migrate");
-    assert_eq!(migration_versions(&db).await, all_versions(&db));
+    assert_eq!(migration_versions(&db).await, every_version(&db));
     other.create_user(new_user("alice")).await.expect("schema works");
     assert_eq!(db.store.list_users().await.expect("list").len(), 1);
     other.close().await;
@@ -482,7 +482,7 @@ async fn upgrade_from_schema_3(db: TestDb) {
     .await;
 
     db.store.migrate().await.expect("migrate to the current schema");
-    assert_eq!(migration_versions(&db).await, all_versions(&db));
+    assert_eq!(migration_versions(&db).await, every_version(&db));
     let alice = db.store.user_by_username(&"alice".parse().expect("name")).await.expect("read").expect("alice");
     let web = db.store.client_by_name(&"web".parse().expect("name")).await.expect("read").expect("web");
     assert_eq!(web.devices, tessera_core::Devices::One, "existing clients stay durin's");

@@ -170,7 +170,7 @@ async fn create(app: &App, new: NewClient) -> Result<()> {
     if app.store.client_by_name(&new.name).await?.is_some() {
         bail!("a client named '{}' already exists", new.name);
     }
-    let client = app.store.create_client(new).await?;
+    let client = app.admin_without_key()?.create_client(new, Revoker::Cli).await?;
     output::out!("created client '{}' (id {}, token TTL {})", client.name, client.id, client.token_ttl)?;
     Ok(())
 }
@@ -220,8 +220,7 @@ async fn update_client(app: &App, client: Client, update: ClientUpdate) -> Resul
     }
     // Through the library: from many to one, each user's other tokens there are revoked (with
     // their events), keeping the most recently used.
-    let tessera = app.tessera()?.build()?;
-    let (updated, revoked) = tessera.update_client(&client, update, Revoker::Cli).await?;
+    let (updated, revoked) = app.admin_without_key()?.update_client(&client, update, Revoker::Cli).await?;
     output::out!("updated client '{}' (id {})", updated.name, updated.id)?;
     if !revoked.is_empty() {
         output::out!("devices one: revoked {} token(s), keeping each user's most recently used", revoked.len())?;
@@ -232,7 +231,7 @@ async fn update_client(app: &App, client: Client, update: ClientUpdate) -> Resul
 /// `client delete`: the client and all its tokens.
 async fn delete(app: &App, name: &str) -> Result<()> {
     let client = find_client(app, name).await?;
-    let tokens = app.store.delete_client(client.id).await?;
+    let tokens = app.admin_without_key()?.delete_client(&client, Revoker::Cli).await?;
     output::out!("deleted client '{}' with {tokens} token(s)", client.name)?;
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! The command line: `tessera serve`, `migrate`, and the admin commands for users, clients and tokens.
+//! The command line: `tessera serve`, `migrate`, the admin commands for users, clients and tokens,
+//! and `audit`.
 
+mod audit;
 mod clients;
 pub mod output;
 mod tokens;
@@ -60,6 +62,8 @@ enum Command {
     /// Manage tokens (sessions)
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// Read the audit log: logins, logouts, token and admin changes, newest first
+    Audit(audit::AuditCommand),
     /// Server key helpers
     #[command(subcommand)]
     Key(KeyCommand),
@@ -97,6 +101,7 @@ impl Cli {
             Command::User(cmd) => cmd.run(&app).await,
             Command::Client(cmd) => cmd.run(&app).await,
             Command::Token(cmd) => cmd.run(&app).await,
+            Command::Audit(cmd) => cmd.run(&app).await,
             Command::Serve { .. } | Command::Key(_) => Ok(()),
         };
         app.close().await;

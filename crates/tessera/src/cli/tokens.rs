@@ -108,9 +108,10 @@ impl TokenCommand {
 }
 
 /// The CLI's Tessera: every change goes through the library's token lifecycle, so it emits the
-/// same events (`by: cli`) and is honoured by every instance as the API's changes are.
-fn tessera(app: &App) -> Result<Tessera> {
-    Ok(app.tessera()?.build()?)
+/// same events (`by: cli`, recorded in the audit log) and is honoured by every instance as the
+/// API's changes are.
+fn tessera(app: &App) -> Result<&Tessera> {
+    app.admin()
 }
 
 /// `token create`: refuses a pair that has a live token unless `--replace` (an expired one is
@@ -270,7 +271,7 @@ async fn expire(app: &App, username: &str, client: &str) -> Result<()> {
     let Some(token) = app.store.token_for(user.id, client.id).await? else {
         bail!("user '{}' has no token for client '{}'", user.username, client.name);
     };
-    tessera(app)?.expire_token(&token).await?;
+    tessera(app)?.expire_token(&token, Revoker::Cli).await?;
     output::out!("token {} of user '{}' on client '{}' expired", token.id, user.username, client.name)?;
     Ok(())
 }

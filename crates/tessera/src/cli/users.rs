@@ -73,9 +73,8 @@ impl UserCommand {
                     bail!("a user named '{username}' already exists{normalised}");
                 }
                 let hash = hash_password(&read_password(password_stdin)?)?;
-                let user = store
-                    .create_user(NewUser { username, password_hash: hash, is_staff: staff, is_active: true })
-                    .await?;
+                let new = NewUser { username, password_hash: hash, is_staff: staff, is_active: true };
+                let user = app.admin_without_key()?.create_user(new, Revoker::Cli).await?;
                 let staff = if staff { "staff " } else { "" };
                 output::out!("created {staff}user '{}' (id {}){normalised}", user.username, user.id)?;
             }
@@ -95,8 +94,7 @@ impl UserCommand {
             UserCommand::SetPassword { username, password_stdin } => {
                 let user = find_user(app, &username).await?;
                 let hash = hash_password(&read_password(password_stdin)?)?;
-                let tessera = app.tessera()?.build()?;
-                let revoked = tessera.change_password(&user, &hash, Revoker::Cli).await?;
+                let revoked = app.admin_without_key()?.change_password(&user, &hash, Revoker::Cli).await?;
                 if app.config.settings.revoke_tokens_on_password_change {
                     output::out!("password of '{}' changed; {} token(s) revoked", user.username, revoked.len())?;
                 } else {
@@ -105,19 +103,18 @@ impl UserCommand {
             }
             UserCommand::Activate { username } => {
                 let user = find_user(app, &username).await?;
-                store.set_active(user.id, true).await?;
+                app.admin_without_key()?.set_user_active(&user, true, Revoker::Cli).await?;
                 output::out!("user '{}' activated", user.username)?;
             }
             UserCommand::Deactivate { username } => {
                 let user = find_user(app, &username).await?;
-                store.set_active(user.id, false).await?;
+                app.admin_without_key()?.set_user_active(&user, false, Revoker::Cli).await?;
                 let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
                 output::out!("user '{}' deactivated ({tokens} token(s) stop working)", user.username)?;
             }
             UserCommand::Delete { username } => {
                 let user = find_user(app, &username).await?;
-                let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
-                store.delete_user(user.id).await?;
+                let tokens = app.admin_without_key()?.delete_user(&user, Revoker::Cli).await?;
                 output::out!("user '{}' deleted with {tokens} token(s)", user.username)?;
             }
         }

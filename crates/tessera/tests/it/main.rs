@@ -1,5 +1,6 @@
 //! Black-box tests of the `tessera` binary: real processes, real SQLite files, the real PostgreSQL.
 
+mod audit;
 mod cli;
 mod cluster;
 mod config;
