@@ -14,7 +14,7 @@ use crate::model::{
     AuthToken, Client, ClientId, ClientName, NewClient, NewToken, NewUser, TokenId, User, UserId, Username,
 };
 use crate::rate::Rate;
-use crate::token::TokenDigest;
+use crate::token::{KeyId, TokenDigest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -39,13 +39,16 @@ pub enum StoreError {
 /// many reads again from the last one.
 pub const MAX_INVALIDATIONS_PER_READ: usize = 10_000;
 
-/// Which tokens a listing or bulk deletion covers. Both `None` means every token.
+/// Which tokens a listing or bulk deletion covers. All `None` means every token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenFilter {
     /// Only this user's tokens.
     pub user: Option<UserId>,
     /// Only this client's tokens.
     pub client: Option<ClientId>,
+    /// Only the tokens made with this server key (to count them, or to revoke them before the
+    /// key is retired).
+    pub key: Option<KeyId>,
 }
 
 /// Changes to a client; `None` leaves a field as it is.

@@ -24,12 +24,14 @@ struct Migration {
 const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/sqlite/0001_init.sql") },
     Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/sqlite/0002_invalidations.sql") },
+    Migration { version: 3, name: "key_ids", sql: include_str!("../migrations/sqlite/0003_key_ids.sql") },
 ];
 
 #[cfg(feature = "postgres")]
 const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "init", sql: include_str!("../migrations/postgres/0001_init.sql") },
     Migration { version: 2, name: "invalidations", sql: include_str!("../migrations/postgres/0002_invalidations.sql") },
+    Migration { version: 3, name: "key_ids", sql: include_str!("../migrations/postgres/0003_key_ids.sql") },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

@@ -10,6 +10,7 @@ mod cache;
 mod concurrency;
 mod events;
 mod fuzz;
+mod keys;
 mod login;
 mod permissions;
 mod refresh_logout;

@@ -15,18 +15,19 @@ use redis::Script;
 use std::sync::LazyLock;
 
 /// Shared by every script. A token's record, as scripts return it, is the array
-/// `{digest, id, user_id, client_id, seed, created, expiry, last_used, user_agent, ip}` with nil
-/// for absent fields (see `record.rs`).
+/// `{digest, id, user_id, client_id, seed, created, expiry, last_used, user_agent, ip, key_id}` with
+/// nil for absent fields (see `record.rs`; an absent `key_id` is `0`, a token stored before tokens
+/// carried a key id).
 const PRELUDE: &str = r#"
 local P = ARGV[1]
-local FIELDS = {'id', 'user_id', 'client_id', 'seed', 'created', 'expiry', 'last_used', 'user_agent', 'ip'}
+local FIELDS = {'id', 'user_id', 'client_id', 'seed', 'created', 'expiry', 'last_used', 'user_agent', 'ip', 'key_id'}
 
 local function tok(d) return P .. 'tok:' .. d end
 
 local function row(d)
   local v = redis.call('HMGET', tok(d), unpack(FIELDS))
   if not v[1] then return nil end
-  return {d, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]}
+  return {d, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]}
 end
 
 -- An index set lives as long as its longest-lived member: GT only ever moves its expiry later
@@ -67,13 +68,19 @@ local function publish(digests)
 end
 
 -- The records ARGV[i..] selects: 'id' ID | 'digest' D | 'pair' USER CLIENT | 'user' USER |
--- 'client' CLIENT | 'digests' D... Index-set members whose token Redis expired are dropped here.
+-- 'client' CLIENT | 'digests' D..., optionally after 'key' K: only the tokens made with server
+-- key K (an absent key_id is '0'). Index-set members whose token Redis expired are dropped here.
 local function select_rows(i)
+  local key = nil
+  if ARGV[i] == 'key' then
+    key = ARGV[i + 1]
+    i = i + 2
+  end
   local kind = ARGV[i]
   local out = {}
   local function add(d)
     local r = row(d)
-    if r then out[#out + 1] = r end
+    if r and (key == nil or (r[11] or '0') == key) then out[#out + 1] = r end
     return r
   end
   if kind == 'id' then
@@ -103,7 +110,7 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: prefix, mode (`create` | `get_or_create`), digest, user, client, seed, created, expiry
-/// (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never).
+/// (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never), key id.
 /// Returns `{status, record}`: 0 the pair's existing token, 1 created, 2 the pair has a token
 /// (create), 3 the digest is taken.
 pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
@@ -121,7 +128,7 @@ if existing then
 end
 if redis.call('EXISTS', tok(d)) == 1 then return {3, {}} end
 local id = string.format('%d', redis.call('INCR', P .. 'next_id'))
-local fields = {'id', id, 'user_id', user, 'client_id', client, 'seed', ARGV[6], 'created', ARGV[7]}
+local fields = {'id', id, 'user_id', user, 'client_id', client, 'seed', ARGV[6], 'created', ARGV[7], 'key_id', ARGV[12]}
 if ARGV[8] ~= '' then
   fields[#fields + 1] = 'expiry'
   fields[#fields + 1] = ARGV[8]

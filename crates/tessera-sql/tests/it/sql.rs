@@ -65,11 +65,11 @@ async fn raw(db: &TestDb, sql: &str) {
 }
 
 on_both!(migrate_twice_is_a_no_op, |db| {
-    assert_eq!(migration_versions(&db).await, vec![1, 2]);
+    assert_eq!(migration_versions(&db).await, vec![1, 2, 3]);
     let alice = db.store.create_user(new_user("alice")).await.expect("user");
     db.store.migrate().await.expect("again");
     db.store.migrate().await.expect("and again");
-    assert_eq!(migration_versions(&db).await, vec![1, 2]);
+    assert_eq!(migration_versions(&db).await, vec![1, 2, 3]);
     assert_eq!(db.store.list_users().await.expect("users"), vec![alice]);
 });
 
@@ -78,7 +78,7 @@ on_both!(a_newer_schema_is_refused, |db| {
     let err = db.store.migrate().await.expect_err("newer schema");
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("schema version 999, newer than this Tessera knows (2)"), "{msg}");
+    assert!(msg.contains("schema version 999, newer than this Tessera knows (3)"), "{msg}");
 });
 
 /// Two stores (as two processes would) migrate a fresh database at the same moment.
@@ -95,7 +95,7 @@ async fn concurrent_migrations(db: TestDb, interrupted: bool) {
     let (a, b) = tokio::join!(db.store.migrate(), other.migrate());
     a.expect("first migrate");
     b.expect("second migrate");
-    assert_eq!(migration_versions(&db).await, vec![1, 2]);
+    assert_eq!(migration_versions(&db).await, vec![1, 2, 3]);
     other.create_user(new_user("alice")).await.expect("schema works");
     assert_eq!(db.store.list_users().await.expect("list").len(), 1);
     other.close().await;
@@ -435,3 +435,30 @@ fn names_with_nul_cannot_be_looked_up() {
     assert!("al\0ice".parse::<Username>().is_err());
     assert!("w\0eb".parse::<ClientName>().is_err());
 }
+
+// Migration 3 adds `key_id` with '0' for the rows already there: the tokens issued before tokens
+// carried a key id were all made with the one key there was, id 0.
+on_both!(tokens_stored_before_key_ids_have_key_0, |db| {
+    let store: Arc<dyn Store> = Arc::new(db.store.clone());
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (digest, seed) = ("ab".repeat(32), "cd".repeat(32));
+    let (digest, seed) = match db.store.backend() {
+        Backend::Sqlite => (format!("X'{digest}'"), format!("X'{seed}'")),
+        Backend::Postgres => (format!("'\\x{digest}'::bytea"), format!("'\\x{seed}'::bytea")),
+    };
+    // Written as a Tessera without key ids wrote it: no key_id column named.
+    raw(
+        &db,
+        &format!(
+            "INSERT INTO auth_tokens (user_id, client_id, digest, seed, created) VALUES ({}, {}, {digest}, {seed}, 0)",
+            alice.id, web.id
+        ),
+    )
+    .await;
+    let token = store.token_for(alice.id, web.id).await.expect("read").expect("found");
+    assert_eq!(token.key_id, tessera_core::KeyId::LEGACY);
+    let owned = store.token_with_owner(&token.digest).await.expect("with owner").expect("found");
+    assert_eq!(owned.token.key_id, tessera_core::KeyId::LEGACY);
+    let of_key_0 = TokenFilter { key: Some(tessera_core::KeyId::LEGACY), ..TokenFilter::default() };
+    assert_eq!(store.list_tokens(of_key_0).await.expect("list"), vec![token]);
+});

@@ -1,6 +1,7 @@
 //! The command line: `tessera serve`, `migrate`, and the admin commands for users, clients and tokens.
 
 mod clients;
+mod keys;
 pub mod output;
 mod tokens;
 mod users;
@@ -60,15 +61,9 @@ enum Command {
     /// Manage tokens (sessions)
     #[command(subcommand)]
     Token(tokens::TokenCommand),
-    /// Server key helpers
+    /// Server keys: generate, rotate, list, retire
     #[command(subcommand)]
-    Key(KeyCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Print a new random server key, for TESSERA_SECRET_KEY when several instances share one
-    Generate,
+    Key(keys::KeyCommand),
 }
 
 impl Cli {
@@ -83,11 +78,16 @@ impl Cli {
         if let Command::Serve { bind } = &self.command {
             overrides.bind = bind.clone();
         }
-        if let Command::Key(KeyCommand::Generate) = self.command {
+        if let Command::Key(keys::KeyCommand::Generate) = self.command {
             output::print(&tessera_core::ServerKey::generate().to_hex())?;
             return Ok(());
         }
         let config = Config::load(&overrides)?;
+        if let Command::Key(cmd) = &self.command
+            && !cmd.needs_store()
+        {
+            return cmd.run_without_store(&config);
+        }
         if let Command::Serve { .. } = self.command {
             return crate::serve::run(config).await;
         }
@@ -97,7 +97,8 @@ impl Cli {
             Command::User(cmd) => cmd.run(&app).await,
             Command::Client(cmd) => cmd.run(&app).await,
             Command::Token(cmd) => cmd.run(&app).await,
-            Command::Serve { .. } | Command::Key(_) => Ok(()),
+            Command::Key(cmd) => cmd.run(&app).await,
+            Command::Serve { .. } => Ok(()),
         };
         app.close().await;
         result

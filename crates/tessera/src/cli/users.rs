@@ -100,12 +100,14 @@ impl UserCommand {
             UserCommand::Deactivate { username } => {
                 let user = find_user(app, &username).await?;
                 store.set_active(user.id, false).await?;
-                let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
+                let tokens =
+                    store.list_tokens(TokenFilter { user: Some(user.id), client: None, key: None }).await?.len();
                 output::out!("user '{}' deactivated ({tokens} token(s) stop working)", user.username)?;
             }
             UserCommand::Delete { username } => {
                 let user = find_user(app, &username).await?;
-                let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
+                let tokens =
+                    store.list_tokens(TokenFilter { user: Some(user.id), client: None, key: None }).await?.len();
                 store.delete_user(user.id).await?;
                 output::out!("user '{}' deleted with {tokens} token(s)", user.username)?;
             }

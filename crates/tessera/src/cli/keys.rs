@@ -1,0 +1,169 @@
+//! `tessera key …`: the server keys. Never prints a key, except `key generate`, whose whole point
+//! is to print a new one.
+
+use super::output;
+use crate::app::App;
+use crate::config::Config;
+use crate::key::{self, KeySource};
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tessera_core::store::TokenFilter;
+use tessera_core::{KeyId, KeyRing, Revoker};
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random server key, for TESSERA_SECRET_KEY(S) when several instances share keys
+    Generate,
+    /// Add a new random key to the key file as the current key: new tokens are made with it, the
+    /// old keys keep verifying the tokens made with them. Running servers pick it up within 10 s
+    Rotate,
+    /// List the server keys: id, current or verify-only, and how many tokens each has (never a key)
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a verify-only key from the key file. Refused while tokens made with it exist,
+    /// unless --revoke
+    Retire {
+        /// The key's id (see `key list`)
+        id: String,
+        /// First revoke the tokens made with it (on every instance within a second)
+        #[arg(long)]
+        revoke: bool,
+    },
+}
+
+impl KeyCommand {
+    /// Whether the command needs the database (`generate` and `rotate` do not).
+    pub fn needs_store(&self) -> bool {
+        matches!(self, KeyCommand::List { .. } | KeyCommand::Retire { .. })
+    }
+
+    /// Runs the commands that need no database.
+    pub fn run_without_store(&self, config: &Config) -> Result<()> {
+        match self {
+            KeyCommand::Generate => output::print(&tessera_core::ServerKey::generate().to_hex())?,
+            KeyCommand::Rotate => rotate(config)?,
+            KeyCommand::List { .. } | KeyCommand::Retire { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Runs the commands that read or change tokens.
+    pub async fn run(self, app: &App) -> Result<()> {
+        match self {
+            KeyCommand::List { json } => list(app, json).await,
+            KeyCommand::Retire { id, revoke } => retire(app, &id, revoke).await,
+            KeyCommand::Generate | KeyCommand::Rotate => Ok(()),
+        }
+    }
+}
+
+/// The key file to rewrite; refused, saying what to do instead, when the keys come from the
+/// configuration (Tessera does not rewrite configuration or environment).
+fn key_file<'a>(source: &'a KeySource, ring: &KeyRing, change: &str, config: &Config) -> Result<&'a Path> {
+    if let Some(path) = source.file() {
+        return Ok(path);
+    }
+    let wanted = match change {
+        "rotate" => {
+            let (rotated, new) = ring.rotated()?;
+            let rest: Vec<String> = rotated.ids().skip(1).map(|id| format!("{id}:<key {id}>")).collect();
+            format!(
+                "TESSERA_SECRET_KEYS=\"{new}:<new key>,{}\" (secret_keys in the config file) on every instance, \
+                 with a new key from `tessera key generate` as key {new}, then restart them",
+                rest.join(",")
+            )
+        }
+        retired => {
+            let rest: Vec<String> =
+                ring.ids().filter(|id| id.to_string() != retired).map(|id| format!("{id}:<key {id}>")).collect();
+            format!(
+                "TESSERA_SECRET_KEYS=\"{}\" (secret_keys in the config file) on every instance, then restart them",
+                rest.join(",")
+            )
+        }
+    };
+    let from = if config.secret_keys.is_some() {
+        "secret_keys (TESSERA_SECRET_KEYS)"
+    } else {
+        "secret_key (TESSERA_SECRET_KEY)"
+    };
+    bail!("the server keys come from the configuration ({from}), which Tessera does not rewrite: set {wanted}")
+}
+
+/// `key rotate`.
+fn rotate(config: &Config) -> Result<()> {
+    let (ring, source) = key::load_or_create(config)?;
+    let path = key_file(&source, &ring, "rotate", config)?;
+    let (rotated, new) = ring.rotated()?;
+    key::replace_key_file(path, &rotated)?;
+    let old: Vec<String> = ring.ids().map(|id| id.to_string()).collect();
+    output::out!(
+        "new current key {new} in {}; key(s) {} now only verify the tokens made with them. \
+         Running servers using this file pick it up within 10 seconds.",
+        path.display(),
+        old.join(", ")
+    )?;
+    Ok(())
+}
+
+/// A key as listed: never the key itself.
+#[derive(Debug, Serialize)]
+struct KeyRow {
+    id: String,
+    status: &'static str,
+    tokens: usize,
+}
+
+/// `key list`.
+async fn list(app: &App, json: bool) -> Result<()> {
+    let (ring, _) = key::load_or_create(&app.config)?;
+    let mut counts: BTreeMap<KeyId, usize> = BTreeMap::new();
+    for token in app.store.list_tokens(TokenFilter::default()).await? {
+        *counts.entry(token.key_id).or_default() += 1;
+    }
+    let mut rows: Vec<KeyRow> = ring
+        .ids()
+        .map(|id| KeyRow {
+            id: id.to_string(),
+            status: if id == ring.current() { "current" } else { "verify-only" },
+            tokens: counts.remove(&id).unwrap_or(0),
+        })
+        .collect();
+    // Tokens made with a key that is no longer in the ring: they no longer authenticate.
+    rows.extend(counts.into_iter().map(|(id, tokens)| KeyRow { id: id.to_string(), status: "not in ring", tokens }));
+    output::listing(&rows, json, &["ID", "STATUS", "TOKENS"], |r| {
+        vec![r.id.clone(), r.status.to_string(), r.tokens.to_string()]
+    })
+}
+
+/// `key retire ID [--revoke]`.
+async fn retire(app: &App, id: &str, revoke: bool) -> Result<()> {
+    let id: KeyId = id.parse()?;
+    let (ring, source) = key::load_or_create(&app.config)?;
+    let path = key_file(&source, &ring, &id.to_string(), &app.config)?.to_path_buf();
+    let without = ring.without(id).map_err(|e| anyhow!("cannot retire key {id}: {e}"))?;
+    let of_key = TokenFilter { key: Some(id), ..TokenFilter::default() };
+    let using = app.store.list_tokens(of_key).await?.len();
+    let mut revoked = 0;
+    if using > 0 {
+        if !revoke {
+            bail!(
+                "key {id} is still used by {using} token(s): retiring it would log them out. \
+                 Wait for them to expire, or run `tessera key retire {id} --revoke` to revoke them"
+            );
+        }
+        revoked = app.tessera()?.build()?.revoke_key_tokens(id, Revoker::Cli).await?.len();
+    }
+    key::replace_key_file(&path, &without)?;
+    output::out!(
+        "retired key {id} from {} ({revoked} token(s) revoked). Running servers using this file drop it within 10 seconds.",
+        path.display()
+    )?;
+    Ok(())
+}
