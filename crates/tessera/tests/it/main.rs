@@ -4,6 +4,7 @@ mod cli;
 mod cluster;
 mod config;
 mod faults;
+mod keys;
 mod limits;
 mod proxy;
 mod serve;
