@@ -76,9 +76,16 @@ pub fn load_or_create(config: &Config) -> Result<(KeyRing, KeySource)> {
 
 /// Reads a key file: one bare hex key (id `0`), or `<id> <hex>` lines, the current key first.
 pub fn read_key_file(path: &Path, strict: bool) -> Result<KeyRing> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+    let ring = read_ring(path)?;
     crate::config::check_private(path, "the key file holds the server key", strict)?;
-    parse_key_file(&text).map_err(|e| anyhow!("the key file {} is malformed: {e}", path.display()))
+    Ok(ring)
+}
+
+/// Reads a key file without checking its permissions: a running server re-reading the file it
+/// checked at start-up (so a lax mode is not warned about every few seconds).
+fn read_ring(path: &Path) -> Result<KeyRing> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+    parse_key_file(&text).map_err(|e| anyhow!("the key file {} is malformed: {e:#}", path.display()))
 }
 
 /// A key file's text as a ring. Blank lines and `#` comments are skipped. Errors name the line,
@@ -202,7 +209,7 @@ impl KeyFileWatch {
     }
 
     /// Re-reads `path` for `tessera` until the process ends.
-    pub fn spawn(&self, tessera: tessera_axum::Tessera, path: PathBuf, strict: bool) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(&self, tessera: tessera_axum::Tessera, path: PathBuf) -> tokio::task::JoinHandle<()> {
         let wake = self.wake.clone();
         tokio::spawn(async move {
             loop {
@@ -211,7 +218,7 @@ impl KeyFileWatch {
                     () = tokio::time::sleep(RELOAD_EVERY) => {}
                 }
                 let read_path = path.clone();
-                match tokio::task::spawn_blocking(move || read_key_file(&read_path, strict)).await {
+                match tokio::task::spawn_blocking(move || read_ring(&read_path)).await {
                     Ok(Ok(ring)) => {
                         if tessera.set_key_ring(ring) {
                             tracing::info!(path = %path.display(), "server keys reloaded from the key file");

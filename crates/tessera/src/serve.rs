@@ -78,8 +78,7 @@ pub async fn run(config: Config) -> Result<()> {
     tessera.start().await.context("cannot prepare the API-access client")?;
     // Keys from a file follow `tessera key rotate` / `key retire`; keys from the configuration
     // cannot change while the server runs.
-    let reload =
-        key_source.file().map(|path| watch.spawn(tessera.clone(), path.to_path_buf(), app.config.strict_permissions));
+    let reload = key_source.file().map(|path| watch.spawn(tessera.clone(), path.to_path_buf()));
     tessera_axum::serve::serve(listener, router(app.store.clone(), &tessera), app.config.limits, shutdown).await?;
     tracing::info!("shutting down");
     if let Some(reload) = reload {

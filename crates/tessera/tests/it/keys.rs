@@ -3,7 +3,7 @@
 //! key is retired only once its tokens are revoked.
 
 use crate::TESSERA;
-use crate::cluster::refused_within;
+use crate::cluster::{Cluster, refused_within};
 use std::time::{Duration, Instant};
 use tessera_testkit::{Backend, Method, Server, TestEnv};
 
@@ -47,8 +47,7 @@ fn key_list(env: &TestEnv) -> Vec<(String, String, u64)> {
         .collect()
 }
 
-fn rotation_across_two_instances(backend: Backend) {
-    let Some(env) = TestEnv::new(TESSERA, backend) else { return };
+fn rotation_across_two_instances(env: &TestEnv) {
     env.ok(&["client", "create", "web"]);
     env.ok(&["client", "create", "ios"]);
     env.ok(&["client", "create", "cli"]);
@@ -59,13 +58,14 @@ fn rotation_across_two_instances(backend: Backend) {
 
     // Before the rotation: the one key there is, id 0.
     let alice_web = a.token("alice", "web");
+    ok(&b, &alice_web);
     let bob_web = b.token("bob", "web");
     for token in [&alice_web, &bob_web] {
         assert_eq!(key_of(token), "0");
         ok(&a, token);
         ok(&b, token);
     }
-    assert_eq!(key_list(&env), vec![("0".into(), "current".into(), 2)]);
+    assert_eq!(key_list(env), vec![("0".into(), "current".into(), 2)]);
 
     // Rotate while both run.
     let said = env.ok(&["key", "rotate"]);
@@ -103,7 +103,7 @@ fn rotation_across_two_instances(backend: Backend) {
     assert_eq!(a.token("alice", "web"), alice_web);
     assert_eq!(b.token("alice", "web"), alice_web);
 
-    assert_eq!(key_list(&env), vec![("1".into(), "current".into(), 3), ("0".into(), "verify-only".into(), 2)]);
+    assert_eq!(key_list(env), vec![("1".into(), "current".into(), 3), ("0".into(), "verify-only".into(), 2)]);
 
     // Retiring: never the current key; not while tokens use it, unless --revoke.
     env.fails(&["key", "retire", "1"], "key '1' is the current key");
@@ -129,7 +129,7 @@ fn rotation_across_two_instances(backend: Backend) {
     let again = b.token("alice", "web");
     assert_eq!(key_of(&again), "1");
     ok(&a, &again);
-    assert_eq!(key_list(&env), vec![("1".into(), "current".into(), 4)]);
+    assert_eq!(key_list(env), vec![("1".into(), "current".into(), 4)]);
     let file = std::fs::read_to_string(env.data_dir().join("secret.key")).expect("key file");
     assert_eq!(file.lines().filter(|l| !l.starts_with('#')).count(), 1, "key 0 is gone from the file");
 
@@ -145,12 +145,23 @@ fn rotation_across_two_instances(backend: Backend) {
 
 #[test]
 fn rotation_across_two_instances_on_sqlite() {
-    rotation_across_two_instances(Backend::Sqlite);
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    rotation_across_two_instances(&env);
 }
 
 #[test]
 fn rotation_across_two_instances_on_postgres() {
-    rotation_across_two_instances(Backend::Postgres);
+    let Some(env) = TestEnv::new(TESSERA, Backend::Postgres) else { return };
+    rotation_across_two_instances(&env);
+}
+
+/// PostgreSQL for users and clients, tokens in Redis, revocations on the Redis bus; the key file
+/// in the shared data directory instead of the cluster's `TESSERA_SECRET_KEY`.
+#[test]
+fn rotation_across_two_instances_with_tokens_in_redis() {
+    let Some(mut cluster) = Cluster::new("redis") else { return };
+    cluster.env.env.remove("TESSERA_SECRET_KEY");
+    rotation_across_two_instances(&cluster.env);
 }
 
 /// Keys from the configuration cannot be rewritten: `key rotate` and `key retire` refuse and say
