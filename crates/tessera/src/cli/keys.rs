@@ -4,12 +4,11 @@
 use super::output;
 use crate::app::App;
 use crate::config::Config;
-use crate::key::{self, KeySource};
+use crate::key;
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 use tessera_core::store::TokenFilter;
 use tessera_core::{KeyId, KeyRing, Revoker};
 
@@ -27,7 +26,7 @@ pub enum KeyCommand {
         json: bool,
     },
     /// Remove a verify-only key from the key file. Refused while tokens made with it exist,
-    /// unless --revoke
+    /// unless --revoke. With keys from the configuration, says what to set instead
     Retire {
         /// The key's id (see `key list`)
         id: String,
@@ -63,44 +62,33 @@ impl KeyCommand {
     }
 }
 
-/// The key file to rewrite; refused, saying what to do instead, when the keys come from the
-/// configuration (Tessera does not rewrite configuration or environment).
-fn key_file<'a>(source: &'a KeySource, ring: &KeyRing, change: &str, config: &Config) -> Result<&'a Path> {
-    if let Some(path) = source.file() {
-        return Ok(path);
-    }
-    let wanted = match change {
-        "rotate" => {
-            let (rotated, new) = ring.rotated()?;
-            let rest: Vec<String> = rotated.ids().skip(1).map(|id| format!("{id}:<key {id}>")).collect();
-            format!(
-                "TESSERA_SECRET_KEYS=\"{new}:<new key>,{}\" (secret_keys in the config file) on every instance, \
-                 with a new key from `tessera key generate` as key {new}, then restart them",
-                rest.join(",")
-            )
-        }
-        retired => {
-            let rest: Vec<String> =
-                ring.ids().filter(|id| id.to_string() != retired).map(|id| format!("{id}:<key {id}>")).collect();
-            format!(
-                "TESSERA_SECRET_KEYS=\"{}\" (secret_keys in the config file) on every instance, then restart them",
-                rest.join(",")
-            )
-        }
-    };
+/// What to set instead of rewriting a key file, when the keys come from the configuration
+/// (Tessera does not rewrite configuration or environment): `ring` as it should become, with
+/// `new` the id of a key to generate. Names no key, only ids.
+fn what_to_set(config: &Config, ring: &KeyRing, new: Option<KeyId>) -> String {
+    let list: Vec<String> = ring
+        .ids()
+        .map(|id| if Some(id) == new { format!("{id}:<new key>") } else { format!("{id}:<key {id}>") })
+        .collect();
     let from = if config.secret_keys.is_some() {
         "secret_keys (TESSERA_SECRET_KEYS)"
     } else {
         "secret_key (TESSERA_SECRET_KEY)"
     };
-    bail!("the server keys come from the configuration ({from}), which Tessera does not rewrite: set {wanted}")
+    let generate =
+        new.map(|id| format!(", with a new key from `tessera key generate` as key {id}")).unwrap_or_default();
+    format!(
+        "the server keys come from the configuration ({from}), which Tessera does not rewrite: set \
+         TESSERA_SECRET_KEYS=\"{}\" (secret_keys in the config file) on every instance{generate}, then restart them",
+        list.join(",")
+    )
 }
 
 /// `key rotate`.
 fn rotate(config: &Config) -> Result<()> {
     let (ring, source) = key::load_or_create(config)?;
-    let path = key_file(&source, &ring, "rotate", config)?;
     let (rotated, new) = ring.rotated()?;
+    let Some(path) = source.file() else { bail!("{}", what_to_set(config, &rotated, Some(new))) };
     key::replace_key_file(path, &rotated)?;
     let old: Vec<String> = ring.ids().map(|id| id.to_string()).collect();
     output::out!(
@@ -146,7 +134,6 @@ async fn list(app: &App, json: bool) -> Result<()> {
 async fn retire(app: &App, id: &str, revoke: bool) -> Result<()> {
     let id: KeyId = id.parse()?;
     let (ring, source) = key::load_or_create(&app.config)?;
-    let path = key_file(&source, &ring, &id.to_string(), &app.config)?.to_path_buf();
     let without = ring.without(id).map_err(|e| anyhow!("cannot retire key {id}: {e}"))?;
     let of_key = TokenFilter { key: Some(id), ..TokenFilter::default() };
     let using = app.store.list_tokens(of_key).await?.len();
@@ -160,10 +147,19 @@ async fn retire(app: &App, id: &str, revoke: bool) -> Result<()> {
         }
         revoked = app.tessera()?.build()?.revoke_key_tokens(id, Revoker::Cli).await?.len();
     }
-    key::replace_key_file(&path, &without)?;
-    output::out!(
-        "retired key {id} from {} ({revoked} token(s) revoked). Running servers using this file drop it within 10 seconds.",
-        path.display()
-    )?;
+    match source.file() {
+        Some(path) => {
+            key::replace_key_file(path, &without)?;
+            output::out!(
+                "retired key {id} from {} ({revoked} token(s) revoked). Running servers using this file drop it within \
+                 10 seconds.",
+                path.display()
+            )?;
+        }
+        None => output::out!(
+            "key {id} has no tokens left ({revoked} token(s) revoked); to retire it, {}",
+            what_to_set(&app.config, &without, None).replacen("the server keys come", "as the server keys come", 1)
+        )?,
+    }
     Ok(())
 }
