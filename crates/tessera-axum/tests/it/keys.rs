@@ -95,6 +95,49 @@ both_backends!(
     }
 );
 
+/// A store that counts the token lookups authentication makes.
+mod counting {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tessera_core::TokenDigest;
+    use tessera_core::forward_store;
+    use tessera_core::store::{Store, StoreError, TokenWithOwner};
+
+    #[derive(Debug)]
+    pub struct LookupsCounted {
+        pub inner: Arc<dyn Store>,
+        pub lookups: Arc<AtomicUsize>,
+    }
+
+    forward_store! {
+        impl UserStore for LookupsCounted {
+            forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash, set_active,
+                set_staff, delete_user;
+        }
+    }
+    forward_store! {
+        impl ClientStore for LookupsCounted {
+            forward to inner: create_client, client_by_id, client_by_name, list_clients, update_client, delete_client;
+        }
+    }
+    forward_store! {
+        impl TokenStore for LookupsCounted {
+            forward to inner: ping, create_token, get_or_create_token, token_by_id, token_by_digest, token_for,
+                list_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired;
+        }
+    }
+    forward_store! {
+        impl Store for LookupsCounted {
+            forward to inner: latest_invalidation, invalidations_after, prune_invalidations, user_and_client;
+
+            async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
+                self.lookups.fetch_add(1, Ordering::SeqCst);
+                self.inner.token_with_owner(digest).await
+            }
+        }
+    }
+}
+
 /// A token naming a key the ring does not hold is refused like any invalid token, without a store
 /// lookup, and whoever reloads the ring is told which key was asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +151,9 @@ async fn an_unknown_key_id_is_refused_and_reported() {
     let (rotated, new_id) = ring.rotated().expect("rotate");
     // Another instance already rotated: it issues tokens with the new key.
     let elsewhere = tessera_axum::Tessera::builder(store.clone(), rotated.clone()).build().expect("elsewhere");
-    let here = tessera_axum::Tessera::builder(store.clone(), ring)
+    let lookups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::new(counting::LookupsCounted { inner: store.clone(), lookups: lookups.clone() });
+    let here = tessera_axum::Tessera::builder(counted, ring)
         .on_unknown_key(move |id| seen.lock().unwrap_or_else(|p| p.into_inner()).push(id))
         .build()
         .expect("here");
@@ -136,8 +181,10 @@ async fn an_unknown_key_id_is_refused_and_reported() {
     };
     assert_eq!(call(&here).await, 401);
     assert_eq!(*asked.lock().unwrap_or_else(|p| p.into_inner()), vec![new_id]);
-    // Once the ring is reloaded here, the same token works.
+    assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 0, "refused without a lookup");
+    // Once the ring is reloaded here, the same token works: one lookup.
     assert!(here.set_key_ring(rotated));
     assert_eq!(call(&here).await, 200);
+    assert_eq!(lookups.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(asked.lock().unwrap_or_else(|p| p.into_inner()).len(), 1);
 }
