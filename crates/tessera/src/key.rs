@@ -182,15 +182,25 @@ fn write_new_key_file(path: &Path, text: &str) -> Result<bool> {
     }
 }
 
-/// Replaces the key file with `ring`: a private temporary file renamed over it, so that a reader
-/// (a server re-reading it) sees the old ring or the new one, never half of either.
-pub fn replace_key_file(path: &Path, ring: &KeyRing) -> Result<()> {
-    let renamed = private_temp_file(path, &key_file_text(ring)).and_then(|tmp| {
-        std::fs::rename(&tmp, path).inspect_err(|_| {
+/// Replaces the key file, which held `was`, with `ring`: a private temporary file renamed over it,
+/// so that a reader (a server re-reading it) sees the old ring or the new one, never half of
+/// either. Refused when the file no longer holds `was` (another `key rotate` or `key retire` ran
+/// meanwhile), rather than losing that change; the window left between this check and the rename is
+/// a few microseconds.
+pub fn replace_key_file(path: &Path, was: &KeyRing, ring: &KeyRing) -> Result<()> {
+    let tmp = private_temp_file(path, &key_file_text(ring))
+        .with_context(|| format!("cannot rewrite the key file {}", path.display()))?;
+    let unchanged = read_ring(path).map(|now| now.same_as(was));
+    if !matches!(unchanged, Ok(true)) {
+        let _ = std::fs::remove_file(&tmp);
+        unchanged?;
+        bail!("the key file {} changed while this command ran; run it again", path.display());
+    }
+    std::fs::rename(&tmp, path)
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })
-    });
-    renamed.with_context(|| format!("cannot rewrite the key file {}", path.display()))
+        .with_context(|| format!("cannot rewrite the key file {}", path.display()))
 }
 
 /// Re-reads a server's key file to pick up `tessera key rotate` / `key retire` made while it runs:
@@ -290,8 +300,13 @@ mod tests {
         assert!(!write_new_key_file(&path, &format!("{}\n", hex())).expect("second"), "the first file wins");
         let ring = read_key_file(&path, true).expect("read");
         let (rotated, _) = ring.rotated().expect("rotate");
-        replace_key_file(&path, &rotated).expect("replace");
+        replace_key_file(&path, &ring, &rotated).expect("replace");
         assert!(read_key_file(&path, true).expect("read again").same_as(&rotated));
+        // A change made meanwhile by someone else is not overwritten.
+        let (lost, _) = ring.rotated().expect("another rotation");
+        let err = format!("{:#}", replace_key_file(&path, &ring, &lost).expect_err("changed meanwhile"));
+        assert!(err.contains("changed while this command ran"), "{err}");
+        assert!(read_key_file(&path, true).expect("kept").same_as(&rotated));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

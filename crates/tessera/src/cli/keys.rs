@@ -89,7 +89,7 @@ fn rotate(config: &Config) -> Result<()> {
     let (ring, source) = key::load_or_create(config)?;
     let (rotated, new) = ring.rotated()?;
     let Some(path) = source.file() else { bail!("{}", what_to_set(config, &rotated, Some(new))) };
-    key::replace_key_file(path, &rotated)?;
+    key::replace_key_file(path, &ring, &rotated)?;
     let old: Vec<String> = ring.ids().map(|id| id.to_string()).collect();
     output::out!(
         "new current key {new} in {}; key(s) {} now only verify the tokens made with them. \
@@ -149,7 +149,7 @@ async fn retire(app: &App, id: &str, revoke: bool) -> Result<()> {
     }
     match source.file() {
         Some(path) => {
-            key::replace_key_file(path, &without)?;
+            key::replace_key_file(path, &ring, &without)?;
             output::out!(
                 "retired key {id} from {} ({revoked} token(s) revoked). Running servers using this file drop it within \
                  10 seconds.",
