@@ -644,5 +644,9 @@ mod tests {
     fn secret_key_is_redacted() {
         let c = load(&[("TESSERA_SECRET_KEY", "00112233")]).expect("config");
         assert!(!format!("{c:?}").contains("00112233"));
+        let c = load(&[("TESSERA_SECRET_KEYS", "1:00112233,0:44556677")]).expect("config");
+        assert!(!format!("{c:?}").contains("00112233") && !format!("{c:?}").contains("44556677"));
+        let err = load(&[("TESSERA_SECRET_KEYS", "1:00"), ("TESSERA_SECRET_KEY_FILE", "/k")]).expect_err("both");
+        assert!(err.to_string().contains("secret_keys or secret_key_file, not both"), "{err}");
     }
 }
