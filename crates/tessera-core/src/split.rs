@@ -62,7 +62,7 @@ crate::forward_store! {
 
 crate::forward_store! {
     impl TokenStore for SplitStore {
-        forward to tokens: token_by_id, token_by_digest, token_for, list_tokens, delete_token, delete_tokens,
+        forward to tokens: token_by_id, token_by_digest, token_for, list_tokens, count_tokens, delete_token, delete_tokens,
             extend_expiry, set_expiry, record_last_used, purge_expired;
 
         /// Both backends answer.

@@ -170,6 +170,9 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     async fn token_for(&self, user: UserId, client: ClientId) -> Result<Option<AuthToken>, StoreError>;
     /// Tokens matching the filter, oldest first.
     async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError>;
+    /// How many tokens match the filter: what `list_tokens` would return, without holding them all
+    /// (`tessera key list` counts a key's tokens with it).
+    async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError>;
     /// Deletes one token; `false` when it did not exist.
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError>;
     /// Deletes every token matching the filter and returns them.

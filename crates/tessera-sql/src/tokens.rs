@@ -238,6 +238,14 @@ impl TokenStore for SqlStore {
         })
     }
 
+    async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM auth_tokens{}", filter_clause(filter));
+        let count: i64 = with_reader!(self, |pool| {
+            bind_filter!(sqlx::query_scalar::<_, i64>(&sql), filter).fetch_one(pool).await.map_err(from_sqlx)?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
         with_writer!(self, |pool| {
             Ok(sqlx::query(DELETE).bind(id.0).execute(pool).await.map_err(from_sqlx)?.rows_affected() > 0)

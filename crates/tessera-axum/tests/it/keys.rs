@@ -123,7 +123,7 @@ mod counting {
     forward_store! {
         impl TokenStore for LookupsCounted {
             forward to inner: ping, create_token, get_or_create_token, token_by_id, token_by_digest, token_for,
-                list_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired;
+                list_tokens, count_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired;
         }
     }
     forward_store! {

@@ -234,6 +234,28 @@ impl TokenStore for RedisTokenStore {
         Ok(listing_order(tokens))
     }
 
+    /// With a user or client: that index set's tokens, read and counted. Without: a SCAN, a page at
+    /// a time, keeping only the ids seen (a SCAN may return a key twice).
+    async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError> {
+        if let Some(selection) = selection(filter) {
+            return Ok(self.read("count tokens", selection).await?.len() as u64);
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = Some(0);
+        while let Some(digests) = self.digest_page(&mut cursor).await? {
+            if digests.is_empty() {
+                continue;
+            }
+            let selection: Vec<String> = key_selection(filter)
+                .into_iter()
+                .chain(std::iter::once("digests".to_string()))
+                .chain(digests)
+                .collect();
+            seen.extend(self.read("count tokens", selection).await?.into_iter().map(|t| t.id));
+        }
+        Ok(seen.len() as u64)
+    }
+
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
         Ok(!self.delete("delete a token", vec!["id".into(), id.to_string()]).await?.is_empty())
     }

@@ -189,6 +189,10 @@ fn keys_from_the_configuration() {
     assert!(said.contains("set TESSERA_SECRET_KEYS=\"1:<key 1>\""), "{said}");
     assert!(!said.contains(&old) && !said.contains(&new), "{said}");
     env.fails(&["key", "retire", "1"], "key '1' is the current key");
+    // A key dropped from the configuration with tokens left: they are counted apart.
+    env.env.insert("TESSERA_SECRET_KEYS".into(), format!("0:{old}"));
+    assert_eq!(key_list(&env), vec![("0".into(), "current".into(), 0), ("other".into(), "not in ring".into(), 1)]);
+    env.env.insert("TESSERA_SECRET_KEYS".into(), format!("1:{new},0:{old}"));
     assert!(!env.data_dir().join("secret.key").exists(), "no key file is written");
 
     env.env.insert("TESSERA_SECRET_KEY".into(), old.clone());

@@ -166,6 +166,21 @@ pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store:
     assert_eq!(by_key(Some(key('Z')), Some(&bob)).await, vec![new_bob_ios.clone()]);
     assert_eq!(by_key(Some(key('1')), None).await, vec![]);
     assert_eq!(by_key(None, None).await.len(), 4);
+    // Counting agrees with listing, for every shape of filter.
+    let count = |user: Option<&User>, client: Option<&Client>, id: Option<char>| {
+        let store = store.clone();
+        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: id.map(key) };
+        async move { store.count_tokens(filter).await.expect("count") }
+    };
+    assert_eq!(count(None, None, None).await, 4);
+    assert_eq!(count(None, None, Some('0')).await, 2);
+    assert_eq!(count(None, None, Some('Z')).await, 2);
+    assert_eq!(count(None, None, Some('1')).await, 0);
+    assert_eq!(count(Some(&alice), None, None).await, 2);
+    assert_eq!(count(Some(&alice), None, Some('Z')).await, 1);
+    assert_eq!(count(None, Some(&web), Some('0')).await, 2);
+    assert_eq!(count(Some(&bob), Some(&ios), Some('Z')).await, 1);
+    assert_eq!(count(Some(&bob), Some(&ios), Some('0')).await, 0);
     let with_client = TokenFilter { user: None, client: Some(web.id), key: Some(key('Z')) };
     assert_eq!(store.list_tokens(with_client).await.expect("none"), vec![]);
 
@@ -177,6 +192,7 @@ pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store:
     assert_eq!(store.token_by_digest(&old_alice_web.digest).await.expect("gone"), None);
     assert_eq!(store.token_with_owner(&old_alice_web.digest).await.expect("gone"), None);
     assert_eq!(by_key(None, None).await, vec![new_alice_ios.clone(), new_bob_ios.clone()]);
+    assert_eq!(count(None, None, Some('0')).await, 0);
     let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: Some(key('Z')) }).await;
     assert_eq!(gone.expect("alice's Z"), vec![new_alice_ios]);
     assert_eq!(by_key(None, None).await, vec![new_bob_ios]);
