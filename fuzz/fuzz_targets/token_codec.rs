@@ -1,5 +1,5 @@
 //! The token codec: `parse` on any text (Ok only for well-formed tokens), and derive/parse round
-//! trips from fuzz-chosen seeds (every one-character change is caught).
+//! trips from fuzz-chosen seeds (a one-character change never yields the same digest).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +13,7 @@ fn codecs() -> &'static [TokenCodec] {
     static CODECS: OnceLock<Vec<TokenCodec>> = OnceLock::new();
     CODECS.get_or_init(|| {
         let key = ServerKey::from_hex(KEY).expect("key");
-        [("", 49), ("", 64), ("tsr_", 53), ("app-", 80), ("abcdefghijklmnop", MAX_TOKEN_LEN)]
+        [("", 50), ("", 64), ("tsr_", 54), ("app-", 80), ("abcdefghijklmnop", MAX_TOKEN_LEN)]
             .into_iter()
             .map(|(prefix, length)| TokenCodec::new(key.clone(), prefix, length).expect("codec"))
             .collect()
@@ -39,9 +39,10 @@ fuzz_target!(|data: &[u8]| {
         *slot = *b;
     }
     let seed = TokenSeed(seed);
-    let token = codec.derive(&seed);
+    let key = codec.current_key();
+    let token = codec.derive(key, &seed).expect("the current key derives");
     let token = token.expose();
-    assert_eq!(token, codec.derive(&seed).expose(), "derive is deterministic");
+    assert_eq!(token, codec.derive(key, &seed).expect("again").expose(), "derive is deterministic");
     let digest = codec.parse(token).expect("a derived token parses");
     for other in codecs {
         if other.parse(token).is_ok() {
@@ -49,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(token.starts_with(other.prefix()));
         }
     }
-    // One character changed (position and value from the input) is always refused.
+    // One character changed (position and value from the input) is refused — or, once in 2^32,
+    // has the checksum of a token from before key ids by chance: then it is read as one, with
+    // another digest. Either way it never authenticates as the original.
     if rest.len() >= 34 {
         let at = usize::from(u16::from_le_bytes([rest[32], rest[33]])) % token.len();
         let replacement = rest.get(34).copied().unwrap_or(b'x');
@@ -57,15 +60,18 @@ fuzz_target!(|data: &[u8]| {
             let mut changed = token.as_bytes().to_vec();
             changed[at] = replacement;
             let changed = String::from_utf8(changed).expect("ascii");
-            let error = codec.parse(&changed).expect_err("a changed token is refused");
-            assert_ne!(error, MalformedToken::Length);
+            match codec.parse(&changed) {
+                Err(error) => assert_ne!(error, MalformedToken::Length),
+                Ok(other) => assert!(!other.ct_eq(&digest), "a changed token has another digest"),
+            }
         }
     }
     // Issued tokens parse back to their digest and re-derive from their seed.
     if selector == 0 {
         let issued = codec.issue();
         assert!(codec.parse(issued.token.expose()).expect("issued").ct_eq(&issued.digest));
-        assert_eq!(codec.derive(&issued.seed).expose(), issued.token.expose());
+        let again = codec.rederive(issued.key_id, &issued.seed, &issued.digest).expect("rederives");
+        assert_eq!(again.expose(), issued.token.expose());
     }
     assert!(codec.parse(token).expect("again").ct_eq(&digest));
 });

@@ -57,7 +57,7 @@ impl Tessera {
 
     /// Deletes a user with their tokens (`UserDeleted`); returns how many tokens went with them.
     pub async fn delete_user(&self, user: &User, by: Revoker) -> Result<u64, StoreError> {
-        let tokens = self.core.store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?;
+        let tokens = self.core.store.list_tokens(TokenFilter { user: Some(user.id), ..TokenFilter::default() }).await?;
         self.core.store.delete_user(user.id).await?;
         for token in &tokens {
             self.core.forget(token);

@@ -7,8 +7,8 @@ use crate::principal::Principal;
 use crate::state::Core;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tessera_core::EventKind;
 use tessera_core::store::TokenWithOwner;
+use tessera_core::{EventKind, MalformedToken};
 
 impl Core {
     /// Authenticates a request by its `Authorization` header: `Ok(None)` is anonymous.
@@ -25,7 +25,18 @@ impl Core {
         };
         // durin answers 500 for non-UTF-8 bytes; it is simply not a token.
         let token = std::str::from_utf8(token).map_err(|_| AuthError::InvalidToken)?;
-        let digest = self.codec.parse(token).map_err(|_| AuthError::InvalidToken)?;
+        let digest = match self.codec().parse(token) {
+            Ok(digest) => digest,
+            Err(MalformedToken::UnknownKey(id)) => {
+                // Refused like any invalid token, without a lookup; the key may be a rotation's
+                // new key this process has not loaded yet, so whoever reloads the ring is told.
+                if let Some(hook) = &self.keys.on_unknown {
+                    hook(id);
+                }
+                return Err(AuthError::InvalidToken);
+            }
+            Err(_) => return Err(AuthError::InvalidToken),
+        };
         let now = self.now();
 
         if cached

@@ -14,7 +14,7 @@ use tessera_core::bus::InvalidationBus;
 use tessera_core::store::Store;
 use tessera_core::throttle::{MemoryRateLimiter, RateLimiter};
 use tessera_core::token::FormatError;
-use tessera_core::{AuditSink, Clock, Event, ServerKey, Settings, SystemClock, TokenCodec};
+use tessera_core::{AuditSink, Clock, Event, KeyId, KeyRing, Settings, SystemClock, TokenCodec};
 
 /// Why a [`TesseraBuilder`] refused its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +30,8 @@ pub enum BuildError {
 /// Configures a [`Tessera`].
 pub struct TesseraBuilder {
     store: Arc<dyn Store>,
-    key: ServerKey,
+    keys: KeyRing,
+    on_unknown_key: Option<Arc<dyn Fn(KeyId) + Send + Sync>>,
     settings: Settings,
     clock: Arc<dyn Clock>,
     limiter: Arc<dyn RateLimiter>,
@@ -52,10 +53,11 @@ impl std::fmt::Debug for TesseraBuilder {
 }
 
 impl TesseraBuilder {
-    pub(crate) fn new(store: Arc<dyn Store>, key: ServerKey) -> TesseraBuilder {
+    pub(crate) fn new(store: Arc<dyn Store>, keys: KeyRing) -> TesseraBuilder {
         TesseraBuilder {
             store,
-            key,
+            keys,
+            on_unknown_key: None,
             settings: Settings::default(),
             clock: Arc::new(SystemClock),
             limiter: Arc::new(MemoryRateLimiter::default()),
@@ -74,6 +76,16 @@ impl TesseraBuilder {
     /// The settings (durin's and Tessera's); default: [`Settings::default`].
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Calls `hook` when a presented token names a key id the ring does not hold — the token is
+    /// refused as invalid either way, without a store lookup. A server whose keys can change at run
+    /// time (a key file another process rotates) uses it to reload its ring early, then puts the
+    /// new ring in force with [`Tessera::set_key_ring`]. It runs on the request path, for every
+    /// such token: keep it cheap and non-blocking (wake a task; rate-limit the reload there).
+    pub fn on_unknown_key(mut self, hook: impl Fn(KeyId) + Send + Sync + 'static) -> Self {
+        self.on_unknown_key = Some(Arc::new(hook));
         self
     }
 
@@ -168,7 +180,8 @@ impl TesseraBuilder {
     /// Checks the configuration and builds.
     pub fn build(self) -> Result<Tessera, BuildError> {
         self.settings.validate()?;
-        let codec = TokenCodec::new(self.key, &self.settings.token_prefix, self.settings.token_character_length)?;
+        let codec =
+            TokenCodec::new(self.keys.clone(), &self.settings.token_prefix, self.settings.token_character_length)?;
         let ttl = self.settings.token_cache_timeout.to_std().unwrap_or(Duration::from_secs(60));
         let www_authenticate: Arc<str> = Arc::from(self.settings.auth_header_prefix.as_str());
         let cache = TokenCache::new(self.cache_capacity, ttl);
@@ -177,7 +190,7 @@ impl TesseraBuilder {
         }
         let core = Core {
             store: self.store,
-            codec,
+            keys: crate::state::Keys::new(self.keys, codec, self.on_unknown_key),
             cache,
             bus: self.bus,
             cached_auth_routes: self.cached_auth_routes,

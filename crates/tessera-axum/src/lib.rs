@@ -47,6 +47,31 @@
 //! by [`Tessera::shutdown`]. User and client changes go through [`Tessera::create_user`],
 //! [`Tessera::update_client`] and their siblings, so they emit their events too.
 //!
+//! # Rotating the server key
+//!
+//! The builder takes one [`ServerKey`](core::ServerKey) (a ring of one key, id `0`) or a
+//! [`KeyRing`](core::KeyRing): ordered keys with one-character ids, the first current. Every token
+//! names its key, so old keys keep verifying their tokens while new ones are made with the current
+//! key. Put a new ring in force at run time with [`Tessera::set_key_ring`] (for instance when
+//! [`TesseraBuilder::on_unknown_key`] says a token names a key this process has not loaded), and
+//! before dropping a key revoke its tokens with [`Tessera::revoke_key_tokens`] so every instance
+//! forgets them.
+//!
+//! ```
+//! # fn demo(store: std::sync::Arc<dyn tessera_axum::core::Store>, old: tessera_axum::core::ServerKey) -> Result<(), Box<dyn std::error::Error>> {
+//! use tessera_axum::Tessera;
+//! use tessera_axum::core::{KeyId, KeyRing};
+//!
+//! let ring = KeyRing::from(old); // the key tokens were made with so far: id 0
+//! let tessera = Tessera::builder(store, ring.clone()).build()?;
+//! let (rotated, new_id) = ring.rotated()?; // a fresh random key, current, under the next free id
+//! tessera.set_key_ring(rotated.clone()); // new tokens: key `new_id`; key 0 still verifies
+//! assert_eq!(tessera.codec().current_key(), new_id);
+//! // Later: revoke key 0's tokens (`revoke_key_tokens`), then drop it.
+//! tessera.set_key_ring(rotated.without(KeyId::LEGACY)?);
+//! # Ok(()) }
+//! ```
+//!
 //! New here? The [`guide`] walks a small service from the first dependency to its first
 //! in-process test (it is built with the `testing` feature; docs.rs builds every feature).
 //!

@@ -8,15 +8,51 @@ use crate::error::{AuthError, ErrorRenderer, Rejection};
 use crate::events::Events;
 use crate::usage::UsageBuffer;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tessera_core::bus::InvalidationBus;
 use tessera_core::store::Store;
 use tessera_core::throttle::RateLimiter;
-use tessera_core::{Actor, AuthToken, Clock, Event, EventKind, Settings, TokenCodec, User};
+use tessera_core::{Actor, AuthToken, Clock, Event, EventKind, KeyId, KeyRing, Settings, TokenCodec, User};
+
+/// The server keys in force and the codec made from them, swapped whole when the ring changes
+/// (a rotation picked up at run time): a request reads the codec once, under a read lock held for
+/// an `Arc` clone.
+pub(crate) struct Keys {
+    in_force: RwLock<(KeyRing, Arc<TokenCodec>)>,
+    /// Told when a presented token names a key id the ring does not hold (it may have been added
+    /// by a rotation elsewhere): a cheap, non-blocking call on the request path.
+    pub(crate) on_unknown: Option<Arc<dyn Fn(KeyId) + Send + Sync>>,
+}
+
+impl Keys {
+    pub(crate) fn new(ring: KeyRing, codec: TokenCodec, on_unknown: Option<Arc<dyn Fn(KeyId) + Send + Sync>>) -> Self {
+        Self { in_force: RwLock::new((ring, Arc::new(codec))), on_unknown }
+    }
+
+    pub(crate) fn codec(&self) -> Arc<TokenCodec> {
+        // A poisoned lock still holds a complete value: the write is one assignment.
+        self.in_force.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    pub(crate) fn ring(&self) -> KeyRing {
+        self.in_force.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// Puts `ring` in force (same token format); `false` when it is the ring already in force.
+    pub(crate) fn replace(&self, ring: KeyRing) -> bool {
+        let mut in_force = self.in_force.write().unwrap_or_else(|p| p.into_inner());
+        if in_force.0.same_as(&ring) {
+            return false;
+        }
+        let codec = Arc::new(in_force.1.with_keys(ring.clone()));
+        *in_force = (ring, codec);
+        true
+    }
+}
 
 pub(crate) struct Core {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) codec: TokenCodec,
+    pub(crate) keys: Keys,
     pub(crate) settings: Settings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cache: TokenCache,
@@ -36,7 +72,7 @@ pub(crate) struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tessera").field("store", &self.store).field("codec", &self.codec).finish_non_exhaustive()
+        f.debug_struct("Tessera").field("store", &self.store).field("codec", &self.keys.codec()).finish_non_exhaustive()
     }
 }
 
@@ -44,6 +80,11 @@ impl std::fmt::Debug for Core {
 pub(crate) type Who<'a> = Option<(&'a User, &'a str)>;
 
 impl Core {
+    /// The token codec in force (cheap: the codec shares its keys).
+    pub(crate) fn codec(&self) -> Arc<TokenCodec> {
+        self.keys.codec()
+    }
+
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

@@ -13,7 +13,7 @@ use crate::usage::flush_usage;
 use axum::Router;
 use std::sync::{Arc, OnceLock};
 use tessera_core::store::{Store, StoreError};
-use tessera_core::{AuthToken, Client, Revoker, ServerKey, Settings, TokenCodec, TokenSecret, User};
+use tessera_core::{AuthToken, Client, KeyId, KeyRing, Revoker, Settings, TokenCodec, TokenSecret, User};
 
 /// Tessera for one axum application. Cheap to clone.
 #[derive(Clone)]
@@ -35,9 +35,11 @@ impl std::fmt::Debug for Tessera {
 }
 
 impl Tessera {
-    /// Starts configuring Tessera over `store`, with the server `key`.
-    pub fn builder(store: Arc<dyn Store>, key: ServerKey) -> TesseraBuilder {
-        TesseraBuilder::new(store, key)
+    /// Starts configuring Tessera over `store`, with the server keys: one
+    /// [`ServerKey`](tessera_core::ServerKey) (a ring of one key, id `0`) or a [`KeyRing`] (its
+    /// first key current: new tokens are made with it; the others verify the tokens made with them).
+    pub fn builder(store: Arc<dyn Store>, keys: impl Into<KeyRing>) -> TesseraBuilder {
+        TesseraBuilder::new(store, keys.into())
     }
 
     /// Prepares for serving: creates the API-access client when one is configured and missing,
@@ -109,9 +111,32 @@ impl Tessera {
         &self.core.store
     }
 
-    /// The token codec (to issue tokens outside the login route, e.g. from an admin tool).
-    pub fn codec(&self) -> &TokenCodec {
-        &self.core.codec
+    /// The token codec in force (to issue tokens outside the login route, e.g. from an admin
+    /// tool). It changes with [`set_key_ring`](Self::set_key_ring).
+    pub fn codec(&self) -> Arc<TokenCodec> {
+        self.core.codec()
+    }
+
+    /// The server keys in force.
+    pub fn key_ring(&self) -> KeyRing {
+        self.core.keys.ring()
+    }
+
+    /// Puts another key ring in force, at once, for every request that starts after it: new
+    /// tokens are made with its current key, and tokens made with a key it no longer holds stop
+    /// authenticating (refused as invalid, without a lookup). The token format (prefix, length)
+    /// stays. Returns `false` when `ring` is the ring already in force.
+    ///
+    /// Tokens made with a key that leaves the ring stay in the store; revoke them first
+    /// (`delete_tokens` with a [`TokenFilter`](tessera_core::store::TokenFilter) on the key) so
+    /// that every instance forgets them, as `tessera key retire --revoke` does.
+    pub fn set_key_ring(&self, ring: KeyRing) -> bool {
+        let changed = self.core.keys.replace(ring);
+        if changed {
+            let ring = self.core.keys.ring();
+            tracing::info!(keys = ring.keys().len(), current = %ring.current(), "server key ring changed");
+        }
+        changed
     }
 
     /// The token of `user` on `client`, outside the login route — an admin tool, or a test that
@@ -209,6 +234,13 @@ impl Tessera {
     /// token gets a `TokenRevoked { by }` event. Returns what was revoked.
     pub async fn revoke_all_tokens(&self, client: Option<&Client>, by: Revoker) -> Result<Vec<AuthToken>, StoreError> {
         self.core.revoke_everyone(client, by).await
+    }
+
+    /// Revokes every token made with the server key `key` (`TokenRevoked { by }` each), so that
+    /// the key can leave the ring: every instance forgets them within a second, like
+    /// [`revoke_all_tokens`](Self::revoke_all_tokens). Returns what was revoked.
+    pub async fn revoke_key_tokens(&self, key: KeyId, by: Revoker) -> Result<Vec<AuthToken>, StoreError> {
+        self.core.revoke_key_tokens(key, by).await
     }
 
     /// Expires a token now: its next use anywhere is answered "The given token has expired."

@@ -6,7 +6,9 @@
 use crate::state::{Core, Who};
 use std::collections::HashMap;
 use tessera_core::store::{ClientUpdate, DeviceToken, StoreError, TokenFilter};
-use tessera_core::{Actor, AuthToken, Client, Devices, EventKind, IssuedToken, NewToken, Revoker, TokenSecret, User};
+use tessera_core::{
+    Actor, AuthToken, Client, Devices, EventKind, IssuedToken, KeyId, NewToken, Revoker, TokenCodec, TokenSecret, User,
+};
 
 /// What to do when the (user, client) pair already has a token that has not expired. (An expired
 /// one is always replaced, with a `TokenExpired` event.)
@@ -143,28 +145,17 @@ impl Core {
     /// it has expired. Concurrent calls for one pair end with one token.
     pub(crate) async fn token_for_pair(&self, req: TokenRequest<'_>) -> Result<PairToken, PairTokenError> {
         if let Devices::Many { .. } = req.client.devices {
-            let issued = self.codec.issue();
+            let issued = self.codec().issue();
             return self.store_device_token(req, issued).await;
         }
         let now = self.now();
         let who = Some((req.user, req.client.name.as_str()));
+        let codec = self.codec();
         if let Some(mut existing) = self.store.token_for(req.user.id, req.client.id).await? {
-            let stale = !self.derives(&existing);
-            if existing.has_expired(now) || stale {
-                // Tessera: an expired token is replaced, not handed back (durin returns the dead token).
-                // So is one this codec cannot re-derive — issued under another token format
-                // (`token_prefix`, `token_character_length`) or key: it no longer parses, so handing
-                // it back would leave its owner with a token nothing accepts, login after login.
-                let deleted = self.store.delete_token(existing.id).await?;
-                self.forget(&existing);
-                if deleted {
-                    let source = if stale { "token format changed" } else { req.source };
-                    let kind = EventKind::TokenExpired { token_id: existing.id, source: source.into() };
-                    self.emit(kind, who, req.ip.clone());
-                }
-            } else {
-                match req.if_exists {
-                    IfPairHasToken::Reuse => return Ok(self.handed_back(existing)),
+            // Re-derived with the key it was made with, in the format it was issued in.
+            match codec.rederive(existing.key_id, &existing.seed, &existing.digest) {
+                Some(secret) if !existing.has_expired(now) => match req.if_exists {
+                    IfPairHasToken::Reuse => return Ok(PairToken { token: existing, secret, created: false }),
                     IfPairHasToken::Renew => {
                         let new_expiry = req.client.expiry_from(now, existing.created);
                         if self.store.extend_expiry(existing.id, new_expiry, now).await? {
@@ -172,16 +163,35 @@ impl Core {
                             self.forget(&existing);
                             self.emit_for(&req, EventKind::TokenRenewed { token_id: existing.id, new_expiry });
                         }
-                        return Ok(self.handed_back(existing));
+                        return Ok(PairToken { token: existing, secret, created: false });
                     }
                     IfPairHasToken::Refuse => return Err(PairTokenError::Exists(existing)),
                     IfPairHasToken::Replace => {
                         self.revoke(&existing, Revocation::Revoked(req.by), who, req.ip.clone()).await?;
                     }
+                },
+                rederived => {
+                    // Tessera: an expired token is replaced, not handed back (durin returns the dead
+                    // token). So is one this codec cannot re-derive — issued under another token
+                    // format (`token_prefix`, `token_character_length`) or with a server key the
+                    // ring no longer holds: it no longer parses, so handing it back would leave its
+                    // owner with a token nothing accepts, login after login.
+                    let stale = rederived.is_none();
+                    let deleted = self.store.delete_token(existing.id).await?;
+                    self.forget(&existing);
+                    if deleted {
+                        let source = match (stale, codec.has_key(existing.key_id)) {
+                            (false, _) => req.source,
+                            (true, true) => "token format changed",
+                            (true, false) => "server key retired",
+                        };
+                        let kind = EventKind::TokenExpired { token_id: existing.id, source: source.into() };
+                        self.emit(kind, who, req.ip.clone());
+                    }
                 }
             }
         }
-        let issued = self.codec.issue();
+        let issued = codec.issue();
         let new = NewToken {
             user_agent: req.user_agent.as_ref().map(|ua| ua.chars().take(512).collect()),
             ip: req.ip.clone(),
@@ -195,7 +205,7 @@ impl Core {
         // A concurrent request for the same pair won the race: its token is the pair's.
         match req.if_exists {
             IfPairHasToken::Refuse => Err(PairTokenError::Exists(token)),
-            _ => Ok(self.handed_back(token)),
+            _ => Ok(self.handed_back(&codec, token)?),
         }
     }
 
@@ -205,7 +215,7 @@ impl Core {
     pub(crate) async fn prepare_token<'a>(&self, req: TokenRequest<'a>) -> Result<PendingToken<'a>, PairTokenError> {
         if let Devices::Many { .. } = req.client.devices {
             // Every token of a `many` client is a new device's: nothing to refuse or replace.
-            return Ok(PendingToken { request: req, issued: self.codec.issue(), replaces: None });
+            return Ok(PendingToken { request: req, issued: self.codec().issue(), replaces: None });
         }
         let replaces = match self.store.token_for(req.user.id, req.client.id).await? {
             Some(live) if !live.has_expired(self.now()) => match req.if_exists {
@@ -214,7 +224,7 @@ impl Core {
             },
             _ => None,
         };
-        Ok(PendingToken { request: req, issued: self.codec.issue(), replaces })
+        Ok(PendingToken { request: req, issued: self.codec().issue(), replaces })
     }
 
     /// Stores a pending token: revokes the token it replaces (an expired one of the pair goes with
@@ -322,15 +332,16 @@ impl Core {
         self.publish(event);
     }
 
-    /// Whether this codec re-derives the stored token: the same format and key it was issued with.
-    fn derives(&self, token: &AuthToken) -> bool {
-        let secret = self.codec.derive(&token.seed);
-        self.codec.parse(secret.expose()).is_ok_and(|digest| digest.ct_eq(&token.digest))
-    }
-
-    fn handed_back(&self, token: AuthToken) -> PairToken {
-        let secret = self.codec.derive(&token.seed);
-        PairToken { token, secret, created: false }
+    /// The pair's token made by a concurrent request, re-derived to hand back.
+    fn handed_back(&self, codec: &TokenCodec, token: AuthToken) -> Result<PairToken, StoreError> {
+        match codec.rederive(token.key_id, &token.seed, &token.digest) {
+            Some(secret) => Ok(PairToken { token, secret, created: false }),
+            // Only when the ring changed in between: the caller may simply ask again.
+            None => Err(StoreError::Unavailable(format!(
+                "token {} was just made with a key or format no longer in force; try again",
+                token.id
+            ))),
+        }
     }
 
     /// Deletes one token and forgets it; `false` when it was already gone. A logout is always
@@ -360,7 +371,7 @@ impl Core {
 
     /// The user's logout-all: every token of `user` goes; one `LogoutAll` event.
     pub(crate) async fn logout_all(&self, user: &User, client: &str, ip: Option<String>) -> Result<u64, StoreError> {
-        let deleted = self.delete_all(TokenFilter { user: Some(user.id), client: None }).await?;
+        let deleted = self.delete_all(TokenFilter { user: Some(user.id), client: None, key: None }).await?;
         self.emit(EventKind::LogoutAll { tokens: deleted.len() as u64 }, Some((user, client)), ip);
         Ok(deleted.len() as u64)
     }
@@ -373,7 +384,8 @@ impl Core {
         by: Revoker,
         ip: Option<String>,
     ) -> Result<Vec<AuthToken>, StoreError> {
-        let deleted = self.delete_all(TokenFilter { user: Some(user.id), client: client.map(|c| c.id) }).await?;
+        let deleted =
+            self.delete_all(TokenFilter { user: Some(user.id), client: client.map(|c| c.id), key: None }).await?;
         if deleted.is_empty() {
             return Ok(deleted);
         }
@@ -396,7 +408,17 @@ impl Core {
         client: Option<&Client>,
         by: Revoker,
     ) -> Result<Vec<AuthToken>, StoreError> {
-        let deleted = self.delete_all(TokenFilter { user: None, client: client.map(|c| c.id) }).await?;
+        self.revoke_matching(TokenFilter { user: None, client: client.map(|c| c.id), key: None }, by).await
+    }
+
+    /// Revokes every token made with the server key `key`, before it leaves the ring: the same
+    /// path as [`Core::revoke_everyone`], so every instance forgets them within a second.
+    pub(crate) async fn revoke_key_tokens(&self, key: KeyId, by: Revoker) -> Result<Vec<AuthToken>, StoreError> {
+        self.revoke_matching(TokenFilter { key: Some(key), ..TokenFilter::default() }, by).await
+    }
+
+    async fn revoke_matching(&self, filter: TokenFilter, by: Revoker) -> Result<Vec<AuthToken>, StoreError> {
+        let deleted = self.delete_all(filter).await?;
         if deleted.is_empty() {
             return Ok(deleted);
         }

@@ -115,7 +115,7 @@ crate::forward_store! {
         // A later expiry (extend_expiry) never makes a cached verdict unsafe, and expired tokens
         // (purge_expired) are refused whatever a cache holds: nothing to publish for either.
         forward to inner: ping, create_token, get_or_create_token, token_by_id, token_by_digest, token_for,
-            list_tokens, extend_expiry, record_last_used, purge_expired;
+            list_tokens, count_tokens, extend_expiry, record_last_used, purge_expired;
 
         async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
             let digest = self.digest_of(id).await?;

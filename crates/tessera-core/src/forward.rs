@@ -225,6 +225,10 @@ macro_rules! forward_store {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             list_tokens(filter: $crate::store::TokenFilter) -> ::std::vec::Vec<$crate::model::AuthToken>);
     };
+    (@each $h:tt $t:tt [count_tokens $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            count_tokens(filter: $crate::store::TokenFilter) -> u64);
+    };
     (@each $h:tt $t:tt [delete_token $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             delete_token(id: $crate::model::TokenId) -> bool);

@@ -20,7 +20,8 @@
 //! assert_eq!(issued.token.expose().len(), 64);
 //! // The store only ever sees the digest; the token itself is re-derived from the seed.
 //! assert_eq!(codec.parse(issued.token.expose()).unwrap(), issued.digest);
-//! assert_eq!(codec.derive(&issued.seed).expose(), issued.token.expose());
+//! let again = codec.rederive(issued.key_id, &issued.seed, &issued.digest).unwrap();
+//! assert_eq!(again.expose(), issued.token.expose());
 //! ```
 #![deny(missing_docs)]
 
@@ -53,4 +54,6 @@ pub use model::{
 pub use rate::{Period, Rate};
 pub use settings::Settings;
 pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
-pub use token::{IssuedToken, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed};
+pub use token::{
+    IssuedToken, KeyId, KeyRing, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed,
+};

@@ -2,7 +2,7 @@
 
 use crate::duration::Ttl;
 use crate::rate::Rate;
-use crate::token::{IssuedToken, TokenDigest, TokenSeed};
+use crate::token::{IssuedToken, KeyId, TokenDigest, TokenSeed};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -530,6 +530,8 @@ pub struct AuthToken {
     pub digest: TokenDigest,
     /// The seed the token is derived from (useless without the server key).
     pub seed: TokenSeed,
+    /// The server key it was made with (`0` for tokens issued before tokens carried a key id).
+    pub key_id: KeyId,
     /// When it was issued.
     pub created: DateTime<Utc>,
     /// When it expires; `None` never.
@@ -565,6 +567,8 @@ pub struct NewToken {
     pub digest: TokenDigest,
     /// The seed.
     pub seed: TokenSeed,
+    /// The server key it was made with.
+    pub key_id: KeyId,
     /// Issued at.
     pub created: DateTime<Utc>,
     /// Expires at.
@@ -584,6 +588,7 @@ impl NewToken {
             client_id: client.id,
             digest: issued.digest,
             seed: issued.seed,
+            key_id: issued.key_id,
             created: now,
             expiry: client.expiry_from(now, now),
             user_agent: None,

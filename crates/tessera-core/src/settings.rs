@@ -335,7 +335,7 @@ mod tests {
         let s = Settings { token_character_length: 40, ..Settings::default() };
         let err = s.validate().expect_err("short");
         assert_eq!(err.key, "token_character_length");
-        assert!(err.message.contains("the minimum is 53"), "{}", err.message);
+        assert!(err.message.contains("the minimum is 54"), "{}", err.message);
         let s = Settings { auth_header_prefix: "To ken".into(), ..Settings::default() };
         assert_eq!(s.validate().map_err(|e| e.key), Err("auth_header_prefix"));
         let s = Settings { login_response_user_fields: vec!["password".into()], ..Settings::default() };

@@ -39,7 +39,7 @@ crate::forward_store! {
             if self.directory.user_by_id(id).await?.is_none() {
                 return Err(StoreError::NotFound(format!("no user with id {id}")));
             }
-            self.tokens.delete_tokens(TokenFilter { user: Some(id), client: None }).await?;
+            self.tokens.delete_tokens(TokenFilter { user: Some(id), client: None, key: None }).await?;
             self.directory.delete_user(id).await
         }
     }
@@ -53,7 +53,7 @@ crate::forward_store! {
             if self.directory.client_by_id(id).await?.is_none() {
                 return Err(StoreError::NotFound(format!("no client with id {id}")));
             }
-            let deleted = self.tokens.delete_tokens(TokenFilter { user: None, client: Some(id) }).await?;
+            let deleted = self.tokens.delete_tokens(TokenFilter { user: None, client: Some(id), key: None }).await?;
             self.directory.delete_client(id).await?;
             Ok(deleted.len() as u64)
         }
@@ -62,8 +62,8 @@ crate::forward_store! {
 
 crate::forward_store! {
     impl TokenStore for SplitStore {
-        forward to tokens: token_by_id, token_by_digest, token_for, list_tokens, delete_token, delete_tokens,
-            extend_expiry, set_expiry, record_last_used, purge_expired, keep_one_token_per_pair;
+        forward to tokens: token_by_id, token_by_digest, token_for, list_tokens, count_tokens, delete_token,
+            delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired, keep_one_token_per_pair;
 
         /// Both backends answer.
         async fn ping(&self) -> Result<(), StoreError> {

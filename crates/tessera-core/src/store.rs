@@ -15,7 +15,7 @@ use crate::model::{
     UserId, Username,
 };
 use crate::rate::Rate;
-use crate::token::TokenDigest;
+use crate::token::{KeyId, TokenDigest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -40,13 +40,16 @@ pub enum StoreError {
 /// many reads again from the last one.
 pub const MAX_INVALIDATIONS_PER_READ: usize = 10_000;
 
-/// Which tokens a listing or bulk deletion covers. Both `None` means every token.
+/// Which tokens a listing or bulk deletion covers. All `None` means every token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenFilter {
     /// Only this user's tokens.
     pub user: Option<UserId>,
     /// Only this client's tokens.
     pub client: Option<ClientId>,
+    /// Only the tokens made with this server key (to count them, or to revoke them before the
+    /// key is retired).
+    pub key: Option<KeyId>,
 }
 
 /// Changes to a client; `None` leaves a field as it is.
@@ -191,6 +194,9 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     async fn token_for(&self, user: UserId, client: ClientId) -> Result<Option<AuthToken>, StoreError>;
     /// Tokens matching the filter, oldest first.
     async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError>;
+    /// How many tokens match the filter: what `list_tokens` would return, without holding them all
+    /// (`tessera key list` counts a key's tokens with it).
+    async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError>;
     /// Stores a device token of a `many` client (never the pair's token), atomically keeping the
     /// user at most `max_devices` tokens on the client: at the limit, the least recently used
     /// (last use, else creation) go first with [`OnDeviceLimit::EvictOldest`], or nothing changes

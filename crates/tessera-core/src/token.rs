@@ -1,9 +1,22 @@
-//! The token format, the server key, and the keyed digest stores see instead of tokens.
+//! The token format, the server keys, and the keyed digest stores see instead of tokens.
 //!
-//! A token is `<prefix><base62 body><6-char base62 CRC32>`, `length` characters in all. The body is
-//! derived from a 256-bit random seed with the server key (HMAC-SHA256 in counter mode), so that a
-//! store keeps only the seed and the keyed digest: neither is a usable token, and a dump of the
-//! database yields none, yet a second login to the same client can hand the same token back.
+//! A token is `<prefix><key id><base62 body><6-char base62 checksum>`, `length` characters in all.
+//! The key id (one base62 character, see [`KeyRing`]) names the server key the token was made
+//! with, so that verifying it is one digest with the right key and one store lookup, however
+//! many keys the ring holds. The body is derived from a 256-bit random seed with that key
+//! (HMAC-SHA256 in counter mode), so that a store keeps only the seed and the keyed digest:
+//! neither is a usable token, and a dump of the database yields none, yet a second login to the
+//! same client can hand the same token back.
+//!
+//! The checksum is a CRC32 over a fixed tag and the token's text before it. Tokens issued before
+//! tokens carried a key id (`<prefix><body><checksum>`, the checksum a CRC32 of the text alone)
+//! are told apart by their checksum alone: they verify with key [`KeyId::LEGACY`]. A presented
+//! token costs at most two CRC32s, then exactly one HMAC with the key it names; an unknown key id
+//! is rejected before any store lookup.
+
+mod ring;
+
+pub use ring::{KeyId, KeyRing, RingError};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -14,6 +27,11 @@ type HmacSha256 = Hmac<Sha256>;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const CHECKSUM_LEN: usize = 6;
+/// The key id: one character.
+const KEY_ID_LEN: usize = 1;
+/// What the checksum of a token with a key id covers before the token's text, so that it never
+/// matches the checksum of a token without one (except by a 2^-32 chance; see [`TokenCodec::parse`]).
+const CHECKSUM_TAG: &[u8] = b"tessera/token-checksum/v2\0";
 /// Body characters needed for 256 random bits: 43 × log2(62) ≈ 256.03.
 pub const MIN_BODY_LEN: usize = 43;
 /// The longest token accepted by configuration.
@@ -87,6 +105,11 @@ impl ServerKey {
     /// The key as lowercase hex, for writing the key file. Handle with care.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Constant-time equality of the key bytes.
+    pub fn ct_eq(&self, other: &ServerKey) -> bool {
+        self.0.len() == other.0.len() && bool::from(self.0.ct_eq(&other.0))
     }
 
     fn subkey(&self, purpose: &[u8]) -> HmacSha256 {
@@ -175,7 +198,7 @@ impl fmt::Debug for TokenSeed {
     }
 }
 
-/// A newly issued token: the secret for the client, the seed and digest for the store.
+/// A newly issued token: the secret for the client, the seed, digest and key id for the store.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     /// Hand this to the client.
@@ -184,6 +207,8 @@ pub struct IssuedToken {
     pub seed: TokenSeed,
     /// Store and index this.
     pub digest: TokenDigest,
+    /// The key it was made with (the ring's current key): store this, to re-derive it.
+    pub key_id: KeyId,
 }
 
 /// Why a presented token was rejected before any store lookup.
@@ -201,6 +226,9 @@ pub enum MalformedToken {
     /// The checksum does not match.
     #[error("the token's checksum does not match")]
     Checksum,
+    /// The token names a key the ring does not hold (retired, or not yet loaded here).
+    #[error("the token names a server key this server does not have")]
+    UnknownKey(KeyId),
 }
 
 /// Why a token format was rejected.
@@ -208,9 +236,9 @@ pub enum MalformedToken {
 pub enum FormatError {
     /// Length too small for 256 random bits.
     #[error(
-        "token_character_length {length} is too small: with the prefix '{prefix}' ({prefix_len} characters) and the \
-         {CHECKSUM_LEN}-character checksum it leaves {body} random characters, and 256 random bits need {MIN_BODY_LEN}; \
-         the minimum is {min}"
+        "token_character_length {length} is too small: with the prefix '{prefix}' ({prefix_len} characters), the \
+         {KEY_ID_LEN}-character key id and the {CHECKSUM_LEN}-character checksum it leaves {body} random characters, \
+         and 256 random bits need {MIN_BODY_LEN}; the minimum is {min}"
     )]
     TooShort {
         /// Requested length.
@@ -232,54 +260,86 @@ pub enum FormatError {
     BadPrefix(String),
 }
 
-/// Issues, re-derives, checks and digests tokens. Cheap to clone.
+/// One key's two derived MACs: one derives token bodies from seeds, one digests tokens.
+#[derive(Clone)]
+struct KeyMacs {
+    derive: HmacSha256,
+    digest: HmacSha256,
+}
+
+impl KeyMacs {
+    fn new(key: &ServerKey) -> Self {
+        Self { derive: key.subkey(b"tessera/token-derive/v1"), digest: key.subkey(b"tessera/token-digest/v1") }
+    }
+}
+
+/// Issues, re-derives, checks and digests tokens with the keys of a [`KeyRing`]. Cheap to clone.
 #[derive(Clone)]
 pub struct TokenCodec {
     prefix: String,
     length: usize,
-    body_len: usize,
-    derive_mac: HmacSha256,
-    digest_mac: HmacSha256,
+    current: KeyId,
+    /// Indexed by the key id's position in the base62 alphabet: one array index per lookup.
+    keys: std::sync::Arc<[Option<KeyMacs>]>,
+    ids: String,
 }
 
 impl fmt::Debug for TokenCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCodec").field("prefix", &self.prefix).field("length", &self.length).finish_non_exhaustive()
+        f.debug_struct("TokenCodec")
+            .field("prefix", &self.prefix)
+            .field("length", &self.length)
+            .field("key_ids", &self.ids)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
     }
 }
 
 impl TokenCodec {
-    /// A codec for tokens of `length` characters starting with `prefix`, keyed by `key`.
-    pub fn new(key: ServerKey, prefix: &str, length: usize) -> Result<Self, FormatError> {
+    /// A codec for tokens of `length` characters starting with `prefix`, keyed by `keys`: a
+    /// [`KeyRing`], or a single [`ServerKey`] (a ring of one, id `0`).
+    pub fn new(keys: impl Into<KeyRing>, prefix: &str, length: usize) -> Result<Self, FormatError> {
         if prefix.len() > MAX_PREFIX_LEN || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
             return Err(FormatError::BadPrefix(prefix.to_string()));
         }
-        let min = prefix.len() + MIN_BODY_LEN + CHECKSUM_LEN;
+        let min = Self::min_length(prefix);
         if length < min {
             return Err(FormatError::TooShort {
                 length,
                 prefix: prefix.to_string(),
                 prefix_len: prefix.len(),
-                body: length as i64 - prefix.len() as i64 - CHECKSUM_LEN as i64,
+                body: length as i64 - prefix.len() as i64 - (KEY_ID_LEN + CHECKSUM_LEN) as i64,
                 min,
             });
         }
         if length > MAX_TOKEN_LEN {
             return Err(FormatError::TooLong(length));
         }
+        let ring = keys.into();
+        let mut keys: Vec<Option<KeyMacs>> = vec![None; ALPHABET.len()];
+        for (id, key) in ring.keys() {
+            keys[id.index()] = Some(KeyMacs::new(key));
+        }
         Ok(Self {
             prefix: prefix.to_string(),
             length,
-            body_len: length - prefix.len() - CHECKSUM_LEN,
-            derive_mac: key.subkey(b"tessera/token-derive/v1"),
-            digest_mac: key.subkey(b"tessera/token-digest/v1"),
+            current: ring.current(),
+            keys: keys.into(),
+            ids: ring.ids().map(KeyId::as_char).collect(),
         })
+    }
+
+    /// This codec's format (prefix, length) with the keys of `ring`: what a server uses after
+    /// the ring changed.
+    pub fn with_keys(&self, ring: impl Into<KeyRing>) -> Self {
+        // The format was checked when `self` was made.
+        Self::new(ring, &self.prefix, self.length).unwrap_or_else(|_| unreachable!("the format was already checked"))
     }
 
     /// The smallest `token_character_length` that works with `prefix`.
     pub fn min_length(prefix: &str) -> usize {
-        prefix.len() + MIN_BODY_LEN + CHECKSUM_LEN
+        prefix.len() + KEY_ID_LEN + MIN_BODY_LEN + CHECKSUM_LEN
     }
 
     /// The configured prefix.
@@ -287,41 +347,102 @@ impl TokenCodec {
         &self.prefix
     }
 
-    /// Issues a new token from a fresh 256-bit random seed.
-    pub fn issue(&self) -> IssuedToken {
-        let seed = TokenSeed(random_bytes::<32>());
-        let token = self.derive(&seed);
-        let digest = self.digest_unchecked(token.expose());
-        IssuedToken { token, seed, digest }
+    /// The configured length.
+    pub fn length(&self) -> usize {
+        self.length
     }
 
-    /// Re-derives the token issued from `seed`.
-    pub fn derive(&self, seed: &TokenSeed) -> TokenSecret {
+    /// The id of the key new tokens are made with.
+    pub fn current_key(&self) -> KeyId {
+        self.current
+    }
+
+    /// Whether the ring holds the key `id`.
+    pub fn has_key(&self, id: KeyId) -> bool {
+        self.macs(id).is_some()
+    }
+
+    fn macs(&self, id: KeyId) -> Option<&KeyMacs> {
+        self.keys.get(id.index()).and_then(Option::as_ref)
+    }
+
+    fn current_macs(&self) -> &KeyMacs {
+        // `new` put the current key in the table.
+        self.macs(self.current).unwrap_or_else(|| unreachable!("the current key is in the table"))
+    }
+
+    /// Issues a new token from a fresh 256-bit random seed, with the current key.
+    pub fn issue(&self) -> IssuedToken {
+        let seed = TokenSeed(random_bytes::<32>());
+        let macs = self.current_macs();
+        let token = self.derive_with(macs, Some(self.current), &seed);
+        let digest = digest(macs, token.expose());
+        IssuedToken { token, seed, digest, key_id: self.current }
+    }
+
+    /// Re-derives the token issued from `seed` with the key `key`: `None` when the ring no longer
+    /// holds that key. (A token issued before tokens carried a key id is re-derived by
+    /// [`TokenCodec::rederive`], which knows its digest.)
+    pub fn derive(&self, key: KeyId, seed: &TokenSeed) -> Option<TokenSecret> {
+        Some(self.derive_with(self.macs(key)?, Some(key), seed))
+    }
+
+    /// The stored token (key id, seed, digest) as its owner holds it: re-derived with its key, in
+    /// the format it was issued in, and checked against its digest (constant-time). `None` when the
+    /// ring no longer holds its key, or when this codec makes another token from it (the prefix,
+    /// length or key changed since): a token that would not authenticate is never handed back.
+    pub fn rederive(&self, key: KeyId, seed: &TokenSeed, stored: &TokenDigest) -> Option<TokenSecret> {
+        let macs = self.macs(key)?;
+        let verifies = |token: &TokenSecret| self.parse(token.expose()).is_ok_and(|digest| digest.ct_eq(stored));
+        let current_format = self.derive_with(macs, Some(key), seed);
+        if verifies(&current_format) {
+            return Some(current_format);
+        }
+        if key != KeyId::LEGACY {
+            return None;
+        }
+        Some(self.derive_with(macs, None, seed)).filter(verifies)
+    }
+
+    /// The token of `seed` under `macs`: with the key id `key`, or in the format without one
+    /// (`None`: a body one character longer, the untagged checksum).
+    fn derive_with(&self, macs: &KeyMacs, key: Option<KeyId>, seed: &TokenSeed) -> TokenSecret {
         let mut out = String::with_capacity(self.length);
         out.push_str(&self.prefix);
+        if let Some(key) = key {
+            out.push(key.as_char());
+        }
+        let end = self.length - CHECKSUM_LEN;
         let mut counter: u32 = 0;
         'fill: loop {
-            let mut mac = self.derive_mac.clone();
+            let mut mac = macs.derive.clone();
             mac.update(&seed.0);
             mac.update(&counter.to_be_bytes());
             for b in mac.finalize().into_bytes() {
                 // 248 = 4 × 62: rejecting the top 8 byte values keeps every character equally likely.
                 if b < 248 {
                     out.push(ALPHABET[(b % 62) as usize] as char);
-                    if out.len() == self.prefix.len() + self.body_len {
+                    if out.len() == end {
                         break 'fill;
                     }
                 }
             }
             counter += 1;
         }
-        let checksum = checksum(out.as_bytes());
-        out.push_str(&checksum);
+        let sum = if key.is_some() { checksum(out.as_bytes()) } else { legacy_checksum(out.as_bytes()) };
+        out.push_str(&sum);
         TokenSecret(out)
     }
 
-    /// Checks a presented token's format and checksum, then returns its digest for lookup.
-    /// Malformed tokens are rejected here, before any store is asked.
+    /// Checks a presented token's format and checksum, then returns its digest (under the key it
+    /// names) for lookup. Malformed tokens, and tokens naming a key the ring does not hold, are
+    /// rejected here, before any store is asked.
+    ///
+    /// A token issued before tokens carried a key id is recognised by its checksum (a CRC32 of
+    /// its text without the tag) and verified with key `0`. One such token in 2^32 also has a
+    /// valid tagged checksum by chance: it is then read as naming a key by its first body
+    /// character and is refused; its owner's next login replaces it (see
+    /// [`TokenCodec::rederive`]).
     pub fn parse(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
         let bytes = presented.as_bytes();
         if bytes.len() != self.length {
@@ -334,21 +455,39 @@ impl TokenCodec {
         if !payload[self.prefix.len()..].iter().chain(sum).all(u8::is_ascii_alphanumeric) {
             return Err(MalformedToken::Alphabet);
         }
-        if checksum(payload).as_bytes() != sum {
+        let key = if checksum(payload).as_bytes() == sum {
+            KeyId::from_byte(payload[self.prefix.len()]).ok_or(MalformedToken::Alphabet)?
+        } else if legacy_checksum(payload).as_bytes() == sum {
+            KeyId::LEGACY
+        } else {
             return Err(MalformedToken::Checksum);
-        }
-        Ok(self.digest_unchecked(presented))
-    }
-
-    fn digest_unchecked(&self, token: &str) -> TokenDigest {
-        let mut mac = self.digest_mac.clone();
-        mac.update(token.as_bytes());
-        TokenDigest(mac.finalize().into_bytes().into())
+        };
+        let macs = self.macs(key).ok_or(MalformedToken::UnknownKey(key))?;
+        Ok(digest(macs, presented))
     }
 }
 
+fn digest(macs: &KeyMacs, token: &str) -> TokenDigest {
+    let mut mac = macs.digest.clone();
+    mac.update(token.as_bytes());
+    TokenDigest(mac.finalize().into_bytes().into())
+}
+
+/// The checksum of a token with a key id: CRC32 over [`CHECKSUM_TAG`] and the text.
 fn checksum(payload: &[u8]) -> String {
-    let mut n = crc32fast::hash(payload) as u64;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(CHECKSUM_TAG);
+    hasher.update(payload);
+    base62_checksum(hasher.finalize())
+}
+
+/// The checksum of a token issued before tokens carried a key id: CRC32 over the text.
+fn legacy_checksum(payload: &[u8]) -> String {
+    base62_checksum(crc32fast::hash(payload))
+}
+
+fn base62_checksum(crc: u32) -> String {
+    let mut n = crc as u64;
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(n % 62) as usize];
@@ -384,8 +523,11 @@ mod tests {
         assert_eq!(t.len(), 64);
         assert!(t.starts_with("tsr_"));
         assert!(t[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(&t[4..5], "0", "a ring of one key has id 0");
+        assert_eq!(issued.key_id, KeyId::LEGACY);
         assert_eq!(codec.parse(t), Ok(issued.digest));
-        assert_eq!(codec.derive(&issued.seed), issued.token);
+        assert_eq!(codec.derive(KeyId::LEGACY, &issued.seed), Some(issued.token.clone()));
+        assert_eq!(codec.rederive(KeyId::LEGACY, &issued.seed, &issued.digest), Some(issued.token));
     }
 
     #[test]
@@ -395,7 +537,7 @@ mod tests {
         let mut chars = HashSet::new();
         for _ in 0..500 {
             let t = codec.issue().token;
-            chars.extend(t.expose()[4..58].bytes());
+            chars.extend(t.expose()[5..58].bytes());
             assert!(seen.insert(t.expose().to_string()));
         }
         assert_eq!(chars.len(), 62);
@@ -427,8 +569,9 @@ mod tests {
         let a = codec();
         let b = codec();
         let issued = a.issue();
-        assert_ne!(b.derive(&issued.seed), issued.token);
+        assert_ne!(b.derive(KeyId::LEGACY, &issued.seed), Some(issued.token.clone()));
         assert_ne!(b.parse(issued.token.expose()), Ok(issued.digest));
+        assert_eq!(b.rederive(KeyId::LEGACY, &issued.seed, &issued.digest), None);
     }
 
     #[test]
@@ -438,7 +581,7 @@ mod tests {
         let a = TokenCodec::new(key, "", 64).expect("a");
         let b = TokenCodec::new(again, "", 64).expect("b");
         let issued = a.issue();
-        assert_eq!(b.derive(&issued.seed), issued.token);
+        assert_eq!(b.derive(KeyId::LEGACY, &issued.seed), Some(issued.token));
         assert!(matches!(ServerKey::from_hex("zz"), Err(KeyError::NotHex('z'))));
         assert!(matches!(ServerKey::from_hex("abc"), Err(KeyError::OddLength(3))));
         assert!(matches!(ServerKey::from_hex(&"ab".repeat(16)), Err(KeyError::BadLength(16))));
@@ -459,16 +602,20 @@ mod tests {
 
     #[test]
     fn length_limits_keep_256_random_bits() {
-        assert_eq!(TokenCodec::min_length("tsr_"), 53);
-        assert!(TokenCodec::new(ServerKey::generate(), "tsr_", 53).is_ok());
-        let err = TokenCodec::new(ServerKey::generate(), "tsr_", 52).expect_err("52").to_string();
-        assert!(err.contains("token_character_length 52 is too small"), "{err}");
-        assert!(err.contains("the minimum is 53"), "{err}");
-        assert!(TokenCodec::new(ServerKey::generate(), "", 49).is_ok());
+        // Prefix + key id + 43 random characters + checksum.
+        assert_eq!(TokenCodec::min_length("tsr_"), 54);
+        assert!(TokenCodec::new(ServerKey::generate(), "tsr_", 54).is_ok());
+        let err = TokenCodec::new(ServerKey::generate(), "tsr_", 53).expect_err("53").to_string();
+        assert!(err.contains("token_character_length 53 is too small"), "{err}");
+        assert!(err.contains("the 1-character key id"), "{err}");
+        assert!(err.contains("it leaves 42 random characters"), "{err}");
+        assert!(err.contains("the minimum is 54"), "{err}");
+        assert!(TokenCodec::new(ServerKey::generate(), "", 50).is_ok());
+        assert!(TokenCodec::new(ServerKey::generate(), "", 49).is_err());
         assert!(TokenCodec::new(ServerKey::generate(), "tsr_", 256).is_err());
         assert!(TokenCodec::new(ServerKey::generate(), "bad prefix", 64).is_err());
-        let t = TokenCodec::new(ServerKey::generate(), "", 49).expect("49").issue().token;
-        assert_eq!(t.expose().len(), 49);
+        let t = TokenCodec::new(ServerKey::generate(), "", 50).expect("50").issue().token;
+        assert_eq!(t.expose().len(), 50);
     }
 
     #[test]
@@ -477,5 +624,139 @@ mod tests {
         let shown = format!("{issued:?}");
         assert!(!shown.contains(issued.token.expose()), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    /// A token made by Tessera before tokens carried a key id (the codec of commit 8357ce6, key
+    /// and seed below, prefix `tsr_`, length 64), and its digest as stored then.
+    const LEGACY_KEY: &str = "3f8a1c9e5b7d2046e1f9a3c58b0d7e2614a9c3f5e7b1d8204c6a9e3f1b5d7c09";
+    const LEGACY_TOKEN: &str = "tsr_N59HnvH09AL9daqobRhSUWyK9ZyqDLqRRsm1KmiOFDrOYzvbdhtQYt0QXpT8";
+    const LEGACY_DIGEST: &str = "17a682e973d56b2f59e838c9e1fbcfbdb0a2255a43c66e5615ee21d3e626b127";
+    /// The same seed and key with no prefix, length 49 (the old minimum).
+    const LEGACY_TOKEN_49: &str = "N59HnvH09AL9daqobRhSUWyK9ZyqDLqRRsm1KmiOFDr0R7Tn0";
+
+    fn legacy_seed() -> TokenSeed {
+        TokenSeed(std::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(7)))
+    }
+
+    fn unhex(text: &str) -> [u8; 32] {
+        std::array::from_fn(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+    }
+
+    fn legacy_key() -> ServerKey {
+        ServerKey::from_hex(LEGACY_KEY).expect("key")
+    }
+
+    #[test]
+    fn tokens_issued_before_key_ids_still_verify_with_key_0() {
+        let digest = TokenDigest(unhex(LEGACY_DIGEST));
+        // Alone, and in a ring where another key is current.
+        let alone = TokenCodec::new(legacy_key(), "tsr_", 64).expect("codec");
+        let (rotated, new_id) = KeyRing::from(legacy_key()).rotated().expect("rotate");
+        let ring = TokenCodec::new(rotated.clone(), "tsr_", 64).expect("codec");
+        for codec in [&alone, &ring] {
+            assert_eq!(codec.parse(LEGACY_TOKEN), Ok(digest));
+            // Re-derived in the format it was issued in, so a second login hands it back.
+            let again = codec.rederive(KeyId::LEGACY, &legacy_seed(), &digest).expect("rederives");
+            assert_eq!(again.expose(), LEGACY_TOKEN);
+        }
+        assert_eq!(ring.issue().token.expose().as_bytes()[4], new_id.as_char() as u8);
+        // The old minimum length no longer leaves room: such a deployment must lengthen its
+        // tokens, which replaces them at next login (they do not parse).
+        assert!(TokenCodec::new(legacy_key(), "", 49).is_err());
+        assert_eq!(LEGACY_TOKEN_49.len(), 49);
+        // Without key 0, a legacy token names an unknown key.
+        let without = TokenCodec::new(rotated.without(KeyId::LEGACY).expect("retire"), "tsr_", 64).expect("codec");
+        assert_eq!(without.parse(LEGACY_TOKEN), Err(MalformedToken::UnknownKey(KeyId::LEGACY)));
+        assert_eq!(without.rederive(KeyId::LEGACY, &legacy_seed(), &digest), None);
+    }
+
+    #[test]
+    fn the_checksums_are_domain_separated() {
+        let codec = TokenCodec::new(legacy_key(), "tsr_", 64).expect("codec");
+        // The legacy token's checksum is the untagged one; the tagged one differs.
+        let (payload, sum) = LEGACY_TOKEN.as_bytes().split_at(58);
+        assert_eq!(legacy_checksum(payload).as_bytes(), sum);
+        assert_ne!(checksum(payload).as_bytes(), sum);
+        // A new token carries the tagged checksum; re-checksummed the old way it is refused.
+        let issued = codec.issue();
+        let t = issued.token.expose();
+        let (payload, sum) = t.as_bytes().split_at(58);
+        assert_eq!(checksum(payload).as_bytes(), sum);
+        assert_ne!(legacy_checksum(payload).as_bytes(), sum);
+        let mut untagged = String::from_utf8(payload.to_vec()).expect("utf8");
+        untagged.push_str(&legacy_checksum(payload));
+        // Read as a legacy token (key 0) it has another digest: it is not the token issued.
+        assert_ne!(codec.parse(&untagged), Ok(issued.digest));
+        // Over many tokens, the two checksums never agree.
+        for _ in 0..2_000 {
+            let t = codec.issue().token;
+            let (payload, _) = t.expose().as_bytes().split_at(58);
+            assert_ne!(checksum(payload), legacy_checksum(payload));
+        }
+    }
+
+    #[test]
+    fn a_ring_verifies_each_token_with_the_key_it_names() {
+        let first = KeyRing::from(ServerKey::generate());
+        let old = TokenCodec::new(first.clone(), "tsr_", 64).expect("codec");
+        let before = old.issue();
+        let (ring, id) = first.rotated().expect("rotate");
+        assert_eq!(id.as_char(), '1', "the next id after 0");
+        let codec = old.with_keys(ring.clone());
+        assert_eq!(codec.current_key(), id);
+        let after = codec.issue();
+        assert_eq!(after.key_id, id);
+        assert_eq!(&after.token.expose()[4..5], "1");
+        // Both verify, each with its own key.
+        assert_eq!(codec.parse(before.token.expose()), Ok(before.digest));
+        assert_eq!(codec.parse(after.token.expose()), Ok(after.digest));
+        assert_eq!(codec.rederive(KeyId::LEGACY, &before.seed, &before.digest), Some(before.token.clone()));
+        assert_eq!(codec.rederive(id, &after.seed, &after.digest), Some(after.token.clone()));
+        // The old codec does not know key 1: refused by name, before any lookup.
+        assert_eq!(old.parse(after.token.expose()), Err(MalformedToken::UnknownKey(id)));
+        // A token whose key id was changed (checksum fixed up) names another key: another digest.
+        let mut forged = before.token.expose()[..58].to_string();
+        forged.replace_range(4..5, "1");
+        forged.push_str(&checksum(forged.as_bytes()));
+        assert!(codec.parse(&forged).is_ok_and(|d| d != before.digest));
+        // An id no key has: refused without a digest.
+        let mut unknown = after.token.expose()[..58].to_string();
+        unknown.replace_range(4..5, "Z");
+        unknown.push_str(&checksum(unknown.as_bytes()));
+        assert_eq!(codec.parse(&unknown), Err(MalformedToken::UnknownKey(KeyId::from_char('Z').expect("id"))));
+        // Retired: the old key's tokens stop verifying; the new one's keep working.
+        let retired = codec.with_keys(ring.without(KeyId::LEGACY).expect("retire"));
+        assert_eq!(retired.parse(before.token.expose()), Err(MalformedToken::UnknownKey(KeyId::LEGACY)));
+        assert_eq!(retired.parse(after.token.expose()), Ok(after.digest));
+        assert_eq!(retired.derive(KeyId::LEGACY, &before.seed), None);
+    }
+
+    #[test]
+    fn rings_are_checked_and_rotate_through_free_ids() {
+        let k = ServerKey::generate;
+        let id = |c| KeyId::from_char(c).expect("id");
+        assert_eq!(KeyRing::new(vec![]).err(), Some(RingError::Empty));
+        assert_eq!(KeyRing::new(vec![(id('a'), k()), (id('a'), k())]).err(), Some(RingError::Duplicate(id('a'))));
+        assert!("ab".parse::<KeyId>().is_err());
+        assert!("-".parse::<KeyId>().is_err());
+        assert!("".parse::<KeyId>().is_err());
+        assert_eq!("z".parse::<KeyId>(), Ok(id('z')));
+        let ring = KeyRing::new(vec![(id('z'), k()), (id('0'), k())]).expect("ring");
+        // After z comes 0 (taken), then 1.
+        let (rotated, next) = ring.rotated().expect("rotate");
+        assert_eq!(next, id('1'));
+        assert_eq!(rotated.ids().map(KeyId::as_char).collect::<String>(), "1z0");
+        assert_eq!(rotated.without(id('1')).err(), Some(RingError::Current(id('1'))));
+        assert_eq!(rotated.without(id('q')).err(), Some(RingError::Unknown(id('q'))));
+        assert!(rotated.same_as(&rotated.clone()));
+        assert!(!rotated.same_as(&ring));
+        let mut full = KeyRing::from(k());
+        for _ in 1..62 {
+            full = full.rotated().expect("rotate").0;
+        }
+        assert_eq!(full.rotated().err(), Some(RingError::Full));
+        let shown = format!("{rotated:?}");
+        assert_eq!(shown, "KeyRing(ids: \"1z0\", current: 1)");
+        assert!(!format!("{:?}", TokenCodec::new(rotated, "", 64).expect("codec")).contains(&k().to_hex()[..8]));
     }
 }

@@ -31,7 +31,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P tok:<hex digest>` | hash | `id`, `user_id`, `client_id`, `seed` (hex), `created`, `expiry`, `last_used` (µs since the epoch; absent = never / not yet), `user_agent`, `ip` (absent = none) |
+//! | `P tok:<hex digest>` | hash | `id`, `user_id`, `client_id`, `seed` (hex), `created`, `expiry`, `last_used` (µs since the epoch; absent = never / not yet), `user_agent`, `ip` (absent = none), `key_id` (the server key the token was made with; absent = `0`, a token stored before tokens carried a key id) |
 //! | `P pair:<user>:<client>` | string | the digest of the pair's token: one token per (user, client) |
 //! | `P id:<id>` | string | the digest of token `id` (ids are random, never a counter: see [`tessera_core::model::fresh_id`]) |
 //! | `P user:<user>` | set | the digests of the user's tokens (sessions, logout-all) |

@@ -27,6 +27,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 3, name: "random_ids", sql: include_str!("../migrations/sqlite/0003_random_ids.sql") },
     Migration { version: 4, name: "devices", sql: include_str!("../migrations/sqlite/0004_devices.sql") },
     Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/sqlite/0005_audit_events.sql") },
+    Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/sqlite/0006_key_ids.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -36,6 +37,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 3, name: "random_ids", sql: include_str!("../migrations/postgres/0003_random_ids.sql") },
     Migration { version: 4, name: "devices", sql: include_str!("../migrations/postgres/0004_devices.sql") },
     Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/postgres/0005_audit_events.sql") },
+    Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/postgres/0006_key_ids.sql") },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

@@ -11,7 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use tessera_core::store::{Invalidation, StoreError};
 use tessera_core::{
-    AuthToken, Client, ClientId, ClientName, Devices, Rate, TokenDigest, TokenId, TokenSeed, Ttl, User, UserId,
+    AuthToken, Client, ClientId, ClientName, Devices, KeyId, Rate, TokenDigest, TokenId, TokenSeed, Ttl, User, UserId,
     Username,
 };
 
@@ -33,7 +33,7 @@ macro_rules! client_columns {
 /// The columns of `auth_tokens`, in the order [`token`] decodes them.
 macro_rules! token_columns {
     () => {
-        "id, user_id, client_id, digest, seed, created, expiry, last_used, user_agent, ip"
+        "id, user_id, client_id, digest, seed, created, expiry, last_used, user_agent, ip, key_id"
     };
 }
 
@@ -42,7 +42,7 @@ pub(crate) use {client_columns, token_columns, user_columns};
 /// How many columns [`user`] reads.
 pub(crate) const USER_WIDTH: usize = 6;
 /// How many columns [`token`] reads.
-pub(crate) const TOKEN_WIDTH: usize = 10;
+pub(crate) const TOKEN_WIDTH: usize = 11;
 
 /// Typed column access shared by both drivers' rows.
 pub(crate) trait RowExt {
@@ -204,6 +204,10 @@ pub(crate) fn token(row: &impl RowExt, at: usize) -> Result<AuthToken, StoreErro
         last_used: opt_time("auth_tokens", id, "last_used", row.opt_int(at + 7)?)?,
         user_agent: row.opt_text(at + 8)?,
         ip: row.opt_text(at + 9)?,
+        key_id: {
+            let text = row.text(at + 10)?;
+            text.parse::<KeyId>().map_err(|e| corrupt("auth_tokens", id, "key_id", e))?
+        },
     })
 }
 

@@ -11,14 +11,14 @@ use tessera_core::store::{
 use tessera_core::{AuthToken, Client, ClientId, NewToken, OnDeviceLimit, TokenDigest, TokenId, User, UserId};
 
 const INSERT: &str = concat!(
-    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip, key_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
     token_columns!()
 );
 const INSERT_IF_ABSENT: &str = concat!(
-    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (user_id, client_id) WHERE per_device = 0 DO NOTHING \
-     RETURNING ",
+    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip, key_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (user_id, client_id) WHERE per_device = 0 \
+     DO NOTHING RETURNING ",
     token_columns!()
 );
 const BY_ID: &str = concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE id = $1");
@@ -27,8 +27,8 @@ const FOR_PAIR: &str =
     concat!("SELECT ", token_columns!(), " FROM auth_tokens WHERE user_id = $1 AND client_id = $2 AND per_device = 0");
 /// A device token: never the pair's.
 const INSERT_DEVICE: &str = concat!(
-    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip, per_device) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) RETURNING ",
+    "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, user_agent, ip, key_id, \
+     per_device) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1) RETURNING ",
     token_columns!()
 );
 /// Serialises a user's device logins on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already does).
@@ -72,7 +72,8 @@ macro_rules! owner_columns {
     };
 }
 pub(crate) const WITH_OWNER: &str = concat!(
-    "SELECT t.id, t.user_id, t.client_id, t.digest, t.seed, t.created, t.expiry, t.last_used, t.user_agent, t.ip, ",
+    "SELECT t.id, t.user_id, t.client_id, t.digest, t.seed, t.created, t.expiry, t.last_used, t.user_agent, t.ip, \
+     t.key_id, ",
     owner_columns!(),
     " FROM auth_tokens t JOIN users u ON u.id = t.user_id JOIN clients c ON c.id = t.client_id WHERE t.digest = $1"
 );
@@ -99,22 +100,37 @@ macro_rules! bind_new_token {
             .bind($token.expiry.map(micros))
             .bind($token.user_agent.as_deref())
             .bind($token.ip.as_deref())
+            .bind($token.key_id.to_string())
     };
 }
 
-/// `WHERE` for a filter; the ids are bound in the order of [`filter_ids`]. A statement per shape
-/// (rather than `$1 IS NULL OR user_id = $1`) lets PostgreSQL use the indexes.
-fn filter_clause(filter: TokenFilter) -> &'static str {
-    match (filter.user, filter.client) {
-        (None, None) => "",
-        (Some(_), None) => " WHERE user_id = $1",
-        (None, Some(_)) => " WHERE client_id = $1",
-        (Some(_), Some(_)) => " WHERE user_id = $1 AND client_id = $2",
+/// `WHERE` for a filter; the values are bound in the order of [`bind_filter`]. A statement per
+/// shape (rather than `$1 IS NULL OR user_id = $1`) lets PostgreSQL use the indexes.
+fn filter_clause(filter: TokenFilter) -> String {
+    let mut conditions = Vec::new();
+    for (column, present) in
+        [("user_id", filter.user.is_some()), ("client_id", filter.client.is_some()), ("key_id", filter.key.is_some())]
+    {
+        if present {
+            conditions.push(format!("{column} = ${}", conditions.len() + 1));
+        }
     }
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
 }
 
-fn filter_ids(filter: TokenFilter) -> impl Iterator<Item = i64> {
-    filter.user.map(|u| u.0).into_iter().chain(filter.client.map(|c| c.0))
+/// Binds a filter's values in the order of [`filter_clause`]'s placeholders. A macro for the
+/// same reason as [`bind_new_token`].
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        for id in $filter.user.map(|u| u.0).into_iter().chain($filter.client.map(|c| c.0)) {
+            query = query.bind(id);
+        }
+        if let Some(key) = $filter.key {
+            query = query.bind(key.to_string());
+        }
+        query
+    }};
 }
 
 /// Why inserting `token` failed, as far as the error alone tells.
@@ -323,12 +339,17 @@ impl TokenStore for SqlStore {
             filter_clause(filter)
         );
         with_reader!(self, |pool| {
-            let mut query = sqlx::query(&sql);
-            for id in filter_ids(filter) {
-                query = query.bind(id);
-            }
+            let query = bind_filter!(sqlx::query(&sql), filter);
             rows::all(&query.fetch_all(pool).await.map_err(from_sqlx)?, rows::token)
         })
+    }
+
+    async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM auth_tokens{}", filter_clause(filter));
+        let count: i64 = with_reader!(self, |pool| {
+            bind_filter!(sqlx::query_scalar::<_, i64>(&sql), filter).fetch_one(pool).await.map_err(from_sqlx)?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
@@ -340,10 +361,7 @@ impl TokenStore for SqlStore {
     async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
         let sql = format!(concat!("DELETE FROM auth_tokens{} RETURNING ", token_columns!()), filter_clause(filter));
         let mut deleted = with_writer!(self, |pool| {
-            let mut query = sqlx::query(&sql);
-            for id in filter_ids(filter) {
-                query = query.bind(id);
-            }
+            let query = bind_filter!(sqlx::query(&sql), filter);
             rows::all(&query.fetch_all(pool).await.map_err(from_sqlx)?, rows::token)?
         });
         // RETURNING promises no order; callers get the listing order.

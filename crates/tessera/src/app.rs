@@ -1,5 +1,5 @@
 //! What every command opens: the configuration, the store (migrated, and composed with Redis when
-//! Redis is configured), and on demand the token codec with the server key.
+//! Redis is configured), and on demand the token codec with the server keys.
 
 use crate::config::{Config, RedisDown, TokenStoreKind, ensure_dir, private_sqlite_file};
 use crate::key;
@@ -104,12 +104,12 @@ impl App {
     /// event log line, and with Redis the shared throttle and the invalidation bus. The server and
     /// the CLI both build on it, so their changes emit the same events.
     pub fn tessera(&self) -> Result<tessera_axum::TesseraBuilder> {
-        let (key, _) = key::load_or_create(&self.config)?;
-        Ok(self.builder_with(key))
+        let (keys, _) = key::load_or_create(&self.config)?;
+        Ok(self.builder_with(keys))
     }
 
-    fn builder_with(&self, key: tessera_core::ServerKey) -> tessera_axum::TesseraBuilder {
-        let mut builder = tessera_axum::Tessera::builder(self.store.clone(), key)
+    fn builder_with(&self, keys: tessera_core::KeyRing) -> tessera_axum::TesseraBuilder {
+        let mut builder = tessera_axum::Tessera::builder(self.store.clone(), keys)
             .settings(self.config.settings.clone())
             .on_event(|event| {
                 tracing::info!(event = ?event.kind, user = ?event.username, client = ?event.client, ip = ?event.ip, "auth event")
@@ -143,7 +143,7 @@ impl App {
         if let Some(tessera) = self.keyless.get() {
             return Ok(tessera);
         }
-        let tessera = self.builder_with(tessera_core::ServerKey::generate()).build()?;
+        let tessera = self.builder_with(tessera_core::ServerKey::generate().into()).build()?;
         Ok(self.keyless.get_or_init(|| tessera))
     }
 

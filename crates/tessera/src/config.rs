@@ -26,6 +26,7 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
     ("database_url", Kind::Text),
     ("secret_key", Kind::Text),
+    ("secret_keys", Kind::Text),
     ("secret_key_file", Kind::Text),
     ("strict_permissions", Kind::Bool),
     ("bind", Kind::Text),
@@ -92,8 +93,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database URL given explicitly, if any (else SQLite inside the data dir).
     pub database_url: Option<String>,
-    /// The server key given by config/env (hex); else the key file in the data dir is used.
+    /// The server key given by config/env (hex, key id `0`); else the key file in the data dir is used.
     pub secret_key: Option<SecretText>,
+    /// The server keys given by config/env: `id:hex,id:hex`, the current key first.
+    pub secret_keys: Option<SecretText>,
     /// A file holding the server key (hex), e.g. a mounted secret; instead of `secret_key`.
     pub secret_key_file: Option<PathBuf>,
     /// Refuse to start when a file holding a secret (the config file, the key file) can be read by
@@ -209,9 +212,18 @@ impl Config {
             bail!("the database URL is empty");
         }
         let secret_key = values.text("secret_key")?.map(SecretText);
+        let secret_keys = values.text("secret_keys")?.map(SecretText);
         let secret_key_file = values.text("secret_key_file")?.map(PathBuf::from);
-        if secret_key.is_some() && secret_key_file.is_some() {
-            bail!("give the server key once: secret_key or secret_key_file, not both");
+        let given: Vec<&str> = [
+            ("secret_key", secret_key.is_some()),
+            ("secret_keys", secret_keys.is_some()),
+            ("secret_key_file", secret_key_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if let [first, second, ..] = given.as_slice() {
+            bail!("give the server key once: {first} or {second}, not both");
         }
         let strict_permissions = values.flag("strict_permissions")?.unwrap_or(false);
         if let Some(file) = &values.file_with_secrets {
@@ -236,6 +248,7 @@ impl Config {
             data_dir,
             database_url,
             secret_key,
+            secret_keys,
             secret_key_file,
             strict_permissions,
             bind,
@@ -270,7 +283,11 @@ impl Values {
             let url_with_password = |key: &str| {
                 table.get(key).and_then(toml::Value::as_str).is_some_and(|u| tessera_core::net::redact_url(u) != u)
             };
-            if table.contains_key("secret_key") || url_with_password("database_url") || url_with_password("redis_url") {
+            if table.contains_key("secret_key")
+                || table.contains_key("secret_keys")
+                || url_with_password("database_url")
+                || url_with_password("redis_url")
+            {
                 file_with_secrets = Some(path.clone());
             }
             for (key, value) in table {
@@ -591,7 +608,7 @@ mod tests {
             ("tokn_ttl = \"1d\"", "unknown key 'tokn_ttl'"),
             ("default_token_ttl = \"5x\"", "invalid value \"5x\" for 'default_token_ttl': invalid duration '5x'"),
             ("default_throttle_rate = \"2/minute\"", "invalid period 'minute'"),
-            ("token_character_length = 20", "the minimum is 53"),
+            ("token_character_length = 20", "the minimum is 54"),
             ("refresh_token_on_login = \"yes\"", "'refresh_token_on_login'"),
             ("bind = \"nowhere\"", "invalid bind address 'nowhere'"),
             ("data_dir = 5", "'data_dir' must be a string"),
@@ -693,5 +710,9 @@ mod tests {
     fn secret_key_is_redacted() {
         let c = load(&[("TESSERA_SECRET_KEY", "00112233")]).expect("config");
         assert!(!format!("{c:?}").contains("00112233"));
+        let c = load(&[("TESSERA_SECRET_KEYS", "1:00112233,0:44556677")]).expect("config");
+        assert!(!format!("{c:?}").contains("00112233") && !format!("{c:?}").contains("44556677"));
+        let err = load(&[("TESSERA_SECRET_KEYS", "1:00"), ("TESSERA_SECRET_KEY_FILE", "/k")]).expect_err("both");
+        assert!(err.to_string().contains("secret_keys or secret_key_file, not both"), "{err}");
     }
 }

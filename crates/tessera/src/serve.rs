@@ -75,10 +75,22 @@ pub async fn run(config: Config) -> Result<()> {
     if fresh {
         print_next_steps(&app, addr, &key_source);
     }
-    let tessera = app.tessera()?.cached_auth_routes(true).build()?;
+    let watch = crate::key::KeyFileWatch::default();
+    let mut builder = app.tessera()?.cached_auth_routes(true);
+    if key_source.file().is_some() {
+        let waker = watch.clone();
+        builder = builder.on_unknown_key(move |_| waker.wake());
+    }
+    let tessera = builder.build()?;
     tessera.start().await.context("cannot prepare the API-access client")?;
+    // Keys from a file follow `tessera key rotate` / `key retire`; keys from the configuration
+    // cannot change while the server runs.
+    let reload = key_source.file().map(|path| watch.spawn(tessera.clone(), path.to_path_buf()));
     tessera_axum::serve::serve(listener, router(app.store.clone(), &tessera), app.config.limits, shutdown).await?;
     tracing::info!("shutting down");
+    if let Some(reload) = reload {
+        reload.abort();
+    }
     tessera.shutdown().await;
     app.close().await;
     Ok(())
@@ -86,6 +98,7 @@ pub async fn run(config: Config) -> Result<()> {
 
 fn print_next_steps(app: &App, addr: std::net::SocketAddr, key: &KeySource) {
     let key = match key {
+        KeySource::Config if app.config.secret_keys.is_some() => "from the configuration (secret_keys)".to_string(),
         KeySource::Config => "from the configuration (secret_key)".to_string(),
         KeySource::File(path) | KeySource::Generated(path) => format!("in {}", path.display()),
     };

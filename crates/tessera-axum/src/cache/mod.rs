@@ -239,6 +239,7 @@ mod tests {
             client_id: new.client_id,
             digest: new.digest,
             seed: new.seed,
+            key_id: new.key_id,
             created: at,
             expiry: None,
             last_used: None,

@@ -47,7 +47,11 @@ pub(crate) async fn get(State(core): State<Arc<Core>>, auth: Authenticated) -> R
     let (client, token) = api_key(&core, auth.user.id).await?;
     let mut body = describe_token(&core, &token, &client, core.now());
     if core.settings.api_access_response_include_token {
-        body["token"] = Value::String(core.codec.derive(&token.seed).expose().to_string());
+        // A key retired from the ring leaves nothing to hand back (and the token no longer works).
+        body["token"] = match core.codec().rederive(token.key_id, &token.seed, &token.digest) {
+            Some(secret) => Value::String(secret.expose().to_string()),
+            None => Value::Null,
+        };
     }
     Ok(json_ok(body))
 }

@@ -63,6 +63,7 @@ on_every_store!(
         assert_eq!(app.tessera.store().list_tokens(tessera_core::TokenFilter {
             user: Some(alice.id),
             client: Some(ios.id),
+            key: None,
         }).await.expect("list").len(), 2);
 
         // Sessions list both devices, with their user agents; each marks itself current.

@@ -388,9 +388,9 @@ mod racing_deactivation {
     }
     forward_store! {
         impl TokenStore for DeactivateOnIssue {
-            forward to inner: ping, create_token, token_by_id, token_by_digest, token_for, list_tokens, delete_token,
-                delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired, create_device_token,
-                keep_one_token_per_pair;
+            forward to inner: ping, create_token, token_by_id, token_by_digest, token_for, list_tokens, count_tokens,
+                delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired,
+                create_device_token, keep_one_token_per_pair;
 
             async fn get_or_create_token(&self, token: NewToken) -> Result<(AuthToken, bool), StoreError> {
                 self.inner.set_active(token.user_id, false).await?;

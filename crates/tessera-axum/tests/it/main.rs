@@ -12,6 +12,7 @@ mod concurrency;
 mod devices;
 mod events;
 mod fuzz;
+mod keys;
 mod login;
 mod permissions;
 mod refresh_logout;

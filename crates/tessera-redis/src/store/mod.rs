@@ -105,10 +105,12 @@ impl RedisTokenStore {
         Ok(Some(keys.into_iter().filter_map(|k| k.get(prefix_len..).map(str::to_string)).collect()))
     }
 
-    /// Lists or deletes every stored token, a SCAN page at a time. Each page is atomic; the whole
-    /// is not, as a SCAN cannot be: a token that exists throughout is always covered, one created
-    /// meanwhile may or may not be.
-    async fn every_token(&self, what: &str, delete: bool) -> Result<Vec<AuthToken>, StoreError> {
+    /// Lists or deletes every stored token (of one server key, when `filter` says so), a SCAN page
+    /// at a time. Each page is atomic; the whole is not, as a SCAN cannot be: a token that exists
+    /// throughout is always covered, one created meanwhile may or may not be. (A server key's
+    /// tokens are only created while it is current, and `tessera key retire` refuses the current
+    /// key, so retiring one misses none.)
+    async fn every_token(&self, what: &str, filter: TokenFilter, delete: bool) -> Result<Vec<AuthToken>, StoreError> {
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         let mut cursor = Some(0);
@@ -116,7 +118,11 @@ impl RedisTokenStore {
             if digests.is_empty() {
                 continue;
             }
-            let selection: Vec<String> = std::iter::once("digests".to_string()).chain(digests).collect();
+            let selection: Vec<String> = key_selection(filter)
+                .into_iter()
+                .chain(std::iter::once("digests".to_string()))
+                .chain(digests)
+                .collect();
             let batch = if delete { self.delete(what, selection).await? } else { self.read(what, selection).await? };
             found.extend(batch.into_iter().filter(|t| seen.insert(t.id)));
         }
@@ -127,13 +133,21 @@ impl RedisTokenStore {
 /// The CREATE script's "at the device limit" status, carried from `insert` to its caller.
 const AT_LIMIT: &str = "the user holds the client's device limit";
 
+/// The scripts' selection for a filter on a user or client (`None`: every token, by SCAN), after
+/// `key K` when it is for one server key's tokens.
 fn selection(filter: TokenFilter) -> Option<Vec<String>> {
-    match (filter.user, filter.client) {
-        (None, None) => None,
-        (Some(u), Some(c)) => Some(vec!["user_client".into(), u.to_string(), c.to_string()]),
-        (Some(u), None) => Some(vec!["user".into(), u.to_string()]),
-        (None, Some(c)) => Some(vec!["client".into(), c.to_string()]),
-    }
+    let by_owner: Vec<String> = match (filter.user, filter.client) {
+        (None, None) => return None,
+        (Some(u), Some(c)) => vec!["user_client".into(), u.to_string(), c.to_string()],
+        (Some(u), None) => vec!["user".into(), u.to_string()],
+        (None, Some(c)) => vec!["client".into(), c.to_string()],
+    };
+    Some(key_selection(filter).into_iter().chain(by_owner).collect())
+}
+
+/// `key K` for a filter on one server key's tokens, else nothing.
+fn key_selection(filter: TokenFilter) -> Vec<String> {
+    filter.key.map(|k| vec!["key".to_string(), k.to_string()]).unwrap_or_default()
 }
 
 fn listing_order(mut tokens: Vec<AuthToken>) -> Vec<AuthToken> {
@@ -164,6 +178,7 @@ impl RedisTokenStore {
                 optional(token.ip.as_deref()),
                 self.expire_at(token.expiry),
                 tessera_core::model::fresh_id().to_string(),
+                token.key_id.to_string(),
             ]);
             if let Some((max_devices, on_limit)) = device {
                 args.extend([max_devices.to_string(), on_limit.as_str().to_string()]);
@@ -259,9 +274,31 @@ impl TokenStore for RedisTokenStore {
     async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
         let tokens = match selection(filter) {
             Some(selection) => self.read("list tokens", selection).await?,
-            None => self.every_token("list tokens", false).await?,
+            None => self.every_token("list tokens", filter, false).await?,
         };
         Ok(listing_order(tokens))
+    }
+
+    /// With a user or client: that index set's tokens, read and counted. Without: a SCAN, a page at
+    /// a time, keeping only the ids seen (a SCAN may return a key twice).
+    async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError> {
+        if let Some(selection) = selection(filter) {
+            return Ok(self.read("count tokens", selection).await?.len() as u64);
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = Some(0);
+        while let Some(digests) = self.digest_page(&mut cursor).await? {
+            if digests.is_empty() {
+                continue;
+            }
+            let selection: Vec<String> = key_selection(filter)
+                .into_iter()
+                .chain(std::iter::once("digests".to_string()))
+                .chain(digests)
+                .collect();
+            seen.extend(self.read("count tokens", selection).await?.into_iter().map(|t| t.id));
+        }
+        Ok(seen.len() as u64)
     }
 
     async fn delete_token(&self, id: TokenId) -> Result<bool, StoreError> {
@@ -271,7 +308,7 @@ impl TokenStore for RedisTokenStore {
     async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
         let tokens = match selection(filter) {
             Some(selection) => self.delete("delete tokens", selection).await?,
-            None => self.every_token("delete tokens", true).await?,
+            None => self.every_token("delete tokens", filter, true).await?,
         };
         Ok(listing_order(tokens))
     }

@@ -3,14 +3,14 @@
 
 use crate::RedisError;
 use chrono::{DateTime, Utc};
-use tessera_core::{AuthToken, ClientId, TokenDigest, TokenId, TokenSeed, UserId};
+use tessera_core::{AuthToken, ClientId, KeyId, TokenDigest, TokenId, TokenSeed, UserId};
 
 /// A record as the scripts return it: digest, id, user_id, client_id, seed, created, expiry,
-/// last_used, user_agent, ip.
+/// last_used, user_agent, ip, key_id.
 pub(super) type Row = Vec<Option<String>>;
 
-const FIELDS: [&str; 10] =
-    ["digest", "id", "user_id", "client_id", "seed", "created", "expiry", "last_used", "user_agent", "ip"];
+const FIELDS: [&str; 11] =
+    ["digest", "id", "user_id", "client_id", "seed", "created", "expiry", "last_used", "user_agent", "ip", "key_id"];
 
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -70,6 +70,11 @@ pub(super) fn token(row: Row) -> Result<AuthToken, RedisError> {
     let last_used = instant(next(), "last_used")?;
     let user_agent = next();
     let ip = next();
+    // Absent: stored before tokens carried a key id, made with the one key there was.
+    let key_id = match next() {
+        None => KeyId::LEGACY,
+        Some(text) => text.parse().map_err(|_| malformed("key_id is not a key id"))?,
+    };
     Ok(AuthToken {
         id: TokenId(id),
         user_id: UserId(user_id),
@@ -81,6 +86,7 @@ pub(super) fn token(row: Row) -> Result<AuthToken, RedisError> {
         last_used,
         user_agent,
         ip,
+        key_id,
     })
 }
 
@@ -137,6 +143,7 @@ mod tests {
                 Some("1714564800123456".into()),
                 Some(String::new()),
                 None,
+                None,
             ]
         };
         let t = token(row(Some("1714564800000001"))).expect("parses");
@@ -146,6 +153,12 @@ mod tests {
         assert_eq!(t.last_used.map(|l| l.timestamp_micros()), Some(1_714_564_800_123_456));
         assert_eq!(t.user_agent.as_deref(), Some(""));
         assert_eq!(t.ip, None);
+        assert_eq!(t.key_id, KeyId::LEGACY, "absent: a token stored before key ids");
+        let mut with_key = row(Some("1714564800000001"));
+        with_key[10] = Some("k".into());
+        assert_eq!(token(with_key.clone()).expect("parses").key_id, KeyId::from_char('k').expect("id"));
+        with_key[10] = Some("kk".into());
+        assert!(token(with_key).expect_err("bad key id").to_string().contains("key_id is not a key id"));
         let err = token(row(None)).expect_err("no created").to_string();
         assert!(err.contains("created is missing"), "{err}");
         let err = token(row(Some("soon"))).expect_err("bad created").to_string();

@@ -16,18 +16,19 @@ use redis::Script;
 use std::sync::LazyLock;
 
 /// Shared by every script. A token's record, as scripts return it, is the array
-/// `{digest, id, user_id, client_id, seed, created, expiry, last_used, user_agent, ip}` with nil
-/// for absent fields (see `record.rs`).
+/// `{digest, id, user_id, client_id, seed, created, expiry, last_used, user_agent, ip, key_id}` with
+/// nil for absent fields (see `record.rs`; an absent `key_id` is `0`, a token stored before tokens
+/// carried a key id).
 const PRELUDE: &str = r#"
 local P = ARGV[1]
-local FIELDS = {'id', 'user_id', 'client_id', 'seed', 'created', 'expiry', 'last_used', 'user_agent', 'ip'}
+local FIELDS = {'id', 'user_id', 'client_id', 'seed', 'created', 'expiry', 'last_used', 'user_agent', 'ip', 'key_id'}
 
 local function tok(d) return P .. 'tok:' .. d end
 
 local function row(d)
   local v = redis.call('HMGET', tok(d), unpack(FIELDS))
   if not v[1] then return nil end
-  return {d, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]}
+  return {d, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]}
 end
 
 -- An index set lives as long as its longest-lived member: GT only ever moves its expiry later
@@ -69,14 +70,20 @@ end
 
 -- The records ARGV[i..] selects: 'id' ID | 'digest' D | 'pair' USER CLIENT (the pair's token) |
 -- 'user' USER | 'user_client' USER CLIENT (every token of the user on the client, device tokens
--- too) | 'client' CLIENT | 'digests' D... Index-set members whose token Redis expired are dropped
+-- too) | 'client' CLIENT | 'digests' D..., optionally after 'key' K: only the tokens made with
+-- server key K (an absent key_id is '0'). Index-set members whose token Redis expired are dropped
 -- here.
 local function select_rows(i)
+  local key = nil
+  if ARGV[i] == 'key' then
+    key = ARGV[i + 1]
+    i = i + 2
+  end
   local kind = ARGV[i]
   local out = {}
   local function add(d)
     local r = row(d)
-    if r then out[#out + 1] = r end
+    if r and (key == nil or (r[11] or '0') == key) then out[#out + 1] = r end
     return r
   end
   if kind == 'id' then
@@ -97,7 +104,7 @@ local function select_rows(i)
     for _, d in ipairs(redis.call('SMEMBERS', k)) do
       local r = row(d)
       if not r then redis.call('SREM', k, d)
-      elseif r[4] == ARGV[i + 2] then out[#out + 1] = r end
+      elseif r[4] == ARGV[i + 2] then add(d) end
     end
   elseif kind == 'digests' then
     for j = i + 1, #ARGV do add(ARGV[j]) end
@@ -114,8 +121,8 @@ fn script(body: &str) -> Script {
 
 /// ARGV: prefix, mode (`create` | `get_or_create` | `device`), digest, user, client, seed, created,
 /// expiry (`''` never), user agent and ip (`-` absent, `+value`), Redis expire-at (`''` never), the
-/// new token's id; with `device`, also the most tokens the user may hold on the client and the
-/// policy at the limit (`evict-oldest` | `refuse`).
+/// new token's id, its server key's id; with `device`, also the most tokens the user may hold on
+/// the client and the policy at the limit (`evict-oldest` | `refuse`).
 ///
 /// `create` and `get_or_create` store the pair's token (`P pair:<user>:<client>` points at it);
 /// `device` stores a device token of a `many` client (no pair key), first evicting the user's
@@ -151,9 +158,9 @@ if mode == 'device' then
     if not r then redis.call('SREM', uk, m)
     elseif r[4] == client then held[#held + 1] = r end
   end
-  local excess = #held + 1 - tonumber(ARGV[13])
+  local excess = #held + 1 - tonumber(ARGV[14])
   if excess > 0 then
-    if ARGV[14] == 'refuse' then return {5, {}, {}} end
+    if ARGV[15] == 'refuse' then return {5, {}, {}} end
     -- Least recently used first: last use, else creation; then creation, then id.
     local function key(r) return tonumber(r[8] or r[6]) end
     table.sort(held, function(a, b)
@@ -170,7 +177,7 @@ if mode == 'device' then
     publish(gone)
   end
 end
-local fields = {'id', id, 'user_id', user, 'client_id', client, 'seed', ARGV[6], 'created', ARGV[7]}
+local fields = {'id', id, 'user_id', user, 'client_id', client, 'seed', ARGV[6], 'created', ARGV[7], 'key_id', ARGV[13]}
 if ARGV[8] ~= '' then
   fields[#fields + 1] = 'expiry'
   fields[#fields + 1] = ARGV[8]

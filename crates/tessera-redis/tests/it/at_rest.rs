@@ -70,6 +70,7 @@ async fn no_token_is_stored_only_digests() {
             client_id: ClientId(i),
             digest: token.digest,
             seed: token.seed,
+            key_id: token.key_id,
             created: now_micros(),
             expiry: (i % 2 == 0).then(|| now_micros() + TimeDelta::hours(1)),
             user_agent: Some("curl/8.5.0".into()),

@@ -41,8 +41,8 @@ forward_store! {
 forward_store! {
     impl TokenStore for Counted<SqlStore> {
         forward via counted(): ping, create_token, get_or_create_token, token_by_id, token_by_digest, token_for,
-            list_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired,
-            create_device_token, keep_one_token_per_pair;
+            list_tokens, count_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used,
+            purge_expired, create_device_token, keep_one_token_per_pair;
     }
 }
 forward_store! {
@@ -54,8 +54,8 @@ forward_store! {
 forward_store! {
     impl TokenStore for Counted<RedisTokenStore> {
         forward via counted(): ping, create_token, get_or_create_token, token_by_id, token_by_digest, token_for,
-            list_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used, purge_expired,
-            create_device_token, keep_one_token_per_pair;
+            list_tokens, count_tokens, delete_token, delete_tokens, extend_expiry, set_expiry, record_last_used,
+            purge_expired, create_device_token, keep_one_token_per_pair;
     }
 }
 

@@ -16,6 +16,7 @@ fn new_token() -> NewToken {
         client_id: ClientId(1),
         digest: issued.digest,
         seed: issued.seed,
+        key_id: issued.key_id,
         created: Utc::now(),
         expiry: None,
         user_agent: None,

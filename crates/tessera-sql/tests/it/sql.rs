@@ -512,3 +512,31 @@ async fn upgrade_from_schema_3_on_postgres() {
     let Some(db) = tessera_sql::testing::postgres_unmigrated().await else { return };
     upgrade_from_schema_3(db).await;
 }
+
+// Migration 6 adds `key_id` with '0' for the rows already there: the tokens issued before tokens
+// carried a key id were all made with the one key there was, id 0.
+on_both!(tokens_stored_before_key_ids_have_key_0, |db| {
+    let store: Arc<dyn Store> = Arc::new(db.store.clone());
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (digest, seed) = ("ab".repeat(32), "cd".repeat(32));
+    let (digest, seed) = match db.store.backend() {
+        Backend::Sqlite => (format!("X'{digest}'"), format!("X'{seed}'")),
+        Backend::Postgres => (format!("'\\x{digest}'::bytea"), format!("'\\x{seed}'::bytea")),
+    };
+    // Written as a Tessera without key ids wrote it: no key_id column named.
+    raw(
+        &db,
+        &format!(
+            "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created) \
+             VALUES (42, {}, {}, {digest}, {seed}, 0)",
+            alice.id, web.id
+        ),
+    )
+    .await;
+    let token = store.token_for(alice.id, web.id).await.expect("read").expect("found");
+    assert_eq!(token.key_id, tessera_core::KeyId::LEGACY);
+    let owned = store.token_with_owner(&token.digest).await.expect("with owner").expect("found");
+    assert_eq!(owned.token.key_id, tessera_core::KeyId::LEGACY);
+    let of_key_0 = TokenFilter { key: Some(tessera_core::KeyId::LEGACY), ..TokenFilter::default() };
+    assert_eq!(store.list_tokens(of_key_0).await.expect("list"), vec![token]);
+});

@@ -3,6 +3,7 @@
 
 mod audit;
 mod clients;
+mod keys;
 pub mod output;
 mod tokens;
 mod users;
@@ -64,15 +65,9 @@ enum Command {
     Token(tokens::TokenCommand),
     /// Read the audit log: logins, logouts, token and admin changes, newest first
     Audit(audit::AuditCommand),
-    /// Server key helpers
+    /// Server keys: generate, rotate, list, retire
     #[command(subcommand)]
-    Key(KeyCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Print a new random server key, for TESSERA_SECRET_KEY when several instances share one
-    Generate,
+    Key(keys::KeyCommand),
 }
 
 impl Cli {
@@ -87,11 +82,16 @@ impl Cli {
         if let Command::Serve { bind } = &self.command {
             overrides.bind = bind.clone();
         }
-        if let Command::Key(KeyCommand::Generate) = self.command {
+        if let Command::Key(keys::KeyCommand::Generate) = self.command {
             output::print(&tessera_core::ServerKey::generate().to_hex())?;
             return Ok(());
         }
         let config = Config::load(&overrides)?;
+        if let Command::Key(cmd) = &self.command
+            && !cmd.needs_store()
+        {
+            return cmd.run_without_store(&config);
+        }
         if let Command::Serve { .. } = self.command {
             return crate::serve::run(config).await;
         }
@@ -102,7 +102,8 @@ impl Cli {
             Command::Client(cmd) => cmd.run(&app).await,
             Command::Token(cmd) => cmd.run(&app).await,
             Command::Audit(cmd) => cmd.run(&app).await,
-            Command::Serve { .. } | Command::Key(_) => Ok(()),
+            Command::Key(cmd) => cmd.run(&app).await,
+            Command::Serve { .. } => Ok(()),
         };
         app.close().await;
         result

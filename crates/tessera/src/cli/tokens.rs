@@ -187,6 +187,7 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             Some(name) => Some(find_client(app, name).await?.id),
             None => None,
         },
+        key: None,
     };
     let users: HashMap<_, _> = store.list_users().await?.into_iter().map(|u| (u.id, u.username.to_string())).collect();
     let clients: HashMap<_, _> = store.list_clients().await?.into_iter().map(|c| (c.id, c.name.to_string())).collect();

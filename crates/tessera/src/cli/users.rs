@@ -109,7 +109,8 @@ impl UserCommand {
             UserCommand::Deactivate { username } => {
                 let user = find_user(app, &username).await?;
                 app.admin_without_key()?.set_user_active(&user, false, Revoker::Cli).await?;
-                let tokens = store.list_tokens(TokenFilter { user: Some(user.id), client: None }).await?.len();
+                let tokens =
+                    store.list_tokens(TokenFilter { user: Some(user.id), ..TokenFilter::default() }).await?.len();
                 output::out!("user '{}' deactivated ({tokens} token(s) stop working)", user.username)?;
             }
             UserCommand::Delete { username } => {

@@ -33,7 +33,7 @@ fn malformed_config_is_rejected_and_changes_nothing() {
         ("tokn_ttl = \"1d\"", "unknown key 'tokn_ttl'"),
         ("default_token_ttl = \"forever\"", "invalid value \"forever\" for 'default_token_ttl'"),
         ("default_throttle_rate = \"10/min\"", "invalid period 'min'"),
-        ("token_character_length = 32", "the minimum is 53"),
+        ("token_character_length = 32", "the minimum is 54"),
         ("[section]\nkey = 1", "unknown key 'section'"),
         ("default_token_ttl = ", "config file"),
     ];

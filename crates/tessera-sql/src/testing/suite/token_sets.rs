@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::HashSet;
 use tessera_core::store::TokenFilter;
-use tessera_core::{AuthToken, ClientId, TokenDigest, TokenId, UserId};
+use tessera_core::{AuthToken, ClientId, KeyId, TokenDigest, TokenId, UserId};
 
 pub async fn deleting_a_client_deletes_its_tokens_only(store: DynStore) {
     let (alice, web) = user_and_client(&store, "alice", "web").await;
@@ -95,7 +95,7 @@ pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {
 
     let list = |user: Option<&User>, client: Option<&Client>| {
         let store = store.clone();
-        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id) };
+        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: None };
         async move { store.list_tokens(filter).await.expect("list") }
     };
     // Ids are random: of the three created at 20, the smaller id comes first.
@@ -114,14 +114,16 @@ pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {
     assert_eq!(list(Some(&bob), Some(&ios)).await, vec![]);
 
     // Bulk deletion returns what it deleted, in listing order, and nothing else goes.
-    let gone = store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(ios.id) }).await.expect("none");
+    let gone =
+        store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(ios.id), key: None }).await.expect("none");
     assert_eq!(gone, vec![]);
-    let gone = store.delete_tokens(TokenFilter { user: None, client: Some(cli.id) }).await.expect("cli");
+    let gone = store.delete_tokens(TokenFilter { user: None, client: Some(cli.id), key: None }).await.expect("cli");
     assert_eq!(gone, vec![t_bob_cli, t_alice_cli]);
-    let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None }).await.expect("alice");
+    let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: None }).await.expect("alice");
     assert_eq!(gone, vec![t_alice_web, t_alice_ios]);
     assert_eq!(list(None, None).await, vec![t_bob_web.clone()]);
-    let gone = store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(web.id) }).await.expect("pair");
+    let gone =
+        store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(web.id), key: None }).await.expect("pair");
     assert_eq!(gone, vec![t_bob_web]);
 
     // No filter: every token.
@@ -129,6 +131,77 @@ pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {
     store.create_token(new_token(&bob, &web, at(0), None)).await.expect("again");
     assert_eq!(store.delete_tokens(TokenFilter::default()).await.expect("all").len(), 2);
     assert_eq!(list(None, None).await, vec![]);
+}
+
+/// Each token keeps the id of the server key it was made with; a filter on the key lists (counts)
+/// and deletes that key's tokens only, alone or with a user or client.
+pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store: DynStore) {
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let key = |c| KeyId::from_char(c).expect("key id");
+    let made_with = |id: char, user: &User, client: &Client, created| {
+        let mut token = new_token(user, client, at(created), None);
+        token.key_id = key(id);
+        token
+    };
+    let old_alice_web = store.create_token(made_with('0', &alice, &web, 0)).await.expect("1");
+    let old_bob_web = store.create_token(made_with('0', &bob, &web, 1)).await.expect("2");
+    let (new_alice_ios, created) = store.get_or_create_token(made_with('Z', &alice, &ios, 2)).await.expect("3");
+    assert!(created);
+    let new_bob_ios = store.create_token(made_with('Z', &bob, &ios, 3)).await.expect("4");
+    // Read back with their key, by every path.
+    assert_eq!(old_alice_web.key_id, key('0'));
+    assert_eq!(new_alice_ios.key_id, key('Z'));
+    assert_eq!(store.token_by_id(new_bob_ios.id).await.expect("by id").expect("found").key_id, key('Z'));
+    assert_eq!(store.token_by_digest(&new_alice_ios.digest).await.expect("digest").expect("found").key_id, key('Z'));
+    assert_eq!(store.token_for(bob.id, web.id).await.expect("pair").expect("found").key_id, key('0'));
+    let owned = store.token_with_owner(&new_bob_ios.digest).await.expect("with owner").expect("found");
+    assert_eq!(owned.token, new_bob_ios);
+    // The pair's existing token comes back with its own key, not the one asked for.
+    let (again, created) = store.get_or_create_token(made_with('Z', &alice, &web, 9)).await.expect("again");
+    assert!(!created);
+    assert_eq!(again, old_alice_web);
+
+    let by_key = |id: Option<KeyId>, user: Option<&User>| {
+        let store = store.clone();
+        let filter = TokenFilter { user: user.map(|u| u.id), client: None, key: id };
+        async move { store.list_tokens(filter).await.expect("list") }
+    };
+    assert_eq!(by_key(Some(key('0')), None).await, vec![old_alice_web.clone(), old_bob_web.clone()]);
+    assert_eq!(by_key(Some(key('Z')), None).await, vec![new_alice_ios.clone(), new_bob_ios.clone()]);
+    assert_eq!(by_key(Some(key('Z')), Some(&bob)).await, vec![new_bob_ios.clone()]);
+    assert_eq!(by_key(Some(key('1')), None).await, vec![]);
+    assert_eq!(by_key(None, None).await.len(), 4);
+    // Counting agrees with listing, for every shape of filter.
+    let count = |user: Option<&User>, client: Option<&Client>, id: Option<char>| {
+        let store = store.clone();
+        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: id.map(key) };
+        async move { store.count_tokens(filter).await.expect("count") }
+    };
+    assert_eq!(count(None, None, None).await, 4);
+    assert_eq!(count(None, None, Some('0')).await, 2);
+    assert_eq!(count(None, None, Some('Z')).await, 2);
+    assert_eq!(count(None, None, Some('1')).await, 0);
+    assert_eq!(count(Some(&alice), None, None).await, 2);
+    assert_eq!(count(Some(&alice), None, Some('Z')).await, 1);
+    assert_eq!(count(None, Some(&web), Some('0')).await, 2);
+    assert_eq!(count(Some(&bob), Some(&ios), Some('Z')).await, 1);
+    assert_eq!(count(Some(&bob), Some(&ios), Some('0')).await, 0);
+    let with_client = TokenFilter { user: None, client: Some(web.id), key: Some(key('Z')) };
+    assert_eq!(store.list_tokens(with_client).await.expect("none"), vec![]);
+
+    // Deleting a key's tokens deletes those, and returns them, and nothing else.
+    let none = store.delete_tokens(TokenFilter { key: Some(key('1')), ..TokenFilter::default() }).await;
+    assert_eq!(none.expect("none"), vec![]);
+    let gone = store.delete_tokens(TokenFilter { key: Some(key('0')), ..TokenFilter::default() }).await;
+    assert_eq!(gone.expect("key 0"), vec![old_alice_web.clone(), old_bob_web]);
+    assert_eq!(store.token_by_digest(&old_alice_web.digest).await.expect("gone"), None);
+    assert_eq!(store.token_with_owner(&old_alice_web.digest).await.expect("gone"), None);
+    assert_eq!(by_key(None, None).await, vec![new_alice_ios.clone(), new_bob_ios.clone()]);
+    assert_eq!(count(None, None, Some('0')).await, 0);
+    let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: Some(key('Z')) }).await;
+    assert_eq!(gone.expect("alice's Z"), vec![new_alice_ios]);
+    assert_eq!(by_key(None, None).await, vec![new_bob_ios]);
 }
 
 pub async fn purge_expired_removes_only_expired_tokens(store: DynStore) {

@@ -13,6 +13,7 @@ fn stored(id: TokenId, new: &NewToken) -> AuthToken {
         client_id: new.client_id,
         digest: new.digest,
         seed: new.seed,
+        key_id: new.key_id,
         created: new.created,
         expiry: new.expiry,
         last_used: None,
