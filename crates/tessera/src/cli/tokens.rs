@@ -82,6 +82,8 @@ struct TokenRow {
     last_used: Option<chrono::DateTime<chrono::Utc>>,
     user_agent: Option<String>,
     ip: Option<String>,
+    /// The server key the token was made with (`tessera key list`).
+    key_id: String,
 }
 
 impl TokenCommand {
@@ -205,10 +207,11 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             last_used: t.last_used,
             user_agent: t.user_agent.clone(),
             ip: t.ip.clone(),
+            key_id: t.key_id.to_string(),
         })
         .collect();
     // One row per token: on a `devices = many` client, one per device, told apart by its user agent.
-    let header = ["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP", "USER AGENT"];
+    let header = ["ID", "USER", "CLIENT", "CREATED", "EXPIRES", "LAST USED", "IP", "KEY", "USER AGENT"];
     output::listing(&rows, json, &header, |r| {
         vec![
             r.id.to_string(),
@@ -218,6 +221,7 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             output::maybe_time(r.expiry, "never") + if r.has_expired { " (expired)" } else { "" },
             output::maybe_time(r.last_used, "-"),
             r.ip.clone().unwrap_or_else(|| "-".into()),
+            r.key_id.clone(),
             r.user_agent.as_deref().map(|ua| ua.chars().take(40).collect()).unwrap_or_else(|| "-".into()),
         ]
     })
