@@ -59,7 +59,8 @@ impl Server {
             match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
                     if let Some(rest) = line.split(LISTENING).nth(1) {
-                        let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                        // Text logs end the address with a space, JSON logs with the message's quote.
+                        let addr: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
                         return Server { child, base: format!("http://{addr}"), name, log, stdout };
                     }
                     seen.push(line);

@@ -42,6 +42,7 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("max_connections", Kind::Int),
     ("audit", Kind::Bool),
     ("audit_retention", Kind::Text),
+    ("log_format", Kind::Text),
 ];
 
 /// Every key of [`Settings`], with how to read it from the environment.
@@ -114,6 +115,8 @@ pub struct Config {
     pub audit: bool,
     /// How long audit records are kept (`audit_retention`, default 90d).
     pub audit_retention: chrono::TimeDelta,
+    /// How log lines are written (`log_format`: `text`, the default, or `json`).
+    pub log_format: crate::logging::LogFormat,
     /// The authentication settings.
     pub settings: Settings,
 }
@@ -243,6 +246,7 @@ impl Config {
             }
             None => tessera_axum::DEFAULT_AUDIT_RETENTION,
         };
+        let log_format = values.text("log_format")?.map(|f| f.parse()).transpose()?.unwrap_or_default();
         let settings = values.settings()?;
         Ok(Config {
             data_dir,
@@ -256,6 +260,7 @@ impl Config {
             limits,
             audit,
             audit_retention,
+            log_format,
             settings,
         })
     }

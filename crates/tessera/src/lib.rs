@@ -6,5 +6,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod key;
+pub mod logging;
 pub mod redis_checks;
 pub mod serve;

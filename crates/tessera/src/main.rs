@@ -1,6 +1,5 @@
 use clap::Parser;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = match tessera::cli::Cli::try_parse() {
@@ -14,9 +13,7 @@ fn main() -> ExitCode {
         }
     };
     let default_level = if std::env::args().nth(1).as_deref() == Some("serve") { "info" } else { "warn" };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tessera::logging::init(default_level);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -87,6 +87,7 @@ impl Cli {
             return Ok(());
         }
         let config = Config::load(&overrides)?;
+        crate::logging::set_format(config.log_format);
         if let Command::Key(cmd) = &self.command
             && !cmd.needs_store()
         {

@@ -38,6 +38,32 @@ fn serves_health_and_ready(backend: Backend) {
 
 test_each_backend!(serves_health_and_ready => serve_on_sqlite, serve_on_postgres);
 
+/// The log is plain text without colour codes when it is not a terminal, and one JSON object a line
+/// with `log_format = "json"`; a bad format is refused, naming it.
+#[test]
+fn log_formats() {
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    let server = env.serve(&[]);
+    assert_eq!(server.get("/health").0, 200);
+    let (_, log) = server.stop();
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+    assert!(log.iter().all(|l| !l.contains('\u{1b}')), "no ANSI escape codes in a file: {log:?}");
+
+    env.env.insert("TESSERA_LOG_FORMAT".into(), "json".into());
+    let server = env.serve(&[]);
+    assert_eq!(server.get("/health").0, 200);
+    let (_, log) = server.stop();
+    assert!(!log.is_empty());
+    for line in &log {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["timestamp"].is_string() && event["level"].is_string(), "{line}");
+    }
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+
+    env.env.insert("TESSERA_LOG_FORMAT".into(), "yaml".into());
+    env.fails(&["serve"], "invalid log_format 'yaml': use \"text\" or \"json\"");
+}
+
 #[test]
 fn ready_reports_an_unreachable_store() {
     let Some(env) = TestEnv::new(TESSERA, Backend::Postgres) else { return };
