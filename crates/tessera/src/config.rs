@@ -106,6 +106,8 @@ pub struct Config {
     pub limits: ServerLimits,
     /// The authentication settings.
     pub settings: Settings,
+    /// Forward-auth (`[forward_auth]` in the config file): route rules, trusted proxies, headers.
+    pub forward_auth: tessera_axum::forward::ForwardAuthConfig,
 }
 
 /// Where tokens live.
@@ -216,7 +218,9 @@ impl Config {
             .map_err(|_| anyhow!("invalid bind address '{bind_text}': expected IP:PORT, for example 127.0.0.1:8000"))?;
         let redis = values.redis()?;
         let limits = values.limits()?;
+        let forward_auth = values.values.remove("forward_auth");
         let settings = values.settings()?;
+        let forward_auth = crate::forward_config::parse(forward_auth, &settings.trusted_proxies)?;
         Ok(Config {
             data_dir,
             database_url,
@@ -227,6 +231,7 @@ impl Config {
             redis,
             limits,
             settings,
+            forward_auth,
         })
     }
 }
@@ -257,7 +262,7 @@ impl Values {
                 file_with_secrets = Some(path.clone());
             }
             for (key, value) in table {
-                if kind_of(&key).is_none() {
+                if kind_of(&key).is_none() && key != "forward_auth" {
                     bail!("config file {}: unknown key '{key}' (known keys: {})", path.display(), known_keys());
                 }
                 values.insert(key, (value, format!("config file {}", path.display())));
@@ -387,7 +392,9 @@ fn kind_of(key: &str) -> Option<Kind> {
 }
 
 fn known_keys() -> String {
-    SERVER_KEYS.iter().chain(SETTING_KEYS).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+    let mut keys: Vec<&str> = SERVER_KEYS.iter().chain(SETTING_KEYS).map(|(k, _)| *k).collect();
+    keys.push("forward_auth");
+    keys.join(", ")
 }
 
 fn env_value(kind: Kind, raw: &str) -> Result<toml::Value, String> {
