@@ -203,9 +203,17 @@ impl ForwardAuth {
         let mut response = match verdict {
             Verdict::Allow(principal) => {
                 let mut response = StatusCode::OK.into_response();
+                let ids = &self.config.identity;
+                let headers = response.headers_mut();
+                // Anonymous: the identity headers are there, empty, so that a proxy copying them
+                // (Caddy's copy_headers, Traefik's authResponseHeaders, Envoy's
+                // allowed_upstream_headers) overwrites a client's copies instead of leaving them,
+                // or — Caddy 2.6 — copying its own unreplaced placeholder. nginx drops an empty
+                // header.
+                for name in [&ids.user_id, &ids.user, &ids.client, &ids.token_id] {
+                    headers.insert(name.clone(), HeaderValue::from_static(""));
+                }
                 if let Some(p) = principal {
-                    let ids = &self.config.identity;
-                    let headers = response.headers_mut();
                     headers.insert(ids.user_id.clone(), HeaderValue::from(p.user.id.0));
                     if let Ok(v) = HeaderValue::from_bytes(p.user.username.as_str().as_bytes()) {
                         headers.insert(ids.user.clone(), v);

@@ -4,6 +4,7 @@ mod cli;
 mod cluster;
 mod config;
 mod faults;
+mod forward;
 mod limits;
 mod proxy;
 mod redis_server;
