@@ -210,6 +210,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let c = parse_text(include_str!("../../../examples/forward-auth/tessera.toml")).expect("example");
+        assert_eq!(c.rules.rules().len(), 3);
+        assert_eq!(c.rules.no_match, NoMatch::Deny);
+    }
+
+    #[test]
     fn errors_name_key_value_and_source() {
         for (text, want) in [
             (
