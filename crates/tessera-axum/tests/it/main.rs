@@ -10,6 +10,7 @@ mod cache;
 mod concurrency;
 mod devices;
 mod events;
+mod forward;
 mod fuzz;
 mod login;
 mod permissions;
