@@ -139,6 +139,12 @@ impl RouteRules {
         Ok(RouteRules { rules, no_match })
     }
 
+    /// Whether some rule names a host: then a request whose host is unknown must be refused, or
+    /// it would escape that rule for one that covers any host.
+    pub fn names_hosts(&self) -> bool {
+        self.rules.iter().any(|r| r.host.is_some())
+    }
+
     /// The rules, in configured order.
     pub fn rules(&self) -> &[RouteRule] {
         &self.rules
@@ -326,6 +332,7 @@ mod tests {
         assert_eq!(rules.find(None, "/apix").map(|r| r.path_prefix()), Some("/"));
         let none = RouteRules::new(vec![RouteRule::new(None, "/api").expect("rule")], NoMatch::Deny).expect("rules");
         assert!(none.find(None, "/").is_none());
+        assert!(rules.names_hosts() && !none.names_hosts());
     }
 
     #[test]

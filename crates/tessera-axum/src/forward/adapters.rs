@@ -3,8 +3,8 @@
 //!
 //! | endpoint (under the mount point) | convention | original request from |
 //! |---|---|---|
-//! | `/nginx` | nginx `auth_request` | `X-Original-Method`, `X-Original-URI`, `X-Original-Host` (else `Host`) |
-//! | `/traefik`, `/caddy` | Traefik `forwardAuth`, Caddy `forward_auth` | `X-Forwarded-Method`, `-Uri`, `-Host` (else `Host`), `-Proto` |
+//! | `/nginx` | nginx `auth_request` | `X-Original-Method`, `X-Original-URI`, `X-Original-Host` (else `Host`, unless a rule names a host) |
+//! | `/traefik`, `/caddy` | Traefik `forwardAuth`, Caddy `forward_auth` | `X-Forwarded-Method`, `-Uri`, `-Host` (else `Host`, unless a rule names a host), `-Proto` |
 //! | `/envoy/<path>` | Envoy `ext_authz` (HTTP service) | the method, the path after `/envoy`, `Host` |
 //!
 //! Forwarded headers are read only when the peer is a trusted proxy; each must appear at most
@@ -52,6 +52,19 @@ fn path_of(target: &str) -> Result<String, AuthError> {
     normalize_path(target).map_err(|_| AuthError::BadForwardedRequest)
 }
 
+impl ForwardAuth {
+    /// The original host from a trusted proxy's `header`. Without it, the proxy's subrequest's
+    /// own `Host` (often Tessera's address, not the original one) — refused when a rule names a
+    /// host, so that a request cannot escape a host's rule for one covering any host.
+    fn forwarded_host(&self, headers: &HeaderMap, header: &HeaderName) -> Result<Option<String>, AuthError> {
+        match single(headers, header)? {
+            Some(host) => host_of(headers, Some(host)),
+            None if self.config.rules.names_hosts() => Err(AuthError::BadForwardedRequest),
+            None => host_of(headers, None),
+        }
+    }
+}
+
 fn host_of(headers: &HeaderMap, forwarded: Option<&str>) -> Result<Option<String>, AuthError> {
     let raw = match forwarded {
         Some(h) => Some(h),
@@ -93,10 +106,9 @@ impl ForwardAuth {
                 let nginx = &self.config.nginx;
                 let uri = single(headers, &nginx.uri_header)?.ok_or(AuthError::BadForwardedRequest)?;
                 let method = single(headers, &nginx.method_header)?.map(method_of).transpose()?;
-                let host = single(headers, &nginx.host_header)?;
                 Ok(OriginalRequest {
                     method: method.unwrap_or_else(|| req.method().clone()),
-                    host: host_of(headers, host)?,
+                    host: self.forwarded_host(headers, &nginx.host_header)?,
                     path: path_of(uri)?,
                 })
             }
@@ -109,10 +121,9 @@ impl ForwardAuth {
                 {
                     return Err(AuthError::BadForwardedRequest);
                 }
-                let host = single(headers, &name("x-forwarded-host"))?;
                 Ok(OriginalRequest {
                     method: method.unwrap_or_else(|| req.method().clone()),
-                    host: host_of(headers, host)?,
+                    host: self.forwarded_host(headers, &name("x-forwarded-host"))?,
                     path: path_of(uri)?,
                 })
             }

@@ -81,10 +81,27 @@ fn forward_auth_traefik_contract() {
         &[
             ("X-Forwarded-Method", b"GET"),
             ("X-Forwarded-Uri", b"/web/"),
+            ("X-Forwarded-Host", b"app.example.com"),
             ("Authorization", format!("Token {web}").as_bytes()),
         ],
     );
     assert_eq!((caddy.status, caddy.header("x-tessera-client")), (200, Some("web")));
+    // A rule names a host: without the original host the request is refused, never matched
+    // against the rules for any host.
+    let hostless = raw(
+        base,
+        "GET",
+        "/auth/forward/caddy",
+        &[("X-Forwarded-Uri", b"/api"), ("Authorization", format!("Token {web}").as_bytes())],
+    );
+    assert_eq!(hostless.status, 400, "{hostless:?}");
+    let hostless = raw(
+        base,
+        "GET",
+        "/auth/forward/nginx",
+        &[("X-Original-URI", b"/api"), ("Authorization", format!("Token {web}").as_bytes())],
+    );
+    assert_eq!(hostless.status, 403, "{hostless:?}");
     server.stop();
 }
 
@@ -146,7 +163,13 @@ fn forward_auth_trusts_forwarded_headers_only_from_trusted_proxies() {
     let server = env.serve(&[]);
     let base = server.base.as_str();
     assert_eq!(traefik(base, "/public/x", "app.example.com", None).status, 200);
-    assert_eq!(raw(base, "GET", "/auth/forward/nginx", &[("X-Original-URI", b"/public/x")]).status, 200);
+    let nginx = raw(
+        base,
+        "GET",
+        "/auth/forward/nginx",
+        &[("X-Original-URI", b"/public/x"), ("X-Original-Host", b"app.example.com")],
+    );
+    assert_eq!(nginx.status, 200, "{nginx:?}");
     server.stop();
 }
 
@@ -164,7 +187,12 @@ fn forward_auth_refuses_attacker_probes_without_a_500() {
         base,
         "GET",
         "/auth/forward/traefik",
-        &[("X-Forwarded-Uri", b"/api"), ("Authorization", t), ("Authorization", t)],
+        &[
+            ("X-Forwarded-Uri", b"/api"),
+            ("X-Forwarded-Host", b"app.example.com"),
+            ("Authorization", t),
+            ("Authorization", t),
+        ],
     );
     assert_eq!(two.status, 401, "{two:?}");
     assert!(two.body.contains("Only one Authorization header"), "{}", two.body);
@@ -218,7 +246,12 @@ fn forward_auth_refuses_attacker_probes_without_a_500() {
         ("/auth/forward/envoy/public\\..\\api", vec![]),
     ];
     for (endpoint, headers) in &cases {
-        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let mut headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        // The original host, unless the case is about it, so each case is refused for its own reason.
+        if !headers.iter().any(|(n, _)| n.ends_with("-Host")) {
+            headers.push(("X-Forwarded-Host", b"app.example.com"));
+            headers.push(("X-Original-Host", b"app.example.com"));
+        }
         let a = raw(base, "GET", endpoint, &headers);
         assert!(a.status != 200 && a.status < 500, "{endpoint} {headers:?}: {a:?}");
         // Tessera's refusals say no-store; a head the HTTP parser itself refuses (a control
@@ -231,11 +264,20 @@ fn forward_auth_refuses_attacker_probes_without_a_500() {
         base,
         "GET",
         "/auth/forward/traefik",
-        &[("X-Forwarded-Uri", b"/public"), ("X-Forwarded-For", b"garbage, ::x")],
+        &[
+            ("X-Forwarded-Uri", b"/public"),
+            ("X-Forwarded-Host", b"app.example.com"),
+            ("X-Forwarded-For", b"garbage, ::x"),
+        ],
     );
     assert_eq!(garbled.status, 200, "{garbled:?}");
     // A well-formed query holding "../" is only a query.
-    let query = raw(base, "GET", "/auth/forward/traefik", &[("X-Forwarded-Uri", b"/public?next=/../api")]);
+    let query = raw(
+        base,
+        "GET",
+        "/auth/forward/traefik",
+        &[("X-Forwarded-Uri", b"/public?next=/../api"), ("X-Forwarded-Host", b"app.example.com")],
+    );
     assert_eq!(query.status, 200, "{query:?}");
     server.stop();
 }
