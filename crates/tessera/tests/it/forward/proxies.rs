@@ -174,6 +174,14 @@ fn through(kind: Kind) {
     let anon = get("/api/items", &[spoof]);
     refused(&anon, &[401], "no token");
     assert_eq!(anon.header("www-authenticate"), Some("Token"), "{anon:?}");
+    // The client's own description of "the original request" is overwritten by the proxy.
+    let spoofed_original: [(&str, &[u8]); 4] = [
+        ("X-Original-URI", b"/public/x"),
+        ("X-Forwarded-Uri", b"/public/x"),
+        ("X-Original-Method", b"GET"),
+        ("X-Forwarded-Method", b"GET"),
+    ];
+    refused(&get("/api/items", &spoofed_original), &[401], "spoofed original URI");
     // Wrong client for the route → 403.
     refused(&get("/web/x", &[("Authorization", &c)]), &[403], "wrong client");
     // No rule → denied.
