@@ -91,3 +91,26 @@ async fn decide_directly() {
         other => panic!("{other:?}"),
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 5_000, ..Default::default() })]
+
+    /// Any path built from the characters that make path tricks: either refused, or one reading
+    /// with no dot or empty segment — so no prefix can be escaped by `..`, `//` or an encoding.
+    #[test]
+    fn a_normalised_path_has_one_reading(raw in "(/|\\.|%|2|e|E|f|F|5|c|a|;|\\\\|\\?){0,24}") {
+        let path = format!("/{raw}");
+        if let Ok(n) = tessera_axum::core::route_rules::normalize_path(&path) {
+            proptest::prop_assert!(n.starts_with('/'));
+            proptest::prop_assert!(!n.contains('%') && !n.contains('\\') && !n.contains(';'), "{path} -> {n}");
+            if n != "/" {
+                for segment in n[1..].split('/') {
+                    proptest::prop_assert!(!segment.is_empty() && segment != "." && segment != "..", "{path} -> {n}");
+                }
+            }
+            // Decoding it again changes nothing: an upstream that decodes twice reads the same.
+            let again = tessera_axum::core::route_rules::normalize_path(&n);
+            proptest::prop_assert_eq!(again.as_deref(), Ok(n.as_str()), "{}", path);
+        }
+    }
+}
