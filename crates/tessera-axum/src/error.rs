@@ -45,6 +45,14 @@ pub enum AuthError {
     /// Authenticated, but this client may not use this route (403).
     #[error("You do not have permission to perform this action.")]
     PermissionDenied,
+    /// Forward-auth: no route rule covers the request and the configured default denies (403).
+    #[error("No route rule lets this request through.")]
+    RouteDenied,
+    /// Forward-auth: the proxy's description of the original request is malformed, ambiguous
+    /// (a repeated header, a path with more than one reading) or too large (400; 403 to nginx,
+    /// which understands no other refusal).
+    #[error("The forwarded request is malformed or ambiguous.")]
+    BadForwardedRequest,
     /// Over the rate; retry after this many seconds (429).
     #[error("Request was throttled. Expected available in {wait_secs} {}.", if *wait_secs == 1 { "second" } else { "seconds" })]
     Throttled {
@@ -124,11 +132,12 @@ impl AuthError {
             | AuthError::InvalidToken
             | AuthError::ExpiredToken
             | AuthError::InactiveUser => StatusCode::UNAUTHORIZED,
-            AuthError::PermissionDenied => StatusCode::FORBIDDEN,
+            AuthError::PermissionDenied | AuthError::RouteDenied => StatusCode::FORBIDDEN,
             AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
             AuthError::BadCredentials
+            | AuthError::BadForwardedRequest
             | AuthError::InvalidInput(_)
             | AuthError::MalformedBody(_)
             | AuthError::NoClient
@@ -149,11 +158,11 @@ impl AuthError {
     /// | code | status |
     /// |---|---|
     /// | `not_authenticated`, `no_credentials`, `token_has_spaces`, `several_authorization_headers`, `invalid_token`, `token_expired`, `user_inactive` | 401 |
-    /// | `client_not_allowed` | 403 |
+    /// | `client_not_allowed`, `route_denied` | 403 |
     /// | `throttled` | 429 |
     /// | `unavailable` | 503 |
     /// | `layer_missing` | 500 |
-    /// | `bad_credentials`, `invalid_input`, `malformed_body`, `client_required`, `unknown_client`, `current_token`, `api_key_exists` | 400 |
+    /// | `bad_credentials`, `bad_forwarded_request`, `invalid_input`, `malformed_body`, `client_required`, `unknown_client`, `current_token`, `api_key_exists` | 400 |
     /// | `not_found` | 404 |
     /// | `method_not_allowed` | 405 |
     /// | `body_too_large` | 413 |
@@ -168,6 +177,8 @@ impl AuthError {
             AuthError::ExpiredToken => "token_expired",
             AuthError::InactiveUser => "user_inactive",
             AuthError::PermissionDenied => "client_not_allowed",
+            AuthError::RouteDenied => "route_denied",
+            AuthError::BadForwardedRequest => "bad_forwarded_request",
             AuthError::Throttled { .. } => "throttled",
             AuthError::Unavailable => "unavailable",
             AuthError::LayerMissing => "layer_missing",
@@ -514,6 +525,8 @@ mod tests {
             AuthError::ExpiredToken,
             AuthError::InactiveUser,
             AuthError::PermissionDenied,
+            AuthError::RouteDenied,
+            AuthError::BadForwardedRequest,
             AuthError::Throttled { wait_secs: 3 },
             AuthError::Unavailable,
             AuthError::LayerMissing,

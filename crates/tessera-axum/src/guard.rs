@@ -9,9 +9,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll};
-use tessera_core::throttle::Decision;
 use tower::{Layer, Service};
 
 /// Which clients may use a route.
@@ -91,32 +90,10 @@ impl Guard {
         if !allowed {
             return Err(core.reject(AuthError::PermissionDenied).into_response());
         }
-        if self.throttle {
-            let rate = principal.client.throttle_rate.or(core.settings.default_throttle_rate);
-            if let Some(rate) = rate {
-                let key = format!("throttle:{}:{}", principal.user.id, principal.client.id);
-                match core.limiter.acquire(&key, rate, core.now()).await {
-                    Ok(Decision::Allowed) => {}
-                    Ok(Decision::Throttled { wait_secs }) => {
-                        return Err(core.reject(AuthError::Throttled { wait_secs }).into_response());
-                    }
-                    // A limiter that cannot decide refuses (a FallbackRateLimiter decides
-                    // in-process instead, when that is the configured policy).
-                    Err(e) => {
-                        tracing::warn!(error = %e, "throttle unavailable");
-                        return Err(core.reject(AuthError::Unavailable).into_response());
-                    }
-                }
-            } else if let Some(warned) = &self.warned_no_rate
-                && !warned.swap(true, Ordering::Relaxed)
-            {
-                tracing::warn!(
-                    client = %principal.client.name,
-                    "a throttled guard has no rate to apply: client '{}' has no throttle rate and \
-                     `default_throttle_rate` is not set, so its requests are not throttled",
-                    principal.client.name
-                );
-            }
+        if self.throttle
+            && let Err(e) = core.throttle(&principal, self.warned_no_rate.as_deref()).await
+        {
+            return Err(core.reject(e).into_response());
         }
         Ok(())
     }

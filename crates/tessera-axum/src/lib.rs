@@ -109,6 +109,7 @@
 //! | `error.rs` | [`AuthError`] (every error the library answers), renderers, [`Rejection`] |
 //! | `routes/` | durin's auth routes |
 //! | `header.rs`, `client_ip.rs`, `events.rs` | the `Authorization` header, the client's address, event hooks |
+//! | `forward/` | [`forward`]: forward-auth for nginx, Traefik, Caddy and Envoy — one decision, one adapter per convention |
 //! | `serve.rs` | [`serve::serve`]: serving with header, body and idle timeouts and a connection cap |
 #![deny(missing_docs)]
 
@@ -125,6 +126,7 @@ mod client_ip;
 mod error;
 mod events;
 mod extract;
+pub mod forward;
 mod guard;
 mod header;
 mod layer;

@@ -120,6 +120,40 @@ impl Core {
         }
     }
 
+    /// The per-(user, client) throttle, as guards apply it: the client's rate, else
+    /// `default_throttle_rate`; with neither the request passes (and `warn_once`, when given, says
+    /// so once). A limiter that cannot decide refuses (a FallbackRateLimiter decides in-process
+    /// instead, when that is the configured policy).
+    pub(crate) async fn throttle(
+        &self,
+        principal: &crate::principal::Principal,
+        warn_once: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<(), AuthError> {
+        use tessera_core::throttle::Decision;
+        let Some(rate) = principal.client.throttle_rate.or(self.settings.default_throttle_rate) else {
+            if let Some(warned) = warn_once
+                && !warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    client = %principal.client.name,
+                    "a throttled guard has no rate to apply: client '{}' has no throttle rate and \
+                     `default_throttle_rate` is not set, so its requests are not throttled",
+                    principal.client.name
+                );
+            }
+            return Ok(());
+        };
+        let key = format!("throttle:{}:{}", principal.user.id, principal.client.id);
+        match self.limiter.acquire(&key, rate, self.now()).await {
+            Ok(Decision::Allowed) => Ok(()),
+            Ok(Decision::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
+            Err(e) => {
+                tracing::warn!(error = %e, "throttle unavailable");
+                Err(AuthError::Unavailable)
+            }
+        }
+    }
+
     /// Forgets a token this process just deleted or changed: the cache entry and what is buffered.
     pub(crate) fn forget(&self, token: &AuthToken) {
         self.cache.remove(&token.digest);

@@ -101,6 +101,13 @@ impl Tessera {
         routes::router(self.core.clone())
     }
 
+    /// Forward-auth with `config`: the decision and the endpoints for nginx, Traefik, Caddy and
+    /// Envoy (see [`forward`](crate::forward)). It uses the cached authenticator.
+    pub fn forward_auth(&self, config: crate::forward::ForwardAuthConfig) -> crate::forward::ForwardAuth {
+        self.ensure_background();
+        crate::forward::ForwardAuth::new(self.core.clone(), config)
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.core.settings

@@ -36,6 +36,7 @@ pub mod model;
 pub mod net;
 pub mod password;
 pub mod rate;
+pub mod route_rules;
 pub mod settings;
 pub mod split;
 pub mod store;

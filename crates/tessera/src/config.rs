@@ -119,6 +119,8 @@ pub struct Config {
     pub log_format: crate::logging::LogFormat,
     /// The authentication settings.
     pub settings: Settings,
+    /// Forward-auth (`[forward_auth]` in the config file): route rules, trusted proxies, headers.
+    pub forward_auth: tessera_axum::forward::ForwardAuthConfig,
 }
 
 /// Where tokens live.
@@ -247,7 +249,9 @@ impl Config {
             None => tessera_axum::DEFAULT_AUDIT_RETENTION,
         };
         let log_format = values.text("log_format")?.map(|f| f.parse()).transpose()?.unwrap_or_default();
+        let forward_auth = values.values.remove("forward_auth");
         let settings = values.settings()?;
+        let forward_auth = crate::forward_config::parse(forward_auth, &settings.trusted_proxies)?;
         Ok(Config {
             data_dir,
             database_url,
@@ -262,6 +266,7 @@ impl Config {
             audit_retention,
             log_format,
             settings,
+            forward_auth,
         })
     }
 }
@@ -296,7 +301,7 @@ impl Values {
                 file_with_secrets = Some(path.clone());
             }
             for (key, value) in table {
-                if kind_of(&key).is_none() {
+                if kind_of(&key).is_none() && key != "forward_auth" {
                     bail!("config file {}: unknown key '{key}' (known keys: {})", path.display(), known_keys());
                 }
                 values.insert(key, (value, format!("config file {}", path.display())));
@@ -426,7 +431,9 @@ fn kind_of(key: &str) -> Option<Kind> {
 }
 
 fn known_keys() -> String {
-    SERVER_KEYS.iter().chain(SETTING_KEYS).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+    let mut keys: Vec<&str> = SERVER_KEYS.iter().chain(SETTING_KEYS).map(|(k, _)| *k).collect();
+    keys.push("forward_auth");
+    keys.join(", ")
 }
 
 fn env_value(kind: Kind, raw: &str) -> Result<toml::Value, String> {

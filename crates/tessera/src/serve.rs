@@ -1,4 +1,5 @@
-//! `tessera serve`: the HTTP server: `/health`, `/ready` and durin's auth API at `/api/auth/`.
+//! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`, and
+//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`.
 
 use crate::app::App;
 use crate::config::Config;
@@ -12,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 use tessera_axum::Tessera;
+use tessera_axum::forward::ForwardAuthConfig;
 use tessera_core::store::Store;
 use tokio::net::TcpListener;
 
@@ -22,12 +24,13 @@ pub struct ServerState {
 }
 
 /// The server's routes.
-pub fn router(store: Arc<dyn Store>, tessera: &Tessera) -> Router {
+pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(ServerState { store })
         .nest("/api/auth", tessera.auth_router())
+        .nest("/auth/forward", tessera.forward_auth(forward).router())
 }
 
 /// The process is up.
@@ -75,6 +78,13 @@ pub async fn run(config: Config) -> Result<()> {
     if fresh {
         print_next_steps(&app, addr, &key_source);
     }
+    let forward = &app.config.forward_auth;
+    tracing::info!(
+        rules = forward.rules.rules().len(),
+        default = ?forward.rules.no_match,
+        trusted_proxies = ?forward.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "forward-auth at /auth/forward/"
+    );
     let watch = crate::key::KeyFileWatch::default();
     let mut builder = app.tessera()?.cached_auth_routes(true);
     if key_source.file().is_some() {
@@ -86,7 +96,13 @@ pub async fn run(config: Config) -> Result<()> {
     // Keys from a file follow `tessera key rotate` / `key retire`; keys from the configuration
     // cannot change while the server runs.
     let reload = key_source.file().map(|path| watch.spawn(tessera.clone(), path.to_path_buf()));
-    tessera_axum::serve::serve(listener, router(app.store.clone(), &tessera), app.config.limits, shutdown).await?;
+    tessera_axum::serve::serve(
+        listener,
+        router(app.store.clone(), &tessera, app.config.forward_auth.clone()),
+        app.config.limits,
+        shutdown,
+    )
+    .await?;
     tracing::info!("shutting down");
     if let Some(reload) = reload {
         reload.abort();

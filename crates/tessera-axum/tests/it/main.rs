@@ -11,6 +11,7 @@ mod cache;
 mod concurrency;
 mod devices;
 mod events;
+mod forward;
 mod fuzz;
 mod keys;
 mod login;

@@ -255,7 +255,7 @@ fn postgres_outage_and_return() {
 }
 
 /// `postgres://user@host:port/db` → host:port.
-fn postgres_addr(url: &str) -> SocketAddr {
+pub(crate) fn postgres_addr(url: &str) -> SocketAddr {
     let rest = authority(url);
     let host_port = rest.rsplit('@').next().unwrap_or(&rest);
     let host_port = if host_port.contains(':') { host_port.to_string() } else { format!("{host_port}:5432") };
@@ -264,7 +264,7 @@ fn postgres_addr(url: &str) -> SocketAddr {
 }
 
 /// The `user@host:port` part of a URL.
-fn authority(url: &str) -> String {
+pub(crate) fn authority(url: &str) -> String {
     let after = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     after.split('/').next().unwrap_or_default().to_string()
 }

@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod config;
 mod faults;
+mod forward;
 mod keys;
 mod limits;
 mod proxy;

@@ -1,0 +1,246 @@
+//! Forward-auth: a proxy in front of a service in any language asks "may this request through,
+//! and who is it?" before passing it on.
+//!
+//! One decision ([`ForwardAuth::decide`]) and one small adapter per proxy convention
+//! ([`adapters`]): nginx `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth`, Envoy
+//! `ext_authz` (HTTP service). The decision authenticates the request's `Authorization` header
+//! exactly as the API does (the cached authenticator: a revocation anywhere is honoured within a
+//! second), finds the [route rule](tessera_core::route_rules) for the original host and path, and
+//! answers 200 with identity headers, or 401, 403, 429 (`Retry-After`), 503.
+//!
+//! The description of the original request (`X-Original-*`, `X-Forwarded-*`) is believed only
+//! from a trusted proxy's address; anyone else is judged by what Tessera itself sees (its own
+//! path, which no rule should cover: denied by default).
+//!
+//! ```
+//! # fn demo(tessera: tessera_axum::Tessera) {
+//! use tessera_axum::forward::ForwardAuthConfig;
+//! use tessera_axum::core::route_rules::{NoMatch, RouteRule, RouteRules};
+//! let mut api = RouteRule::new(None, "/api").expect("rule");
+//! api.throttle = true;
+//! let config = ForwardAuthConfig {
+//!     rules: RouteRules::new(vec![api], NoMatch::Deny).expect("rules"),
+//!     ..ForwardAuthConfig::default()
+//! };
+//! let app: axum::Router = axum::Router::new().nest("/auth/forward", tessera.forward_auth(config).router());
+//! # let _ = app; }
+//! ```
+
+pub mod adapters;
+
+use crate::error::AuthError;
+use crate::principal::Principal;
+use crate::state::Core;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tessera_core::net::IpNet;
+use tessera_core::route_rules::{NoMatch, RouteRules};
+
+pub use adapters::Convention;
+
+/// The names of the headers that carry the identity to the upstream on a 200.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// The user's id (`X-Tessera-User-Id`).
+    pub user_id: HeaderName,
+    /// The username (`X-Tessera-User`).
+    pub user: HeaderName,
+    /// The client's name (`X-Tessera-Client`).
+    pub client: HeaderName,
+    /// The token's id — its id, never the token (`X-Tessera-Token-Id`).
+    pub token_id: HeaderName,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            user_id: HeaderName::from_static("x-tessera-user-id"),
+            user: HeaderName::from_static("x-tessera-user"),
+            client: HeaderName::from_static("x-tessera-client"),
+            token_id: HeaderName::from_static("x-tessera-token-id"),
+        }
+    }
+}
+
+/// nginx `auth_request` specifics.
+#[derive(Debug, Clone)]
+pub struct NginxConfig {
+    /// The original method (`X-Original-Method`).
+    pub method_header: HeaderName,
+    /// The original request target, as `$request_uri` (`X-Original-URI`).
+    pub uri_header: HeaderName,
+    /// The original host (`X-Original-Host`); without it, the subrequest's `Host`.
+    pub host_header: HeaderName,
+    /// What "throttled" becomes: nginx turns any status but 2xx, 401 and 403 into a 500. 403 by
+    /// default: a 401 tells durin's clients their token is bad, and they throw it away and log
+    /// in again — which the throttle then counts too. `Retry-After` is sent either way.
+    pub throttled_status: StatusCode,
+}
+
+impl Default for NginxConfig {
+    fn default() -> Self {
+        Self {
+            method_header: HeaderName::from_static("x-original-method"),
+            uri_header: HeaderName::from_static("x-original-uri"),
+            host_header: HeaderName::from_static("x-original-host"),
+            throttled_status: StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// The forward-auth configuration: route rules, trusted proxies, header names.
+#[derive(Debug, Clone)]
+pub struct ForwardAuthConfig {
+    /// What passes where. The default has no rule and denies everything.
+    pub rules: RouteRules,
+    /// The proxies whose `X-Forwarded-*` / `X-Original-*` headers are believed (default: loopback).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The identity headers' names.
+    pub identity: IdentityHeaders,
+    /// nginx's header names and throttled status.
+    pub nginx: NginxConfig,
+}
+
+impl Default for ForwardAuthConfig {
+    fn default() -> Self {
+        Self {
+            rules: RouteRules::default(),
+            trusted_proxies: default_trusted_proxies(),
+            identity: IdentityHeaders::default(),
+            nginx: NginxConfig::default(),
+        }
+    }
+}
+
+/// Loopback, IPv4 and IPv6: a proxy on the same machine.
+pub fn default_trusted_proxies() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect()
+}
+
+/// The request the proxy asks about, as the rules read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalRequest {
+    /// Its method.
+    pub method: Method,
+    /// Its host, normalised (lower-case, no port); `None` when unknown (only rules for any host
+    /// match).
+    pub host: Option<String>,
+    /// Its path in its one reading ([`normalize_path`](tessera_core::route_rules::normalize_path)).
+    pub path: String,
+}
+
+/// What the decision says.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Let it through: as this principal, or anonymously (`None`).
+    Allow(Option<Arc<Principal>>),
+    /// Refuse it, with this error.
+    Refuse(AuthError),
+}
+
+/// Forward-auth for one [`Tessera`](crate::Tessera): the decision and the endpoints. Cheap to
+/// clone; build it with [`Tessera::forward_auth`](crate::Tessera::forward_auth).
+#[derive(Clone)]
+pub struct ForwardAuth {
+    core: Arc<Core>,
+    config: Arc<ForwardAuthConfig>,
+}
+
+impl std::fmt::Debug for ForwardAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardAuth").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl ForwardAuth {
+    pub(crate) fn new(core: Arc<Core>, config: ForwardAuthConfig) -> Self {
+        Self { core, config: Arc::new(config) }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ForwardAuthConfig {
+        &self.config
+    }
+
+    /// The decision, shared by every convention: authenticate the `Authorization` header of
+    /// `headers` (cached), then apply the rule for `original`'s host and path. `ip` is the
+    /// client's address, for events.
+    pub async fn decide(&self, headers: &HeaderMap, original: &OriginalRequest, ip: Option<IpAddr>) -> Verdict {
+        // Credentials first, exactly as the API: a bad token is a 401 even where anonymous
+        // requests pass, and a store that cannot answer is a 503, never a pass.
+        let principal = match self.core.authenticate(headers, true, ip).await {
+            Ok(p) => p,
+            Err(e) => return Verdict::Refuse(e),
+        };
+        let rule = self.config.rules.find(original.host.as_deref(), &original.path);
+        let Some(rule) = rule else {
+            return match (self.config.rules.no_match, principal) {
+                (NoMatch::Authenticated, Some(p)) => Verdict::Allow(Some(p)),
+                (NoMatch::Authenticated, None) => Verdict::Refuse(AuthError::NotAuthenticated),
+                (NoMatch::Deny, _) => Verdict::Refuse(AuthError::RouteDenied),
+            };
+        };
+        let Some(principal) = principal else {
+            return if rule.anonymous { Verdict::Allow(None) } else { Verdict::Refuse(AuthError::NotAuthenticated) };
+        };
+        if !rule.clients.allows(principal.client.name.as_str()) {
+            return Verdict::Refuse(AuthError::PermissionDenied);
+        }
+        if rule.throttle
+            && let Err(e) = self.core.throttle(&principal, None).await
+        {
+            return Verdict::Refuse(e);
+        }
+        Verdict::Allow(Some(principal))
+    }
+
+    /// The answer to the proxy for `verdict`, in `convention`'s terms. Every answer says
+    /// `Cache-Control: no-store`: it is about this request's credentials, and a cache keyed
+    /// without them would hand one user's "yes" to everyone.
+    pub fn respond(&self, verdict: Verdict, convention: Convention) -> Response {
+        let mut response = match verdict {
+            Verdict::Allow(principal) => {
+                let mut response = StatusCode::OK.into_response();
+                let ids = &self.config.identity;
+                let headers = response.headers_mut();
+                // Anonymous: the identity headers are there, empty, so that a proxy copying them
+                // (Caddy's copy_headers, Traefik's authResponseHeaders, Envoy's
+                // allowed_upstream_headers) overwrites a client's copies instead of leaving them,
+                // or — Caddy 2.6 — copying its own unreplaced placeholder. nginx drops an empty
+                // header.
+                for name in [&ids.user_id, &ids.user, &ids.client, &ids.token_id] {
+                    headers.insert(name.clone(), HeaderValue::from_static(""));
+                }
+                if let Some(p) = principal {
+                    headers.insert(ids.user_id.clone(), HeaderValue::from(p.user.id.0));
+                    if let Ok(v) = HeaderValue::from_bytes(p.user.username.as_str().as_bytes()) {
+                        headers.insert(ids.user.clone(), v);
+                    }
+                    if let Ok(v) = HeaderValue::from_bytes(p.client.name.as_str().as_bytes()) {
+                        headers.insert(ids.client.clone(), v);
+                    }
+                    headers.insert(ids.token_id.clone(), HeaderValue::from(p.token.id.0));
+                }
+                response
+            }
+            Verdict::Refuse(e) => {
+                let status = e.status();
+                let mut response = self.core.reject(e).into_response();
+                if convention == Convention::Nginx {
+                    // nginx understands 2xx, 401 and 403; anything else is a 500 at the client
+                    // (a 5xx stays one: the store being down is an error, and never a pass).
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        *response.status_mut() = self.config.nginx.throttled_status;
+                    } else if status.is_client_error() && status != StatusCode::UNAUTHORIZED {
+                        *response.status_mut() = StatusCode::FORBIDDEN;
+                    }
+                }
+                response
+            }
+        };
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}

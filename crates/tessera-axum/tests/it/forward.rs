@@ -1,0 +1,116 @@
+//! Forward-auth as a library user mounts it, in-process with `TestKit`: what the server's process
+//! tests do not cover — the "authenticated" default, custom header names, nginx's throttled
+//! status, a request with no peer address, and `ForwardAuth::decide` called directly.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode};
+use std::net::SocketAddr;
+use tessera_axum::core::route_rules::{ClientRule, NoMatch, RouteRule, RouteRules};
+use tessera_axum::forward::{ForwardAuthConfig, OriginalRequest, Verdict};
+use tessera_axum::testing::TestKit;
+use tower::ServiceExt;
+
+fn rules(no_match: NoMatch) -> RouteRules {
+    let mut metered = RouteRule::new(None, "/metered").expect("rule");
+    metered.throttle = true;
+    let mut web = RouteRule::new(None, "/web").expect("rule");
+    web.clients = ClientRule::Only(vec!["web".into()]);
+    RouteRules::new(vec![metered, web], no_match).expect("rules")
+}
+
+async fn ask(app: &Router, uri: &str, headers: &[(&str, &str)], peer: bool) -> axum::response::Response {
+    let mut req = Request::builder().method(Method::GET).uri(uri);
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let mut req = req.body(Body::empty()).expect("request");
+    if peer {
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+    }
+    app.clone().oneshot(req).await.expect("infallible")
+}
+
+#[tokio::test]
+async fn the_authenticated_default_custom_names_and_nginx_statuses() {
+    let kit = TestKit::new().await;
+    let alice = kit.user("alice").await;
+    let web = kit.client("web").rate("1/m").await;
+    let token = kit.token(&alice, &web).await;
+    let mut config = ForwardAuthConfig { rules: rules(NoMatch::Authenticated), ..ForwardAuthConfig::default() };
+    config.identity.user = HeaderName::from_static("remote-user");
+    config.nginx.throttled_status = StatusCode::UNAUTHORIZED;
+    let app: Router = Router::new().nest("/auth/forward", kit.tessera().forward_auth(config).router());
+    let auth = format!("Token {token}");
+
+    // No rule covers /elsewhere: "authenticated" lets any valid token through, nobody else.
+    let ok =
+        ask(&app, "/auth/forward/traefik", &[("x-forwarded-uri", "/elsewhere"), ("authorization", &auth)], true).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers().get("remote-user").and_then(|v| v.to_str().ok()), Some("alice"));
+    assert!(ok.headers().get("x-tessera-user").is_none(), "renamed");
+    assert_eq!(ok.headers().get("x-tessera-client").and_then(|v| v.to_str().ok()), Some("web"));
+    let anon = ask(&app, "/auth/forward/traefik", &[("x-forwarded-uri", "/elsewhere")], true).await;
+    assert_eq!(anon.status(), 401);
+
+    // Throttled through nginx: the configured 401, with Retry-After; 429 to the others.
+    let nginx = [("x-original-uri", "/metered/a"), ("authorization", auth.as_str())];
+    assert_eq!(ask(&app, "/auth/forward/nginx", &nginx, true).await.status(), 200);
+    let throttled = ask(&app, "/auth/forward/nginx", &nginx, true).await;
+    assert_eq!(throttled.status(), 401);
+    assert!(throttled.headers().get("retry-after").is_some());
+    assert_eq!(throttled.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    let envoy = ask(&app, "/auth/forward/envoy/metered/a", &[("authorization", &auth)], true).await;
+    assert_eq!(envoy.status(), 429);
+
+    // Without a peer address nothing is trusted: the forwarded URI is ignored, and the request
+    // is judged by its own path (here covered by the "authenticated" default).
+    let no_peer = ask(&app, "/auth/forward/traefik", &[("x-forwarded-uri", "/web")], false).await;
+    assert_eq!(no_peer.status(), 401);
+}
+
+#[tokio::test]
+async fn decide_directly() {
+    let kit = TestKit::new().await;
+    let alice = kit.user("alice").await;
+    let cli = kit.client("cli").await;
+    let token = kit.token(&alice, &cli).await;
+    let forward = kit.tessera().forward_auth(ForwardAuthConfig { rules: rules(NoMatch::Deny), ..Default::default() });
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", format!("Token {token}").parse().expect("header"));
+    let at = |path: &str| OriginalRequest { method: Method::GET, host: None, path: path.into() };
+    assert!(
+        matches!(forward.decide(&headers, &at("/web"), None).await, Verdict::Refuse(e) if e.code() == "client_not_allowed")
+    );
+    assert!(
+        matches!(forward.decide(&headers, &at("/other"), None).await, Verdict::Refuse(e) if e.code() == "route_denied")
+    );
+    match forward.decide(&headers, &at("/metered"), None).await {
+        Verdict::Allow(Some(p)) => assert_eq!(p.client.name.as_str(), "cli"),
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 5_000, ..Default::default() })]
+
+    /// Any path built from the characters that make path tricks: either refused, or one reading
+    /// with no dot or empty segment — so no prefix can be escaped by `..`, `//` or an encoding.
+    #[test]
+    fn a_normalised_path_has_one_reading(raw in "(/|\\.|%|2|e|E|f|F|5|c|a|;|\\\\|\\?){0,24}") {
+        let path = format!("/{raw}");
+        if let Ok(n) = tessera_axum::core::route_rules::normalize_path(&path) {
+            proptest::prop_assert!(n.starts_with('/'));
+            proptest::prop_assert!(!n.contains('%') && !n.contains('\\') && !n.contains(';'), "{path} -> {n}");
+            if n != "/" {
+                for segment in n[1..].split('/') {
+                    proptest::prop_assert!(!segment.is_empty() && segment != "." && segment != "..", "{path} -> {n}");
+                }
+            }
+            // Decoding it again changes nothing: an upstream that decodes twice reads the same.
+            let again = tessera_axum::core::route_rules::normalize_path(&n);
+            proptest::prop_assert_eq!(again.as_deref(), Ok(n.as_str()), "{}", path);
+        }
+    }
+}
