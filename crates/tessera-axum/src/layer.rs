@@ -92,7 +92,14 @@ where
             let ip = client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies);
             let outcome = core.authenticate(req.headers(), cached, ip).await;
             let span = match &outcome {
-                Ok(Some(p)) => tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name),
+                Ok(Some(p)) => {
+                    // The service's own request span, when it declares `user_id` and `client`
+                    // (as `tracing::field::Empty`), says who called; a span without them ignores this.
+                    let request_span = tracing::Span::current();
+                    request_span.record("user_id", tracing::field::display(p.user.id));
+                    request_span.record("client", tracing::field::display(&p.client.name));
+                    tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name)
+                }
                 _ => tracing::Span::none(),
             };
             req.extensions_mut().insert(AuthContext { outcome, core, ip });

@@ -18,6 +18,7 @@ mod login;
 mod permissions;
 mod refresh_logout;
 mod renderer;
+mod request_span;
 mod routes;
 mod sessions;
 mod throttle;
