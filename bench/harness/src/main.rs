@@ -1,0 +1,217 @@
+//! The in-process cost harness behind `bench/cost`: the real router (SQLite store in a temporary
+//! directory, a user, a client, a token), called through `tower::ServiceExt::oneshot` a given
+//! number of times for one scenario, on a current-thread runtime.
+//!
+//! ```text
+//! tessera-cost <scenario> <iterations> [warm-up]      (warm-up: 200 requests unless given)
+//! ```
+//!
+//! | scenario | request |
+//! |---|---|
+//! | `bare` | `GET /ping`: no authentication, the baseline |
+//! | `cached` | `GET /cached`: the cached authenticator (`Tessera::cached_layer`), no guard |
+//! | `uncached` | `GET /uncached`: the token looked up in SQLite on every request (`Tessera::layer`) |
+//! | `guard` | `GET /guarded`: the cached authenticator and `guard().throttled()`, the client rate-limited |
+//! | `login` | `POST /api/auth/login/`: a full, successful login (see below for what counts) |
+//!
+//! Each request is built, answered, its body read to the end and its status checked, so every
+//! scenario pays the same request and response handling; only the route differs.
+//!
+//! `bench/cost` runs each scenario under `valgrind --tool=callgrind
+//! --toggle-collect=*tessera_cost_measure*`: only the measured requests count, not the set-up, the
+//! warm-up or the background tasks the runtime polls between them. The SQLite work that sqlx runs on
+//! its worker thread is inside the count (`sqlite3VdbeExec` shows in `callgrind_annotate` of an
+//! `uncached` run: tessera-sql reads tokens with rusqlite on the calling thread).
+//!
+//! What that leaves out, by construction: work on other threads. For `login` that is the Argon2id
+//! verification (on the blocking pool: the figure is the login's non-hashing part, and the stored
+//! hash is Argon2id at its cheapest so that runs stay short) and SQLite's own execution of the
+//! statements sqlx sends to its worker thread (the user and client lookups, the token's insert);
+//! sqlx's side on the calling thread (binding, decoding rows) counts.
+//!
+//! The clock is the kit's [`tessera_core::ManualClock`], never moved: under valgrind a real clock
+//! would roll throttle windows over at points that depend on the machine's speed, and the counts
+//! would move with it.
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::body::Body;
+use axum::extract::connect_info::ConnectInfo;
+use axum::http::{Method, Request, StatusCode, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::task::{Context, Poll};
+use tessera_axum::testing::TestKit;
+use tessera_axum::{Authenticated, Tessera};
+use tessera_core::store::UserStore;
+use tessera_core::{NewUser, Settings};
+use tower::ServiceExt;
+
+const USAGE: &str = "usage: tessera-cost <bare|cached|uncached|guard|login> <iterations> [warm-up]";
+const LOGIN_PASSWORD: &str = "correct horse battery";
+
+async fn ping() -> Json<Value> {
+    Json(json!({"ping": "pong"}))
+}
+
+async fn hello(auth: Authenticated) -> Json<Value> {
+    Json(json!({"hello": auth.user.username.as_str()}))
+}
+
+fn app(tessera: &Tessera) -> Router {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/cached", get(hello).layer(tessera.cached_layer()))
+        .route("/uncached", get(hello).layer(tessera.layer()))
+        .route("/guarded", get(hello).route_layer(tessera.guard().throttled()).layer(tessera.cached_layer()))
+        .nest("/api/auth", tessera.auth_router())
+}
+
+/// Argon2id with the smallest parameters the algorithm allows, and a fixed salt: the same string
+/// on every run, and a verification (on the blocking pool, outside the count) that keeps runs short.
+fn cheap_hash() -> String {
+    let params = Params::new(Params::MIN_M_COST, Params::MIN_T_COST, 1, None).expect("valid parameters");
+    let salt = SaltString::from_b64("dGVzc2VyYWJlbmNo").expect("a valid salt");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(LOGIN_PASSWORD.as_bytes(), &salt)
+        .expect("a hash")
+        .to_string()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Bare,
+    Cached,
+    Uncached,
+    Guard,
+    Login,
+}
+
+impl Scenario {
+    fn parse(name: &str) -> Option<Scenario> {
+        Some(match name {
+            "bare" => Scenario::Bare,
+            "cached" => Scenario::Cached,
+            "uncached" => Scenario::Uncached,
+            "guard" => Scenario::Guard,
+            "login" => Scenario::Login,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything one scenario's requests need, made before the first one.
+#[derive(Debug)]
+struct Bench {
+    scenario: Scenario,
+    app: Router,
+    authorization: String,
+    // Last: the store's pools close before its directory goes.
+    _kit: TestKit,
+}
+
+impl Bench {
+    async fn new(scenario: Scenario) -> Bench {
+        // The per-IP login throttle is off, as in bench/run: it would refuse the 31st login in a
+        // minute. The per-username throttles stay: a successful login gives its slot back.
+        let settings = Settings { login_throttle_per_ip: None, ..Settings::default() };
+        let kit = TestKit::with(|builder| builder.settings(settings)).await;
+        let user = kit.user("bench").await;
+        // A rate no run reaches, so the throttle does all of its work and never refuses.
+        let client = kit.client("web").ttl("1d").rate("1000000/s").await;
+        let token = kit.token(&user, &client).await;
+        let username = "login".parse().expect("a valid username");
+        let login_user = NewUser { username, password_hash: cheap_hash(), is_staff: false, is_active: true };
+        kit.store().create_user(login_user).await.expect("the login user");
+        let authorization = format!("{} {token}", kit.tessera().settings().auth_header_prefix);
+        Bench { scenario, app: app(kit.tessera()), authorization, _kit: kit }
+    }
+
+    fn request(&self) -> Request<Body> {
+        let (method, path, body) = match self.scenario {
+            Scenario::Bare => (Method::GET, "/ping", None),
+            Scenario::Cached => (Method::GET, "/cached", None),
+            Scenario::Uncached => (Method::GET, "/uncached", None),
+            Scenario::Guard => (Method::GET, "/guarded", None),
+            Scenario::Login => (
+                Method::POST,
+                "/api/auth/login/",
+                Some(json!({"username": "login", "password": LOGIN_PASSWORD, "client": "web"}).to_string()),
+            ),
+        };
+        let mut request = Request::builder().method(method).uri(path);
+        request = match body {
+            Some(_) => request.header(header::CONTENT_TYPE, "application/json"),
+            None => request.header(header::AUTHORIZATION, &self.authorization),
+        };
+        let mut request = request.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("a valid request");
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        request
+    }
+
+    async fn once(&self) {
+        let response = self.app.clone().oneshot(self.request()).await.expect("axum routers are infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("the body");
+        assert_eq!(status, StatusCode::OK, "{:?}: {}", self.scenario, String::from_utf8_lossy(&body));
+        black_box(body);
+    }
+}
+
+/// The measured requests, one after the other.
+async fn measured_loop(bench: &Bench, iterations: u64) {
+    for _ in 0..iterations {
+        bench.once().await;
+    }
+}
+
+/// A future whose every poll goes through [`tessera_cost_measure`], so that callgrind can count
+/// exactly the polls of the measured loop (`--toggle-collect=*tessera_cost_measure*`), and not what
+/// the runtime does between them (the background tasks' timers).
+struct Measured<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for Measured<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        tessera_cost_measure(self.0.as_mut(), cx)
+    }
+}
+
+/// The function `bench/cost` counts in. Never inlined, so that its name stays in the binary.
+#[inline(never)]
+fn tessera_cost_measure<F: Future>(future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    future.poll(cx)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = match args.as_slice() {
+        [scenario, iterations, rest @ ..] if rest.len() <= 1 => {
+            let warm_up = rest.first().map_or(Some(200), |w| w.parse().ok());
+            Scenario::parse(scenario).zip(iterations.parse::<u64>().ok()).zip(warm_up)
+        }
+        _ => None,
+    };
+    let Some(((scenario, iterations), warm_up)) = parsed else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let bench = Bench::new(scenario).await;
+        // Warm-up, outside the measured function: the cache filled, the statements prepared, the
+        // allocator's pools grown.
+        for _ in 0..warm_up {
+            bench.once().await;
+        }
+        Measured(Box::pin(measured_loop(&bench, iterations))).await;
+    });
+    ExitCode::SUCCESS
+}
