@@ -87,6 +87,8 @@ impl PgListenBus {
         listener.listen(INVALIDATION_CHANNEL).await.map_err(|e| lost("LISTEN", e))?;
         on_ready();
         loop {
+            // Dropping `try_recv` at the timeout loses nothing: sqlx reads a message off the socket
+            // cancel-safely, and notifications that arrive during the ping are buffered for it.
             match tokio::time::timeout(self.ping_interval, listener.try_recv()).await {
                 Ok(Ok(Some(notification))) => {
                     for change in decode(notification.payload()) {
