@@ -10,6 +10,9 @@ use tessera_core::bus::{BusError, InvalidationBus};
 use tessera_core::store::Invalidation;
 use tessera_core::{ClientId, TokenDigest, UserId};
 
+/// Whether the server still runs the backend of the LISTEN connection.
+const LISTENER_ALIVE: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)";
+
 /// The channel the schema's invalidation triggers notify (migration 7).
 pub const INVALIDATION_CHANNEL: &str = "tessera_invalidations";
 
@@ -29,9 +32,10 @@ pub const INVALIDATION_CHANNEL: &str = "tessera_invalidations";
 ///
 /// [`subscribe`](InvalidationBus::subscribe) holds one connection of its own (taken from the
 /// store's pool, then kept out of it) and returns as soon as that connection is lost — the
-/// server closed it, `pg_terminate_backend`, a network error — or stops answering the ping it
-/// sends every `ping_interval` (1 s) within 1 s: what was notified meanwhile is lost, so the cache
-/// must be distrusted until the next subscription is in place. It never reconnects silently.
+/// server closed it, `pg_terminate_backend`, a network error — or when, checked every
+/// `ping_interval` (1 s) through the pool, the server no longer runs that connection's backend or
+/// does not answer within 1 s: what was notified meanwhile is lost, so the cache must be
+/// distrusted until the next subscription is in place. It never reconnects silently.
 ///
 /// For a library user on PostgreSQL:
 ///
@@ -84,11 +88,15 @@ impl PgListenBus {
         // Reconnecting is this bus's caller's decision (after distrusting the cache), never sqlx's.
         listener.eager_reconnect(false);
         listener.ignore_pool_close_event(false);
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut listener)
+            .await
+            .map_err(|e| lost("connect", e))?;
         listener.listen(INVALIDATION_CHANNEL).await.map_err(|e| lost("LISTEN", e))?;
         on_ready();
         loop {
             // Dropping `try_recv` at the timeout loses nothing: sqlx reads a message off the socket
-            // cancel-safely, and notifications that arrive during the ping are buffered for it.
+            // cancel-safely, and the next `try_recv` reads what arrived meanwhile.
             match tokio::time::timeout(self.ping_interval, listener.try_recv()).await {
                 Ok(Ok(Some(notification))) => {
                     for change in decode(notification.payload()) {
@@ -98,13 +106,18 @@ impl PgListenBus {
                 Ok(Ok(None)) => return Err(BusError("the PostgreSQL LISTEN connection was closed".into())),
                 Ok(Err(e)) => return Err(lost("receive", e)),
                 Err(_quiet) => {
-                    let ping = sqlx::query("SELECT 1").execute(&mut listener);
-                    match tokio::time::timeout(self.ping_timeout, ping).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(lost("ping", e)),
+                    // Checked from the pool, never on the LISTEN connection itself: a query there
+                    // delayed the notifications that arrived meanwhile by tens of milliseconds.
+                    let alive = sqlx::query_scalar::<_, bool>(LISTENER_ALIVE).bind(pid).fetch_one(&self.pool);
+                    match tokio::time::timeout(self.ping_timeout, alive).await {
+                        Ok(Ok(true)) => {}
+                        Ok(Ok(false)) => {
+                            return Err(BusError("the PostgreSQL LISTEN connection is gone on the server".into()));
+                        }
+                        Ok(Err(e)) => return Err(lost("check", e)),
                         Err(_) => {
                             return Err(BusError(format!(
-                                "the PostgreSQL LISTEN connection did not answer a ping within {} ms",
+                                "PostgreSQL did not confirm the LISTEN connection within {} ms",
                                 self.ping_timeout.as_millis()
                             )));
                         }
