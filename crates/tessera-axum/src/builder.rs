@@ -162,9 +162,12 @@ impl TesseraBuilder {
         self
     }
 
-    /// A bus that pushes invalidations to every instance (Redis pub/sub: `redis::RedisBus`, feature `redis`).
+    /// A bus that pushes invalidations to every instance: Redis pub/sub (`redis::RedisBus`, feature
+    /// `redis`), or on PostgreSQL without Redis its `LISTEN`/`NOTIFY` (`sql::PgListenBus`, feature
+    /// `postgres`: `.bus(Arc::new(PgListenBus::new(&sql_store).expect("PostgreSQL")))`).
     /// With a bus, the cached authenticator trusts its cache only while subscribed, and the store
-    /// should publish its changes on the same bus (`tessera_core::bus::NotifyingStore`).
+    /// should publish its changes on the same bus (`tessera_core::bus::NotifyingStore`) — except
+    /// for `PgListenBus`, whose database triggers publish every change themselves.
     pub fn bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
         self.bus = Some(bus);
         self

@@ -1,8 +1,10 @@
 //! Pushing invalidations to every instance at once, and the store decorator that publishes them.
 //!
 //! The store's invalidation log (followed by polling) already reaches every instance within a
-//! second. A bus — Redis pub/sub in `tessera-redis` — gets there in milliseconds, and carries the
-//! changes of stores that keep no log (tokens in Redis).
+//! second. A bus — Redis pub/sub in `tessera-redis`, or PostgreSQL's `LISTEN`/`NOTIFY` in
+//! `tessera-sql` (`PgListenBus`, whose triggers publish: no `NotifyingStore` around the store) — gets
+//! there in milliseconds, and Redis's carries the changes of stores that keep no log (tokens in
+//! Redis).
 
 use crate::model::{AuthToken, Client, ClientId, NewToken, OnDeviceLimit, TokenId, UserId};
 use crate::store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter};

@@ -12,7 +12,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `sqlite` (default) | `sqlite://` URLs: sqlx's SQLite driver and rusqlite, with SQLite compiled in (no system library) |
-//! | `postgres` (default) | `postgres://` URLs: sqlx's PostgreSQL driver |
+//! | `postgres` (default) | `postgres://` URLs: sqlx's PostgreSQL driver, and [`PgListenBus`] (invalidations by `LISTEN`/`NOTIFY`) |
 //! | `testing` | the `testing` module: fresh databases for tests, on the backends that are on |
 //!
 //! A URL for a backend that is not compiled in fails with [`ConnectError::NotCompiledIn`] ("this
@@ -147,6 +147,8 @@ macro_rules! in_write_transaction {
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod audit;
+#[cfg(feature = "postgres")]
+mod bus;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod clients;
 mod connect;
@@ -163,6 +165,8 @@ mod tokens;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod users;
 
+#[cfg(feature = "postgres")]
+pub use bus::{INVALIDATION_CHANNEL, PgListenBus};
 pub use connect::{ConnectConfig, ConnectError};
 /// Re-exported from [`tessera_core::net`], where the one set of masking rules lives.
 pub use tessera_core::net::redact_url;

@@ -28,6 +28,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 4, name: "devices", sql: include_str!("../migrations/sqlite/0004_devices.sql") },
     Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/sqlite/0005_audit_events.sql") },
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/sqlite/0006_key_ids.sql") },
+    Migration { version: 7, name: "notify", sql: include_str!("../migrations/sqlite/0007_notify.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -38,6 +39,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 4, name: "devices", sql: include_str!("../migrations/postgres/0004_devices.sql") },
     Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/postgres/0005_audit_events.sql") },
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/postgres/0006_key_ids.sql") },
+    Migration { version: 7, name: "notify", sql: include_str!("../migrations/postgres/0007_notify.sql") },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

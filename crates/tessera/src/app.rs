@@ -15,7 +15,7 @@ use tessera_redis::{
     FallbackMode, FallbackRateLimiter, RedisBus, RedisConfig, RedisConnection, RedisRateLimiter, RedisTokenStore,
     RedisTokenStoreConfig,
 };
-use tessera_sql::SqlStore;
+use tessera_sql::{PgListenBus, SqlStore};
 
 /// An opened Tessera: configuration and store.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Redis, when configured.
     pub redis: Option<RedisParts>,
+    /// On PostgreSQL without Redis, the invalidation bus: `LISTEN`/`NOTIFY` on the database (its
+    /// triggers publish, so the store is not wrapped). With Redis, Redis's bus serves instead.
+    pub pg_bus: Option<Arc<PgListenBus>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Whether this start created the database.
@@ -96,12 +99,14 @@ impl App {
             let limiter = Arc::new(FallbackRateLimiter::new(Arc::new(RedisRateLimiter::new(conn.clone())), mode));
             redis = Some(RedisParts { conn, bus, limiter });
         }
+        let pg_bus = if redis.is_none() { PgListenBus::new(&sql).map(Arc::new) } else { None };
         let (admin, keyless) = (Arc::new(OnceLock::new()), Arc::new(OnceLock::new()));
-        Ok(App { config, sql, store, redis, clock: Arc::new(SystemClock), created_database, admin, keyless })
+        Ok(App { config, sql, store, redis, pg_bus, clock: Arc::new(SystemClock), created_database, admin, keyless })
     }
 
     /// A Tessera builder for this configuration: the store, the server key, the settings, the
-    /// event log line, and with Redis the shared throttle and the invalidation bus. The server and
+    /// event log line, with Redis the shared throttle and the invalidation bus, and on PostgreSQL
+    /// without Redis the `LISTEN`/`NOTIFY` invalidation bus. The server and
     /// the CLI both build on it, so their changes emit the same events.
     pub fn tessera(&self) -> Result<tessera_axum::TesseraBuilder> {
         let (keys, _) = key::load_or_create(&self.config)?;
@@ -116,6 +121,8 @@ impl App {
             });
         if let Some(redis) = &self.redis {
             builder = builder.rate_limiter(redis.limiter.clone()).bus(redis.bus.clone());
+        } else if let Some(bus) = &self.pg_bus {
+            builder = builder.bus(bus.clone());
         }
         if self.config.audit {
             // The audit log stays in SQL even when tokens live in Redis.

@@ -74,7 +74,7 @@ pub async fn run(config: Config) -> Result<()> {
     let listener =
         TcpListener::bind(app.config.bind).await.with_context(|| format!("cannot listen on {}", app.config.bind))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, database = %app.sql.backend(), redis = app.redis.is_some(), "tessera listening on http://{addr}");
+    tracing::info!(%addr, database = %app.sql.backend(), redis = app.redis.is_some(), pg_notify = app.pg_bus.is_some(), "tessera listening on http://{addr}");
     if fresh {
         print_next_steps(&app, addr, &key_source);
     }

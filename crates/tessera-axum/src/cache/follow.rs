@@ -1,5 +1,6 @@
 //! The cache's followers: the background tasks that keep the cache true to the store. One reads
-//! the store's invalidation log (every instance, always); one listens on the bus (with Redis).
+//! the store's invalidation log (every instance, always); one listens on the bus (Redis pub/sub,
+//! or PostgreSQL's `LISTEN`/`NOTIFY`).
 //! Every timing that bounds how long a revocation can be missed is here and in `mod.rs`
 //! ([`MAX_SYNC_AGE`](super::MAX_SYNC_AGE)).
 

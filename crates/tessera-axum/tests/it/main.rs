@@ -16,6 +16,7 @@ mod fuzz;
 mod keys;
 mod login;
 mod permissions;
+mod pg_notify;
 mod refresh_logout;
 mod renderer;
 mod request_span;

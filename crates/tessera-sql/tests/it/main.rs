@@ -7,6 +7,7 @@ mod backends {
 mod audit;
 mod dump;
 mod invalidations;
+mod listen;
 mod sql;
 use tessera_sql::testing::suite;
 

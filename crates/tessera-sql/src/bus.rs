@@ -1,0 +1,203 @@
+//! [`PgListenBus`]: invalidations pushed to every instance by PostgreSQL's `LISTEN`/`NOTIFY`.
+
+use crate::{Pools, SqlStore};
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::convert::Infallible;
+use std::time::Duration;
+use tessera_core::bus::{BusError, InvalidationBus};
+use tessera_core::store::Invalidation;
+use tessera_core::{ClientId, TokenDigest, UserId};
+
+/// Whether the server still runs the backend of the LISTEN connection.
+const LISTENER_ALIVE: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)";
+
+/// The channel the schema's invalidation triggers notify (migration 7).
+pub const INVALIDATION_CHANNEL: &str = "tessera_invalidations";
+
+/// An [`InvalidationBus`] on PostgreSQL's `LISTEN`/`NOTIFY`: the bus of a deployment on
+/// PostgreSQL without Redis.
+///
+/// The schema's triggers (migration 7) notify the channel [`INVALIDATION_CHANNEL`] in the same
+/// transaction as every change that writes the invalidation log — whoever makes it: a server,
+/// the CLI, an operator's `DELETE FROM auth_tokens` in a SQL shell. PostgreSQL delivers the
+/// notification when that transaction commits (never for one rolled back), so an instance that
+/// listens drops the stale entries from its cache within milliseconds of the commit instead of at
+/// its next read of the log. A payload is the log entry's position then the change:
+/// `<seq> t:<hex digest>`, `<seq> u:<id>` or `<seq> c:<id>`.
+///
+/// [`publish`](InvalidationBus::publish) does nothing: the triggers publish. So the store needs
+/// no [`NotifyingStore`](tessera_core::bus::NotifyingStore) around it for this bus.
+///
+/// [`subscribe`](InvalidationBus::subscribe) holds one connection of its own (taken from the
+/// store's pool, then kept out of it) and returns as soon as that connection is lost — the
+/// server closed it, `pg_terminate_backend`, a network error — or when, checked every
+/// `ping_interval` (1 s) through the pool, the server no longer runs that connection's backend or
+/// does not answer within 1 s: what was notified meanwhile is lost, so the cache must be
+/// distrusted until the next subscription is in place. It never reconnects silently.
+///
+/// For a library user on PostgreSQL:
+///
+/// ```no_run
+/// # async fn demo(keys: tessera_core::KeyRing) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tessera_sql::{PgListenBus, SqlStore};
+///
+/// let store = SqlStore::connect("postgres://tessera@db.internal/tessera").await?;
+/// store.migrate().await?;
+/// let bus = PgListenBus::new(&store).expect("a PostgreSQL store");
+/// // tessera_axum::Tessera::builder(Arc::new(store), keys).bus(Arc::new(bus)).build()?;
+/// # let _ = (Arc::new(bus), keys);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgListenBus {
+    pool: PgPool,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+}
+
+impl PgListenBus {
+    /// A bus on `store`'s database, or `None` when the store is not on PostgreSQL.
+    pub fn new(store: &SqlStore) -> Option<Self> {
+        #[allow(unreachable_patterns)]
+        match &store.pools {
+            Pools::Postgres(pool) => Some(Self {
+                pool: pool.clone(),
+                ping_interval: Duration::from_secs(1),
+                ping_timeout: Duration::from_secs(1),
+            }),
+            _ => None,
+        }
+    }
+
+    /// How often the subscription checks its connection (default 1 s, at least 10 ms).
+    pub fn with_ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    async fn listen(
+        &self,
+        on_ready: &(dyn Fn() + Send + Sync),
+        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+    ) -> Result<Infallible, BusError> {
+        let lost = |what: &str, e: sqlx::Error| BusError(format!("PostgreSQL LISTEN connection: {what}: {e}"));
+        let mut listener = PgListener::connect_with(&self.pool).await.map_err(|e| lost("connect", e))?;
+        // Reconnecting is this bus's caller's decision (after distrusting the cache), never sqlx's.
+        listener.eager_reconnect(false);
+        listener.ignore_pool_close_event(false);
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut listener)
+            .await
+            .map_err(|e| lost("connect", e))?;
+        listener.listen(INVALIDATION_CHANNEL).await.map_err(|e| lost("LISTEN", e))?;
+        on_ready();
+        loop {
+            // Dropping `try_recv` at the timeout loses nothing: sqlx reads a message off the socket
+            // cancel-safely, and the next `try_recv` reads what arrived meanwhile.
+            match tokio::time::timeout(self.ping_interval, listener.try_recv()).await {
+                Ok(Ok(Some(notification))) => {
+                    for change in decode(notification.payload()) {
+                        on_change(change);
+                    }
+                }
+                Ok(Ok(None)) => return Err(BusError("the PostgreSQL LISTEN connection was closed".into())),
+                Ok(Err(e)) => return Err(lost("receive", e)),
+                Err(_quiet) => {
+                    // Checked from the pool, never on the LISTEN connection itself: a query there
+                    // delayed the notifications that arrived meanwhile by tens of milliseconds.
+                    let alive = sqlx::query_scalar::<_, bool>(LISTENER_ALIVE).bind(pid).fetch_one(&self.pool);
+                    match tokio::time::timeout(self.ping_timeout, alive).await {
+                        Ok(Ok(true)) => {}
+                        Ok(Ok(false)) => {
+                            return Err(BusError("the PostgreSQL LISTEN connection is gone on the server".into()));
+                        }
+                        Ok(Err(e)) => return Err(lost("check", e)),
+                        Err(_) => {
+                            return Err(BusError(format!(
+                                "PostgreSQL did not confirm the LISTEN connection within {} ms",
+                                self.ping_timeout.as_millis()
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl InvalidationBus for PgListenBus {
+    /// Nothing to do: the schema's triggers notify, at commit, for every change.
+    async fn publish(&self, _changes: &[Invalidation]) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        on_ready: &(dyn Fn() + Send + Sync),
+        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+    ) -> BusError {
+        match self.listen(on_ready, on_change).await {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+}
+
+/// The changes in a notification's payload: the log position (a bare number, skipped), then
+/// `t:<hex digest>`, `u:<id>` or `c:<id>` items. Items this version does not understand are logged
+/// and skipped.
+pub(crate) fn decode(payload: &str) -> Vec<Invalidation> {
+    let mut changes = Vec::new();
+    for item in payload.split_ascii_whitespace() {
+        if item.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let change = match item.split_once(':') {
+            Some(("t", hex)) => unhex32(hex).map(|d| Invalidation::Token(TokenDigest(d))),
+            Some(("u", id)) => id.parse().ok().map(|id| Invalidation::User(UserId(id))),
+            Some(("c", id)) => id.parse().ok().map(|id| Invalidation::Client(ClientId(id))),
+            _ => None,
+        };
+        match change {
+            Some(change) => changes.push(change),
+            None => {
+                tracing::warn!(item = %item.chars().take(80).collect::<String>(), "ignoring an invalidation this version does not understand")
+            }
+        }
+    }
+    changes
+}
+
+/// 64 hex digits (either case) as 32 bytes.
+fn unhex32(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_decode() {
+        let hex = "0a".repeat(32);
+        assert_eq!(decode(&format!("17 t:{hex}")), vec![Invalidation::Token(TokenDigest([10; 32]))]);
+        assert_eq!(decode(&format!("17 t:{}", hex.to_uppercase())), vec![Invalidation::Token(TokenDigest([10; 32]))]);
+        assert_eq!(decode("18 u:-42"), vec![Invalidation::User(UserId(-42))]);
+        assert_eq!(decode("19 c:7"), vec![Invalidation::Client(ClientId(7))]);
+        assert_eq!(decode("x:1 t:zz t:0a u:x 20  c:3\n"), vec![Invalidation::Client(ClientId(3))]);
+        assert!(decode("").is_empty());
+    }
+}
