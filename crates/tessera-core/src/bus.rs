@@ -18,6 +18,32 @@ use std::sync::Arc;
 #[error("invalidation bus unavailable: {0}")]
 pub struct BusError(pub String);
 
+/// Reads the invalidations in a bus message, in the one wire format every bus uses:
+/// whitespace-separated `t:<hex digest>`, `u:<user id>` and `c:<client id>` items. A bare number (the
+/// PostgreSQL log position that precedes them) is skipped; an item this version does not
+/// understand is logged and skipped.
+pub fn decode_invalidations(payload: &str) -> Vec<Invalidation> {
+    let mut changes = Vec::new();
+    for item in payload.split_ascii_whitespace() {
+        if item.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let change = match item.split_once(':') {
+            Some(("t", hex)) => TokenDigest::from_hex(hex).map(Invalidation::Token),
+            Some(("u", id)) => id.parse().ok().map(|id| Invalidation::User(UserId(id))),
+            Some(("c", id)) => id.parse().ok().map(|id| Invalidation::Client(ClientId(id))),
+            _ => None,
+        };
+        match change {
+            Some(change) => changes.push(change),
+            None => {
+                tracing::warn!(item = %item.chars().take(80).collect::<String>(), "ignoring an invalidation this version does not understand")
+            }
+        }
+    }
+    changes
+}
+
 /// Carries invalidations to every instance.
 #[async_trait]
 pub trait InvalidationBus: Send + Sync + std::fmt::Debug + 'static {

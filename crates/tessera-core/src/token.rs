@@ -158,6 +158,20 @@ impl TokenDigest {
         &self.0
     }
 
+    /// From 64 hex digits (either case), as buses and Redis keys carry it; `None` otherwise.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(TokenDigest(out))
+    }
+
     /// From stored bytes; `None` unless exactly 32.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(TokenDigest)

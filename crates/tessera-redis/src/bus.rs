@@ -6,9 +6,9 @@ use futures_core::Stream;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::Duration;
+use tessera_core::TokenDigest;
 use tessera_core::bus::{BusError, InvalidationBus};
 use tessera_core::store::Invalidation;
-use tessera_core::{ClientId, TokenDigest, UserId};
 
 /// Changes per published message.
 const PER_MESSAGE: usize = 256;
@@ -199,30 +199,15 @@ pub(crate) fn encode(changes: &[Invalidation]) -> Vec<String> {
         .collect()
 }
 
-/// The changes in a message. Items this version does not understand are logged and skipped.
+/// The changes in a message (see [`tessera_core::bus::decode_invalidations`]).
 pub(crate) fn decode(payload: &[u8]) -> Vec<Invalidation> {
-    let text = String::from_utf8_lossy(payload);
-    let mut changes = Vec::new();
-    for item in text.split_ascii_whitespace() {
-        let change = match item.split_once(':') {
-            Some(("t", hex)) => crate::store::unhex32(hex).map(|d| Invalidation::Token(TokenDigest(d))),
-            Some(("u", id)) => id.parse().ok().map(|id| Invalidation::User(UserId(id))),
-            Some(("c", id)) => id.parse().ok().map(|id| Invalidation::Client(ClientId(id))),
-            _ => None,
-        };
-        match change {
-            Some(change) => changes.push(change),
-            None => {
-                tracing::warn!(item = %item.chars().take(80).collect::<String>(), "ignoring an invalidation this version does not understand")
-            }
-        }
-    }
-    changes
+    tessera_core::bus::decode_invalidations(&String::from_utf8_lossy(payload))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::{ClientId, UserId};
 
     #[test]
     fn payloads_round_trip_and_stay_compact() {

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tessera_core::bus::{BusError, InvalidationBus};
 use tessera_core::store::Invalidation;
-use tessera_core::{ClientId, TokenDigest, UserId};
 
 /// Whether the server still runs the backend of the LISTEN connection.
 const LISTENER_ALIVE: &str = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)";
@@ -147,48 +146,15 @@ impl InvalidationBus for PgListenBus {
     }
 }
 
-/// The changes in a notification's payload: the log position (a bare number, skipped), then
-/// `t:<hex digest>`, `u:<id>` or `c:<id>` items. Items this version does not understand are logged
-/// and skipped.
+/// The changes in a notification's payload: the log position, then the items every bus carries.
 pub(crate) fn decode(payload: &str) -> Vec<Invalidation> {
-    let mut changes = Vec::new();
-    for item in payload.split_ascii_whitespace() {
-        if item.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let change = match item.split_once(':') {
-            Some(("t", hex)) => unhex32(hex).map(|d| Invalidation::Token(TokenDigest(d))),
-            Some(("u", id)) => id.parse().ok().map(|id| Invalidation::User(UserId(id))),
-            Some(("c", id)) => id.parse().ok().map(|id| Invalidation::Client(ClientId(id))),
-            _ => None,
-        };
-        match change {
-            Some(change) => changes.push(change),
-            None => {
-                tracing::warn!(item = %item.chars().take(80).collect::<String>(), "ignoring an invalidation this version does not understand")
-            }
-        }
-    }
-    changes
-}
-
-/// 64 hex digits (either case) as 32 bytes.
-fn unhex32(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    tessera_core::bus::decode_invalidations(payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::{ClientId, TokenDigest, UserId};
 
     #[test]
     fn payloads_decode() {

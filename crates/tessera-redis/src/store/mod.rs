@@ -113,6 +113,20 @@ impl RedisTokenStore {
     async fn every_token(&self, what: &str, filter: TokenFilter, delete: bool) -> Result<Vec<AuthToken>, StoreError> {
         let mut found = Vec::new();
         let mut seen = HashSet::new();
+        self.each_page(what, filter, delete, |batch| found.extend(batch.into_iter().filter(|t| seen.insert(t.id))))
+            .await?;
+        Ok(found)
+    }
+
+    /// Hands `on_page` the tokens of each SCAN page (read, or deleted with `delete`); a SCAN may
+    /// return a key twice, so a page may repeat a token of an earlier one.
+    async fn each_page(
+        &self,
+        what: &str,
+        filter: TokenFilter,
+        delete: bool,
+        mut on_page: impl FnMut(Vec<AuthToken>) + Send,
+    ) -> Result<(), StoreError> {
         let mut cursor = Some(0);
         while let Some(digests) = self.digest_page(&mut cursor).await? {
             if digests.is_empty() {
@@ -123,10 +137,9 @@ impl RedisTokenStore {
                 .chain(std::iter::once("digests".to_string()))
                 .chain(digests)
                 .collect();
-            let batch = if delete { self.delete(what, selection).await? } else { self.read(what, selection).await? };
-            found.extend(batch.into_iter().filter(|t| seen.insert(t.id)));
+            on_page(if delete { self.delete(what, selection).await? } else { self.read(what, selection).await? });
         }
-        Ok(found)
+        Ok(())
     }
 }
 
@@ -286,18 +299,7 @@ impl TokenStore for RedisTokenStore {
             return Ok(self.read("count tokens", selection).await?.len() as u64);
         }
         let mut seen = HashSet::new();
-        let mut cursor = Some(0);
-        while let Some(digests) = self.digest_page(&mut cursor).await? {
-            if digests.is_empty() {
-                continue;
-            }
-            let selection: Vec<String> = key_selection(filter)
-                .into_iter()
-                .chain(std::iter::once("digests".to_string()))
-                .chain(digests)
-                .collect();
-            seen.extend(self.read("count tokens", selection).await?.into_iter().map(|t| t.id));
-        }
+        self.each_page("count tokens", filter, false, |batch| seen.extend(batch.into_iter().map(|t| t.id))).await?;
         Ok(seen.len() as u64)
     }
 
