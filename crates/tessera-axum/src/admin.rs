@@ -98,4 +98,10 @@ impl Tessera {
         self.core.publish(self.core.client_event(EventKind::ClientDeleted { tokens }, client, by));
         Ok(tokens)
     }
+
+    /// Records a change to the server keys (`KeyRotated`, `KeyRetired`), which happens in the key
+    /// file or the configuration, outside any store: the hooks and the audit log hear it here.
+    pub fn key_changed(&self, kind: EventKind, by: Revoker) {
+        self.core.publish(self.core.admin_event(kind, by));
+    }
 }

@@ -168,6 +168,21 @@ pub enum EventKind {
         /// How many tokens went with it.
         tokens: u64,
     },
+    /// A new current server key was added to the key ring (`tessera key rotate`): new tokens are
+    /// made with it; the others only verify.
+    KeyRotated {
+        /// The new current key's id (never the key).
+        key: String,
+        /// The ids of the keys that now only verify.
+        verify_only: Vec<String>,
+    },
+    /// A server key was removed from the key ring (`tessera key retire`).
+    KeyRetired {
+        /// The retired key's id.
+        key: String,
+        /// How many tokens made with it were revoked first (`--revoke`).
+        tokens_revoked: u64,
+    },
 }
 
 impl EventKind {
@@ -190,6 +205,8 @@ impl EventKind {
         "client_created",
         "client_changed",
         "client_deleted",
+        "key_rotated",
+        "key_retired",
     ];
 
     /// This kind's name (one of [`EventKind::NAMES`]).
@@ -211,6 +228,8 @@ impl EventKind {
             EventKind::ClientCreated => "client_created",
             EventKind::ClientChanged { .. } => "client_changed",
             EventKind::ClientDeleted { .. } => "client_deleted",
+            EventKind::KeyRotated { .. } => "key_rotated",
+            EventKind::KeyRetired { .. } => "key_retired",
         }
     }
 

@@ -8,7 +8,7 @@ use chrono::TimeDelta;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tessera_core::store::ClientUpdate;
-use tessera_core::{Actor, AuditLog, AuditQuery, AuditRecord, NewClient, NewUser, Revoker};
+use tessera_core::{Actor, AuditLog, AuditQuery, AuditRecord, EventKind, NewClient, NewUser, Revoker};
 
 fn audited() -> Options {
     Options { audit: Some(TimeDelta::days(90)), ..Options::default() }
@@ -93,6 +93,10 @@ both_backends!(
         let update = ClientUpdate { name: Some("iphone".parse().expect("name")), token_ttl: Some("2d".parse().expect("ttl")), ..ClientUpdate::default() };
         let (iphone, _) = app.tessera.update_client(&ios, update, Revoker::Cli).await.expect("update");
         app.tessera.delete_client(&iphone, Revoker::Cli).await.expect("delete");
+        // Key changes happen in the key file; the CLI records them through the same path.
+        let rotated = EventKind::KeyRotated { key: "2".into(), verify_only: vec!["1".into()] };
+        app.tessera.key_changed(rotated, Revoker::Cli);
+        app.tessera.key_changed(EventKind::KeyRetired { key: "1".into(), tokens_revoked: 3 }, Revoker::Cli);
 
         let records = records(&app).await;
         let kinds: std::collections::BTreeSet<&str> = records.iter().map(|r| r.kind.as_str()).collect();
@@ -122,6 +126,10 @@ both_backends!(
         let logout = one(&records, "user_logged_out");
         assert!(logout.token_id.is_some() && logout.actor == Actor::User);
         assert_eq!(one(&records, "logout_all").detail, json!({"tokens": 2}));
+        let rotated = one(&records, "key_rotated");
+        assert_eq!((rotated.actor, rotated.detail.clone()), (Actor::Cli, json!({"key": "2", "verify_only": ["1"]})));
+        assert_eq!((rotated.user_id, rotated.client.as_deref()), (None, None));
+        assert_eq!(one(&records, "key_retired").detail, json!({"key": "1", "tokens_revoked": 3}));
         let bob_events: Vec<(&str, Actor)> = records
             .iter()
             .filter(|r| r.username.as_deref() == Some("bob") && r.client.is_none())

@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use serde::Serialize;
 use tessera_core::store::TokenFilter;
-use tessera_core::{KeyId, KeyRing, Revoker};
+use tessera_core::{EventKind, KeyId, KeyRing, Revoker};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -36,27 +36,15 @@ pub enum KeyCommand {
 }
 
 impl KeyCommand {
-    /// Whether the command needs the database (`generate` and `rotate` do not).
-    pub fn needs_store(&self) -> bool {
-        matches!(self, KeyCommand::List { .. } | KeyCommand::Retire { .. })
-    }
-
-    /// Runs the commands that need no database.
-    pub fn run_without_store(&self, config: &Config) -> Result<()> {
-        match self {
-            KeyCommand::Generate => output::print(&tessera_core::ServerKey::generate().to_hex())?,
-            KeyCommand::Rotate => rotate(config)?,
-            KeyCommand::List { .. } | KeyCommand::Retire { .. } => {}
-        }
-        Ok(())
-    }
-
-    /// Runs the commands that read or change tokens.
+    /// Runs the commands that read or change tokens or the key file. `generate` needs neither a
+    /// configuration nor a database: the CLI runs it before loading either. `rotate` opens the
+    /// database before it changes anything, to record its change in the audit log.
     pub async fn run(self, app: &App) -> Result<()> {
         match self {
+            KeyCommand::Rotate => rotate(app),
             KeyCommand::List { json } => list(app, json).await,
             KeyCommand::Retire { id, revoke } => retire(app, &id, revoke).await,
-            KeyCommand::Generate | KeyCommand::Rotate => Ok(()),
+            KeyCommand::Generate => Ok(()),
         }
     }
 }
@@ -83,13 +71,17 @@ fn what_to_set(config: &Config, ring: &KeyRing, new: Option<KeyId>) -> String {
     )
 }
 
-/// `key rotate`.
-fn rotate(config: &Config) -> Result<()> {
+/// `key rotate`: rewrites the key file, then records `key_rotated` (written when the command
+/// ends, by [`App::close`]).
+fn rotate(app: &App) -> Result<()> {
+    let config = &app.config;
     let (ring, source) = key::load_or_create(config)?;
     let (rotated, new) = ring.rotated()?;
     let Some(path) = source.file() else { bail!("{}", what_to_set(config, &rotated, Some(new))) };
     key::replace_key_file(path, &ring, &rotated)?;
     let old: Vec<String> = ring.ids().map(|id| id.to_string()).collect();
+    let kind = EventKind::KeyRotated { key: new.to_string(), verify_only: old.clone() };
+    app.admin_without_key()?.key_changed(kind, Revoker::Cli);
     output::out!(
         "new current key {new} in {}; key(s) {} now only verify the tokens made with them. \
          Running servers using this file pick it up within 10 seconds.",
@@ -142,11 +134,14 @@ async fn retire(app: &App, id: &str, revoke: bool) -> Result<()> {
                  Wait for them to expire, or run `tessera key retire {id} --revoke` to revoke them"
             );
         }
-        revoked = app.tessera()?.build()?.revoke_key_tokens(id, Revoker::Cli).await?.len();
+        // Through App::admin, whose audit records App::close writes.
+        revoked = app.admin()?.revoke_key_tokens(id, Revoker::Cli).await?.len();
     }
     match source.file() {
         Some(path) => {
             key::replace_key_file(path, &ring, &without)?;
+            let kind = EventKind::KeyRetired { key: id.to_string(), tokens_revoked: revoked as u64 };
+            app.admin_without_key()?.key_changed(kind, Revoker::Cli);
             output::out!(
                 "retired key {id} from {} ({revoked} token(s) revoked). Running servers using this file drop it within \
                  10 seconds.",

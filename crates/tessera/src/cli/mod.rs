@@ -88,11 +88,6 @@ impl Cli {
         }
         let config = Config::load(&overrides)?;
         crate::logging::set_format(config.log_format);
-        if let Command::Key(cmd) = &self.command
-            && !cmd.needs_store()
-        {
-            return cmd.run_without_store(&config);
-        }
         if let Command::Serve { .. } = self.command {
             return crate::serve::run(config).await;
         }

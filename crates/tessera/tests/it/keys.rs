@@ -133,6 +133,21 @@ fn rotation_across_two_instances(env: &TestEnv) {
     let file = std::fs::read_to_string(env.data_dir().join("secret.key")).expect("key file");
     assert_eq!(file.lines().filter(|l| !l.starts_with('#')).count(), 1, "key 0 is gone from the file");
 
+    // The audit log says who changed the keys, and that the retirement revoked two tokens, each
+    // recorded (`key retire --revoke` writes its records before it exits).
+    let audit = tessera_testkit::json(&env.ok(&["audit", "--json", "--kind", "key_rotated"]));
+    let rotated = &audit.as_array().expect("records")[..];
+    assert_eq!(rotated.len(), 1, "{audit}");
+    assert_eq!(
+        (&rotated[0]["actor"], &rotated[0]["detail"]),
+        (&"cli".into(), &serde_json::json!({"key": "1", "verify_only": ["0"]}))
+    );
+    let retired = tessera_testkit::json(&env.ok(&["audit", "--json", "--kind", "key_retired"]));
+    assert_eq!(retired[0]["detail"], serde_json::json!({"key": "0", "tokens_revoked": 2}), "{retired}");
+    let revoked = tessera_testkit::json(&env.ok(&["audit", "--json", "--kind", "token_revoked"]));
+    let by_cli = revoked.as_array().expect("records").iter().filter(|r| r["detail"]["by"] == "cli").count();
+    assert_eq!(by_cli, 2, "{revoked}");
+
     let (_, log_a) = a.stop();
     let (_, log_b) = b.stop();
     for line in log_a.iter().chain(&log_b) {
