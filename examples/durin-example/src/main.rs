@@ -8,11 +8,13 @@
 //! | `GET /api/ping/` | none: the benchmark baseline, `{"ping": "pong"}` |
 //! | `GET /api/hello/` | a token: `{"hello": "<username>"}` |
 //! | `GET /api/hello-cached/` | the same through the cached authenticator |
+//! | `GET /api/hello-cached-unthrottled/` | the cached authenticator without the throttle (`bench/run`'s "throttle off") |
 //! | `GET /api/web-only/` | only client `web` |
 //! | `GET /api/no-cli/` | every client but `cli` |
 //! | `/api/auth/…` | durin's routes: login, refresh, logout, logoutall, sessions, apiaccess |
 //!
-//! Every authenticated route is throttled per (user, client), as DRF's default throttle classes do.
+//! Every authenticated route but the unthrottled one is throttled per (user, client), as DRF's
+//! default throttle classes do.
 
 use anyhow::{Context, Result};
 use axum::routing::get;
@@ -56,6 +58,7 @@ fn app(tessera: &Tessera) -> Router {
         .route("/api/ping/", get(ping))
         .route("/api/hello/", get(hello).route_layer(throttled()).layer(tessera.layer()))
         .route("/api/hello-cached/", get(hello).route_layer(throttled()).layer(tessera.cached_layer()))
+        .route("/api/hello-cached-unthrottled/", get(hello).layer(tessera.cached_layer()))
         .route("/api/web-only/", get(hello).route_layer(throttled().allow_clients(["web"])).layer(tessera.layer()))
         .route("/api/no-cli/", get(hello).route_layer(throttled().deny_clients(["cli"])).layer(tessera.layer()))
         .nest("/api/auth", tessera.auth_router())

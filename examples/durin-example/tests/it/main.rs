@@ -148,6 +148,9 @@ fn the_example_routes(backend: Backend) {
     let (status, body) = app.call(Method::GET, "/api/hello/", Some(&cli));
     assert_eq!(status, 429, "{body}");
     assert!(body["detail"].as_str().unwrap_or_default().starts_with("Request was throttled. Expected available in "));
+    // The benchmark's "throttle off" route authenticates but never throttles.
+    assert_eq!(app.call(Method::GET, "/api/hello-cached-unthrottled/", Some(&cli)), (200, json!({"hello": "alice"})));
+    assert_eq!(app.call(Method::GET, "/api/hello-cached-unthrottled/", None).0, 401);
     // The web client of the same user has its own budget.
     assert_eq!(app.call(Method::GET, "/api/hello/", Some(&web)).0, 200);
     app.stop();
