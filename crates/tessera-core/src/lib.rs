@@ -42,6 +42,7 @@ pub mod split;
 pub mod store;
 pub mod throttle;
 pub mod token;
+pub mod usage;
 
 pub use audit::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -55,6 +56,7 @@ pub use model::{
 pub use rate::{Period, Rate};
 pub use settings::Settings;
 pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
+pub use usage::{AuthOutcome, DailyUsage, LoginOutcome, UsageBatch, UsageCounts, UsageLog, UsageQuery, UsageSink};
 pub use token::{
     IssuedToken, KeyId, KeyRing, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed,
 };
