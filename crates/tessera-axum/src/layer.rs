@@ -98,7 +98,10 @@ where
             // a guard refused it.
             let mut count_after = None;
             if let (Some(meter), Some(started)) = (&core.meter, started) {
-                meter.verification(started, &observed);
+                if !matches!(outcome, Ok(None)) {
+                    // Only requests that presented a token were verified.
+                    meter.verification(started, &observed);
+                }
                 match &outcome {
                     Ok(Some(_)) => count_after = Some((meter.clone(), observed.client)),
                     Ok(None) => {}

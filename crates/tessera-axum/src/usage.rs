@@ -28,7 +28,13 @@ struct Buffered {
     pending: HashMap<TokenId, Pending>,
     /// The tokens with a pending extension, by digest: invalidations name tokens by digest.
     extended: HashMap<TokenDigest, TokenId>,
+    /// Tokens forgotten (deleted) with uses not yet handed to the analytics: nothing to write to
+    /// them, but their uses still count. Bounded by [`RETIRED_MAX`].
+    retired: Vec<(TokenId, Pending)>,
 }
+
+/// The most forgotten tokens whose uses wait for the next flush.
+const RETIRED_MAX: usize = 100_000;
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -115,11 +121,14 @@ impl UsageBuffer {
         }
     }
 
-    /// Forgets a token (deleted: nothing to write).
+    /// Forgets a token (deleted: nothing to write; its uses still go to the analytics).
     pub(crate) fn forget(&self, id: TokenId) {
         let mut buffered = self.lock();
         if let Some(pending) = buffered.pending.remove(&id) {
             buffered.extended.remove(&pending.digest);
+            if pending.requests > 0 && buffered.retired.len() < RETIRED_MAX {
+                buffered.retired.push((id, pending));
+            }
         }
     }
 
@@ -131,15 +140,13 @@ impl UsageBuffer {
         now: DateTime<Utc>,
         analytics: Option<&UsageRecorder>,
     ) -> Result<usize, StoreError> {
-        let (mut batch, extended): Batch = {
+        let (mut batch, extended, retired): (_, _, Vec<(TokenId, Pending)>) = {
             let mut buffered = self.lock();
-            (buffered.pending.drain().collect(), buffered.extended.drain().collect())
+            let (batch, extended): Batch = (buffered.pending.drain().collect(), buffered.extended.drain().collect());
+            (batch, extended, std::mem::take(&mut buffered.retired))
         };
-        if batch.is_empty() {
-            return Ok(0);
-        }
         if let Some(analytics) = analytics {
-            let uses = batch.iter().map(|(id, p)| TokenUses {
+            let uses = batch.iter().chain(&retired).map(|(id, p)| TokenUses {
                 token: *id,
                 user: p.user,
                 client: p.client.clone(),
@@ -153,6 +160,9 @@ impl UsageBuffer {
         for (_, p) in &mut batch {
             p.requests = 0;
             p.first_used = p.last_used;
+        }
+        if batch.is_empty() {
+            return Ok(0);
         }
         let uses: Vec<(TokenId, DateTime<Utc>)> = batch.iter().map(|(id, p)| (*id, p.last_used)).collect();
         let result = async {

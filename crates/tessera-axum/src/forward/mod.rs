@@ -173,12 +173,15 @@ impl ForwardAuth {
         let verdict = self.decide_observed(headers, original, ip, &mut observed).await;
         // Counted as the layer counts: a request that presented a token, by how it ended.
         if let (Some(meter), Some(started)) = (&self.core.meter, started) {
-            meter.verification(started, &observed);
             let outcome = match &verdict {
                 Verdict::Allow(Some(_)) => Some(tessera_core::AuthOutcome::Ok),
                 Verdict::Allow(None) => None,
                 Verdict::Refuse(e) => crate::meter::outcome_of(e),
             };
+            // Only requests that presented a token were verified.
+            if observed.cache.is_some() || outcome.is_some() {
+                meter.verification(started, &observed);
+            }
             // A refusal after a token was found (a rule's clients, its throttle) is its client's.
             if let Some(outcome) = outcome {
                 meter.outcome(observed.client.as_deref(), outcome);
