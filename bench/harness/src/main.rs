@@ -173,7 +173,13 @@ impl Bench {
         let login_user = NewUser { username, password_hash: cheap_hash(), is_staff: false, is_active: true };
         kit.store().create_user(login_user).await.expect("the login user");
         let authorization = format!("{} {token}", kit.tessera().settings().auth_header_prefix);
-        Bench { scenario, app: app(kit.tessera()), authorization, _usage: usage.map(|(_, path)| UsageDb(path)), _kit: kit }
+        Bench {
+            scenario,
+            app: app(kit.tessera()),
+            authorization,
+            _usage: usage.map(|(_, path)| UsageDb(path)),
+            _kit: kit,
+        }
     }
 
     fn request(&self) -> Request<Body> {

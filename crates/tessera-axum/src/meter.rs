@@ -88,13 +88,35 @@ pub(crate) struct Histogram {
 
 /// Authentication durations: sub-millisecond buckets (a cached check is microseconds).
 const AUTH_BOUNDS: &[u64] = &[
-    10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000,
-    50_000_000, 100_000_000, 250_000_000, 1_000_000_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
 ];
 /// Invalidation lag: milliseconds to seconds.
 const LAG_BOUNDS: &[u64] = &[
-    1_000_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000, 500_000_000, 1_000_000_000,
-    2_500_000_000, 5_000_000_000,
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
 ];
 
 impl Histogram {
@@ -402,12 +424,7 @@ impl Meter {
             "For each new invalidation-log entry applied to the cache, the time since the previous read of the \
              log: an upper bound on how long it waited.",
         );
-        family(
-            &mut out,
-            "tessera_active_tokens",
-            "gauge",
-            "Tokens in the store per client, counted once a minute.",
-        );
+        family(&mut out, "tessera_active_tokens", "gauge", "Tokens in the store per client, counted once a minute.");
         for (client, n) in self.active_tokens.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "tessera_active_tokens{{client=\"{}\"}} {n}", escape(client));
         }

@@ -4,10 +4,10 @@
 
 use crate::analytics::UsageRecorder;
 use crate::audit::AuditRecorder;
-use crate::meter::{Meter, StoreOp};
 use crate::cache::TokenCache;
 use crate::error::{AuthError, ErrorRenderer, Rejection};
 use crate::events::Events;
+use crate::meter::{Meter, StoreOp};
 use crate::usage::UsageBuffer;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, RwLock};

@@ -56,7 +56,7 @@ pub use model::{
 pub use rate::{Period, Rate};
 pub use settings::Settings;
 pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
-pub use usage::{AuthOutcome, DailyUsage, LoginOutcome, UsageBatch, UsageCounts, UsageLog, UsageQuery, UsageSink};
 pub use token::{
     IssuedToken, KeyId, KeyRing, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed,
 };
+pub use usage::{AuthOutcome, DailyUsage, LoginOutcome, UsageBatch, UsageCounts, UsageLog, UsageQuery, UsageSink};

@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(names, ["ok", "invalid_token", "expired", "inactive_user", "forbidden_client", "throttled"]);
         assert!(AuthOutcome::ALL.iter().enumerate().all(|(i, o)| o.index() == i));
         assert!(LoginOutcome::ALL.iter().enumerate().all(|(i, o)| o.index() == i));
-        let json = serde_json::to_value(&a.requests).unwrap_or_default();
+        let json = serde_json::to_value(a.requests).unwrap_or_default();
         let keys: Vec<&String> = json.as_object().map(|m| m.keys().collect()).unwrap_or_default();
         assert_eq!(keys.len(), 6, "{json}");
         assert!(UsageCounts::default().is_zero() && !a.is_zero());

@@ -372,7 +372,9 @@ impl Values {
     fn retention(&mut self, key: &str) -> Result<Option<chrono::TimeDelta>> {
         match self.duration(key)? {
             Some(d) if d.is_zero() => bail!("invalid value for '{key}': it must be longer than 0 seconds"),
-            Some(d) => Ok(Some(chrono::TimeDelta::from_std(d).map_err(|_| anyhow!("invalid value for '{key}': too long"))?)),
+            Some(d) => {
+                Ok(Some(chrono::TimeDelta::from_std(d).map_err(|_| anyhow!("invalid value for '{key}': too long"))?))
+            }
             None => Ok(None),
         }
     }

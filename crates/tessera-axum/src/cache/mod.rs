@@ -39,6 +39,10 @@ struct Shard {
     removed: HashMap<TokenDigest, Instant>,
 }
 
+/// What [`TokenCache::get`] finds: the principal, the expiry the store held when it was read, and
+/// the client's counters (with metrics or analytics on).
+pub(crate) type Cached = (Arc<Principal>, Option<DateTime<Utc>>, Option<Arc<ClientMeter>>);
+
 pub(crate) struct TokenCache {
     shards: Vec<Mutex<Shard>>,
     /// Milliseconds since `epoch` of the last change that touched every entry (a user or client
@@ -127,7 +131,7 @@ impl TokenCache {
     }
 
     /// The principal, the expiry the store held when it was read, and the client's counters.
-    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<(Arc<Principal>, Option<DateTime<Utc>>, Option<Arc<ClientMeter>>)> {
+    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Cached> {
         let mut shard = self.shard(digest);
         let entry = shard.entries.get(digest)?;
         if entry.inserted.elapsed() >= self.ttl {

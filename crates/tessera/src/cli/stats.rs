@@ -54,8 +54,19 @@ impl StatsCommand {
             return output::json(&report);
         }
         let header = [
-            "DAY", "CLIENT", "OK", "INVALID", "EXPIRED", "INACTIVE", "FORBIDDEN", "THROTTLED", "LOGINS", "FAILED",
-            "USERS", "ISSUED", "REVOKED",
+            "DAY",
+            "CLIENT",
+            "OK",
+            "INVALID",
+            "EXPIRED",
+            "INACTIVE",
+            "FORBIDDEN",
+            "THROTTLED",
+            "LOGINS",
+            "FAILED",
+            "USERS",
+            "ISSUED",
+            "REVOKED",
         ];
         let row = |day: String, client: &str, c: &tessera_core::UsageCounts, users: u64| {
             let r = c.requests;

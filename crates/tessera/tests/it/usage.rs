@@ -223,7 +223,10 @@ fn counts_add_up(backend: Backend) {
     assert_eq!(web["requests"]["inactive_user"], 1, "{web:#}");
     assert_eq!(web["requests"]["invalid_token"], 0);
     let active = if bob_ok > 0 { 2 } else { 1 };
-    assert_eq!((&web["logins"]["ok"], &web["tokens_issued"], &web["active_users"]), (&1.into(), &2.into(), &active.into()));
+    assert_eq!(
+        (&web["logins"]["ok"], &web["tokens_issued"], &web["active_users"]),
+        (&1.into(), &2.into(), &active.into())
+    );
     let slow = row(&report["totals"], "slow");
     assert_eq!((&slow["requests"]["ok"], &slow["requests"]["throttled"]), (&2.into(), &1.into()), "{slow:#}");
     assert_eq!((&slow["tokens_issued"], &slow["active_users"]), (&1.into(), &1.into()));
@@ -240,7 +243,10 @@ fn counts_add_up(backend: Backend) {
     let table = env.ok(&["stats"]);
     let header: Vec<&str> = table.lines().next().map(|h| h.split_whitespace().collect()).unwrap_or_default();
     assert_eq!(header[..4], ["DAY", "CLIENT", "OK", "INVALID"], "{table}");
-    assert!(table.lines().any(|l| l.starts_with(&today) && l.contains("web") && l.contains(&format!(" {} ", 43 + bob_ok))), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with(&today) && l.contains("web") && l.contains(&format!(" {} ", 43 + bob_ok))),
+        "{table}"
+    );
 
     // Bad flags: one line, nothing read.
     env.fails(&["stats", "--client", " web"], "invalid --client ' web'");
