@@ -749,6 +749,36 @@ mod tests {
     }
 
     #[test]
+    fn usage_and_metrics_keys() {
+        let c = load(&[]).expect("defaults");
+        assert!(c.usage && c.metrics_bind.is_none());
+        assert_eq!(c.usage_retention, chrono::TimeDelta::days(400));
+        let c = load(&[
+            ("TESSERA_USAGE", "false"),
+            ("TESSERA_USAGE_RETENTION", "30d"),
+            ("TESSERA_METRICS_BIND", "127.0.0.1:9464"),
+        ])
+        .expect("set");
+        assert!(!c.usage);
+        assert_eq!(c.usage_retention, chrono::TimeDelta::days(30));
+        assert_eq!(c.metrics_bind.map(|a| a.port()), Some(9464));
+        assert!(load(&[("TESSERA_METRICS_BIND", "off")]).expect("off").metrics_bind.is_none());
+        let flag = Overrides { metrics_bind: Some("127.0.0.1:1".into()), ..Overrides::default() };
+        let c = Config::load_from(&flag, &env(&[("TESSERA_METRICS_BIND", "127.0.0.1:2")])).expect("flag");
+        assert_eq!(c.metrics_bind.map(|a| a.port()), Some(1), "the flag wins");
+        for (pair, want) in [
+            (("TESSERA_METRICS_BIND", "localhost"), "invalid metrics_bind 'localhost'"),
+            (("TESSERA_USAGE_RETENTION", "0s"), "invalid value for 'usage_retention'"),
+            (("TESSERA_USAGE_RETENTION", "soon"), "invalid value for 'usage_retention'"),
+            (("TESSERA_USAGE", "maybe"), "TESSERA_USAGE=\"maybe\": expected true or false"),
+        ] {
+            let err = load(&[pair]).expect_err(want);
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want) && !msg.contains('\n'), "{msg}");
+        }
+    }
+
+    #[test]
     fn secret_key_is_redacted() {
         let c = load(&[("TESSERA_SECRET_KEY", "00112233")]).expect("config");
         assert!(!format!("{c:?}").contains("00112233"));
