@@ -13,6 +13,8 @@
 //! | `uncached` | `GET /uncached`: the token looked up in SQLite on every request (`Tessera::layer`) |
 //! | `guard` | `GET /guarded`: the cached authenticator and `guard().throttled()`, the client rate-limited |
 //! | `login` | `POST /api/auth/login/`: a full, successful login (see below for what counts) |
+//! | `counted` | `cached`, with usage analytics and metrics on (`TesseraBuilder::usage` + `metrics`) |
+//! | `counted-guard` | `guard`, with usage analytics and metrics on |
 //!
 //! Each request is built, answered, its body read to the end and its status checked, so every
 //! scenario pays the same request and response handling; only the route differs.
@@ -46,14 +48,17 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use tessera_axum::sql::SqlStore;
 use tessera_axum::testing::TestKit;
 use tessera_axum::{Authenticated, Tessera};
 use tessera_core::store::UserStore;
 use tessera_core::{NewUser, Settings};
 use tower::ServiceExt;
 
-const USAGE: &str = "usage: tessera-cost <bare|cached|uncached|guard|login> <iterations> [warm-up]";
+const USAGE: &str =
+    "usage: tessera-cost <bare|cached|uncached|guard|login|counted|counted-guard> <iterations> [warm-up]";
 const LOGIN_PASSWORD: &str = "correct horse battery";
 
 async fn ping() -> Json<Value> {
@@ -91,6 +96,10 @@ enum Scenario {
     Uncached,
     Guard,
     Login,
+    /// `Cached` with the analytics and the metrics counting.
+    Counted,
+    /// `Guard` with the analytics and the metrics counting.
+    CountedGuard,
 }
 
 impl Scenario {
@@ -101,8 +110,22 @@ impl Scenario {
             "uncached" => Scenario::Uncached,
             "guard" => Scenario::Guard,
             "login" => Scenario::Login,
+            "counted" => Scenario::Counted,
+            "counted-guard" => Scenario::CountedGuard,
             _ => return None,
         })
+    }
+}
+
+/// The counted scenarios' usage database, deleted at the end.
+#[derive(Debug)]
+struct UsageDb(std::path::PathBuf);
+
+impl Drop for UsageDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
     }
 }
 
@@ -112,6 +135,7 @@ struct Bench {
     scenario: Scenario,
     app: Router,
     authorization: String,
+    _usage: Option<UsageDb>,
     // Last: the store's pools close before its directory goes.
     _kit: TestKit,
 }
@@ -121,7 +145,26 @@ impl Bench {
         // The per-IP login throttle is off, as in bench/run: it would refuse the 31st login in a
         // minute. The per-username throttles stay: a successful login gives its slot back.
         let settings = Settings { login_throttle_per_ip: None, ..Settings::default() };
-        let kit = TestKit::with(|builder| builder.settings(settings)).await;
+        let counted = matches!(scenario, Scenario::Counted | Scenario::CountedGuard);
+        // The analytics write to a database of their own (a minute from now: outside any run).
+        let usage = match counted {
+            true => {
+                let path = std::env::temp_dir().join(format!("tessera-cost-usage-{}.db", std::process::id()));
+                let store = SqlStore::connect(&format!("sqlite://{}", path.display())).await.expect("usage db");
+                store.migrate().await.expect("usage db migrations");
+                Some((store, path))
+            }
+            false => None,
+        };
+        let sink = usage.as_ref().map(|(store, _)| store.clone());
+        let kit = TestKit::with(|builder| {
+            let builder = builder.settings(settings);
+            match sink {
+                Some(sink) => builder.usage(Arc::new(sink)).metrics(true),
+                None => builder,
+            }
+        })
+        .await;
         let user = kit.user("bench").await;
         // A rate no run reaches, so the throttle does all of its work and never refuses.
         let client = kit.client("web").ttl("1d").rate("1000000/s").await;
@@ -130,15 +173,21 @@ impl Bench {
         let login_user = NewUser { username, password_hash: cheap_hash(), is_staff: false, is_active: true };
         kit.store().create_user(login_user).await.expect("the login user");
         let authorization = format!("{} {token}", kit.tessera().settings().auth_header_prefix);
-        Bench { scenario, app: app(kit.tessera()), authorization, _kit: kit }
+        Bench {
+            scenario,
+            app: app(kit.tessera()),
+            authorization,
+            _usage: usage.map(|(_, path)| UsageDb(path)),
+            _kit: kit,
+        }
     }
 
     fn request(&self) -> Request<Body> {
         let (method, path, body) = match self.scenario {
             Scenario::Bare => (Method::GET, "/ping", None),
-            Scenario::Cached => (Method::GET, "/cached", None),
+            Scenario::Cached | Scenario::Counted => (Method::GET, "/cached", None),
             Scenario::Uncached => (Method::GET, "/uncached", None),
-            Scenario::Guard => (Method::GET, "/guarded", None),
+            Scenario::Guard | Scenario::CountedGuard => (Method::GET, "/guarded", None),
             Scenario::Login => (
                 Method::POST,
                 "/api/auth/login/",

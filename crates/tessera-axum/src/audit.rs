@@ -106,6 +106,7 @@ pub(crate) async fn record_audit(core: Weak<Core>) {
         let Some(core) = core.upgrade() else { return };
         let Some(audit) = core.audit.as_ref() else { return };
         if let Err(e) = audit.flush().await {
+            core.store_error(crate::meter::StoreOp::Audit);
             tracing::warn!(error = %e, "could not write the audit log; will retry");
         }
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {

@@ -1,8 +1,11 @@
 //! Verifying a request's credentials: header, token format, lookup (through the cache when asked),
-//! expiry, the user's state; then the use is recorded and sliding expiry applied.
+//! expiry, the user's state; then the use is recorded and sliding expiry applied. With metrics or
+//! analytics on, what was found is noted in an [`Observed`] for the caller to count once the
+//! request's outcome is known.
 
 use crate::error::AuthError;
 use crate::header::{self, Credentials};
+use crate::meter::{CacheResult, ClientMeter, Observed, StoreOp};
 use crate::principal::Principal;
 use crate::state::Core;
 use chrono::{DateTime, Utc};
@@ -17,6 +20,7 @@ impl Core {
         headers: &axum::http::HeaderMap,
         cached: bool,
         ip: Option<std::net::IpAddr>,
+        observed: &mut Observed,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
         let token = match header::credentials(headers, &self.settings.auth_header_prefix) {
             Credentials::Anonymous => return Ok(None),
@@ -39,17 +43,23 @@ impl Core {
         };
         let now = self.now();
 
-        if cached
-            && self.cache.trusted()
-            && let Some((principal, stored_expiry)) = self.cache.get(&digest)
+        let trusted = cached && self.cache.trusted();
+        if trusted
+            && let Some((principal, stored_expiry, meter)) = self.cache.get(&digest)
             && !principal.token.has_expired(now)
             && principal.user.is_active
         {
-            return Ok(Some(self.after_use(principal, stored_expiry, now, None).await));
+            observed.cache = Some(CacheResult::Hit);
+            observed.client = meter;
+            return Ok(Some(self.after_use(principal, stored_expiry, now, None, None).await));
         }
+        observed.cache = Some(if trusted { CacheResult::Miss } else { CacheResult::Bypass });
 
         let read_started = std::time::Instant::now();
-        let found = self.store.token_with_owner(&digest).await.map_err(AuthError::from_store)?;
+        let found = self.store.token_with_owner(&digest).await.map_err(|e| {
+            self.store_error(StoreOp::Authenticate);
+            AuthError::from_store(e)
+        })?;
         let Some(TokenWithOwner { mut token, user, client }) = found else {
             return Err(AuthError::InvalidToken);
         };
@@ -57,10 +67,15 @@ impl Core {
             return Err(AuthError::InvalidToken);
         }
         let stored_expiry = token.expiry;
+        // Resolved once here, then kept with the cache entry.
+        observed.client = self.meter.as_ref().map(|m| m.client(client.name.as_str()));
         self.with_buffered_extension(&mut token);
         if token.has_expired(now) {
             // durin deletes the expired token and tells the client once; the next use is "Invalid token."
-            self.store.delete_token(token.id).await.map_err(AuthError::from_store)?;
+            self.store.delete_token(token.id).await.map_err(|e| {
+                self.store_error(StoreOp::Authenticate);
+                AuthError::from_store(e)
+            })?;
             self.forget(&token);
             self.emit(
                 EventKind::TokenExpired { token_id: token.id, source: "authentication".into() },
@@ -73,7 +88,8 @@ impl Core {
             return Err(AuthError::InactiveUser);
         }
         let principal = Arc::new(Principal { user, client, token });
-        Ok(Some(self.after_use(principal, stored_expiry, now, cached.then_some(read_started)).await))
+        let meter = observed.client.clone();
+        Ok(Some(self.after_use(principal, stored_expiry, now, cached.then_some(read_started), meter).await))
     }
 
     /// Records the use and applies sliding expiry; returns the principal as it now stands.
@@ -86,16 +102,17 @@ impl Core {
         stored_expiry: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
         cache_from: Option<std::time::Instant>,
+        meter: Option<Arc<ClientMeter>>,
     ) -> Arc<Principal> {
         let slid = self.slide(&principal, now).await;
         // Buffered even when written through: a concurrent request that read the store before the
         // write must still see the extension (else it deletes the token as expired).
         let extension = slid.as_ref().and_then(|p| p.token.expiry).zip(stored_expiry);
-        self.usage.note(principal.token.id, principal.token.digest, now, extension);
+        self.usage.note(&principal, now, extension);
         let changed = slid.is_some();
         let principal = slid.unwrap_or(principal);
         if let Some(read_started) = cache_from {
-            self.cache.insert(principal.token.digest, principal.clone(), stored_expiry, read_started);
+            self.cache.insert(principal.token.digest, principal.clone(), stored_expiry, read_started, meter);
         } else if changed {
             // Keep the entry's age: the cache timeout counts from the store read.
             self.cache.replace(principal.token.digest, principal.clone());

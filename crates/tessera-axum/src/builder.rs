@@ -1,5 +1,6 @@
 //! Configuring a [`Tessera`]: the builder and what it checks.
 
+use crate::analytics::UsageRecorder;
 use crate::audit::{AuditRecorder, DEFAULT_RETENTION};
 use crate::cache::TokenCache;
 use crate::error::{DurinErrors, ErrorRenderer, remember_process_renderer};
@@ -14,7 +15,7 @@ use tessera_core::bus::InvalidationBus;
 use tessera_core::store::Store;
 use tessera_core::throttle::{MemoryRateLimiter, RateLimiter};
 use tessera_core::token::FormatError;
-use tessera_core::{AuditSink, Clock, Event, KeyId, KeyRing, Settings, SystemClock, TokenCodec};
+use tessera_core::{AuditSink, Clock, Event, KeyId, KeyRing, Settings, SystemClock, TokenCodec, UsageSink};
 
 /// Why a [`TesseraBuilder`] refused its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +45,9 @@ pub struct TesseraBuilder {
     cached_auth_routes: bool,
     audit: Option<Arc<dyn AuditSink>>,
     audit_retention: TimeDelta,
+    usage: Option<Arc<dyn UsageSink>>,
+    usage_retention: TimeDelta,
+    metrics: bool,
 }
 
 impl std::fmt::Debug for TesseraBuilder {
@@ -70,6 +74,9 @@ impl TesseraBuilder {
             cached_auth_routes: false,
             audit: None,
             audit_retention: DEFAULT_RETENTION,
+            usage: None,
+            usage_retention: crate::analytics::DEFAULT_RETENTION,
+            metrics: false,
         }
     }
 
@@ -156,6 +163,32 @@ impl TesseraBuilder {
         self
     }
 
+    /// Keeps usage analytics in `sink` (`sql::SqlStore` is one: its `usage_daily` tables): per
+    /// client per UTC day, requests by outcome, logins by outcome, tokens issued and revoked,
+    /// distinct active users, and per token a request count; default: none. Requests are counted
+    /// with a few atomic increments; the counts are added to the sink once a minute by the
+    /// background task, and by [`Tessera::shutdown`]. Turns counting on, as
+    /// [`metrics`](Self::metrics) does.
+    pub fn usage(mut self, sink: Arc<dyn UsageSink>) -> Self {
+        self.usage = Some(sink);
+        self
+    }
+
+    /// How long usage counts are kept (default
+    /// [`DEFAULT_USAGE_RETENTION`](crate::DEFAULT_USAGE_RETENTION), 400 days); older days are
+    /// pruned in the background, once an hour.
+    pub fn usage_retention(mut self, retention: TimeDelta) -> Self {
+        self.usage_retention = retention;
+        self
+    }
+
+    /// Counts for Prometheus ([`Tessera::render_metrics`], [`Tessera::metrics_router`]): default
+    /// off, and then nothing is counted on the request path (unless [`usage`](Self::usage) is set).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
     /// The most lookups the cached authenticator keeps (default 100,000).
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.cache_capacity = entries;
@@ -202,6 +235,8 @@ impl TesseraBuilder {
             usage: usage::UsageBuffer::default(),
             events: self.events,
             audit: self.audit.map(|sink| AuditRecorder::new(sink, self.audit_retention)),
+            meter: (self.metrics || self.usage.is_some()).then(Default::default),
+            analytics: self.usage.map(|sink| UsageRecorder::new(sink, self.usage_retention)),
             limiter: self.limiter,
             login_limiter: self.login_limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::default())),
             password_checks: crate::routes::PasswordChecks::new(self.password_checks),

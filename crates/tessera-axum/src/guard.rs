@@ -87,13 +87,22 @@ impl Guard {
             Clients::Only(list) => list.iter().any(|c| c == name),
             Clients::AllBut(list) => !list.iter().any(|c| c == name),
         };
+        // The refusals the layer counts as this request's outcome (it counted nothing yet).
+        let refused = |e: AuthError| {
+            let outcome = crate::meter::outcome_of(&e);
+            let mut response = core.reject(e).into_response();
+            if let Some(outcome) = outcome {
+                response.extensions_mut().insert(crate::meter::GuardRefusal(outcome));
+            }
+            response
+        };
         if !allowed {
-            return Err(core.reject(AuthError::PermissionDenied).into_response());
+            return Err(refused(AuthError::PermissionDenied));
         }
         if self.throttle
             && let Err(e) = core.throttle(&principal, self.warned_no_rate.as_deref()).await
         {
-            return Err(core.reject(e).into_response());
+            return Err(refused(e));
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use crate::client_ip::client_ip;
 use crate::error::AuthError;
+use crate::meter::{GuardRefusal, Observed, outcome_of};
 use crate::principal::Principal;
 use crate::state::Core;
 use axum::extract::Request;
@@ -90,7 +91,27 @@ where
         let cached = self.cached;
         Box::pin(async move {
             let ip = client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies);
-            let outcome = core.authenticate(req.headers(), cached, ip).await;
+            let started = core.meter.is_some().then(std::time::Instant::now);
+            let mut observed = Observed::default();
+            let outcome = core.authenticate(req.headers(), cached, ip, &mut observed).await;
+            // Counted once per request: a failure now, a success once the response tells whether
+            // a guard refused it.
+            let mut count_after = None;
+            if let (Some(meter), Some(started)) = (&core.meter, started) {
+                if !matches!(outcome, Ok(None)) {
+                    // Only requests that presented a token were verified.
+                    meter.verification(started, &observed);
+                }
+                match &outcome {
+                    Ok(Some(_)) => count_after = Some((meter.clone(), observed.client)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        if let Some(o) = outcome_of(e) {
+                            meter.outcome(observed.client.as_deref(), o);
+                        }
+                    }
+                }
+            }
             let span = match &outcome {
                 Ok(Some(p)) => {
                     // The service's own request span, when it declares `user_id` and `client`
@@ -103,7 +124,12 @@ where
                 _ => tracing::Span::none(),
             };
             req.extensions_mut().insert(AuthContext { outcome, core, ip });
-            inner.call(req).instrument(span).await
+            let response = inner.call(req).instrument(span).await;
+            if let (Some((meter, client)), Ok(response)) = (count_after, &response) {
+                let refused = response.extensions().get::<GuardRefusal>();
+                meter.outcome(client.as_deref(), refused.map_or(tessera_core::AuthOutcome::Ok, |r| r.0));
+            }
+            response
         })
     }
 }

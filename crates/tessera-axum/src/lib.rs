@@ -118,6 +118,7 @@
 pub use tessera_core as core;
 
 mod admin;
+mod analytics;
 mod audit;
 mod authn;
 mod builder;
@@ -130,6 +131,7 @@ pub mod forward;
 mod guard;
 mod header;
 mod layer;
+mod meter;
 mod principal;
 mod routes;
 pub mod serve;
@@ -200,6 +202,7 @@ pub use tessera_sql as sql;
 #[cfg(feature = "redis")]
 pub use tessera_redis as redis;
 
+pub use analytics::DEFAULT_RETENTION as DEFAULT_USAGE_RETENTION;
 pub use audit::DEFAULT_RETENTION as DEFAULT_AUDIT_RETENTION;
 pub use builder::{BuildError, TesseraBuilder};
 pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson, Rejection};

@@ -2,10 +2,12 @@
 //! background tasks. The token lifecycle (`tokens.rs`), verification (`authn.rs`) and sliding
 //! expiry (`sliding.rs`) are methods on it, each in the file named for it.
 
+use crate::analytics::UsageRecorder;
 use crate::audit::AuditRecorder;
 use crate::cache::TokenCache;
 use crate::error::{AuthError, ErrorRenderer, Rejection};
 use crate::events::Events;
+use crate::meter::{Meter, StoreOp};
 use crate::usage::UsageBuffer;
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, RwLock};
@@ -62,6 +64,10 @@ pub(crate) struct Core {
     pub(crate) events: Events,
     /// The audit log's recorder, when one was configured.
     pub(crate) audit: Option<AuditRecorder>,
+    /// The counters behind the metrics and the usage analytics, when either is on.
+    pub(crate) meter: Option<Arc<Meter>>,
+    /// The usage analytics' recorder, when a usage sink was configured.
+    pub(crate) analytics: Option<UsageRecorder>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     /// The login throttle's limiter: `limiter` itself when one was configured, else its own.
     pub(crate) login_limiter: Arc<dyn RateLimiter>,
@@ -112,11 +118,22 @@ impl Core {
         }
     }
 
-    /// Hands `event` to the hooks, then to the audit recorder (which only buffers it).
+    /// Hands `event` to the hooks, then to the audit recorder (which only buffers it) and the
+    /// counters (logins, tokens issued and revoked).
     pub(crate) fn publish(&self, event: Event) {
         self.events.emit(&event);
+        if let Some(meter) = &self.meter {
+            meter.event(&event);
+        }
         if let Some(audit) = &self.audit {
             audit.record(&event);
+        }
+    }
+
+    /// Counts a store error (metrics on).
+    pub(crate) fn store_error(&self, op: StoreOp) {
+        if let Some(meter) = &self.meter {
+            meter.store_error(op);
         }
     }
 

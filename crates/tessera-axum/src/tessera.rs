@@ -52,13 +52,12 @@ impl Tessera {
         Ok(())
     }
 
-    /// Writes what is buffered (last-used times, sliding expiries, audit records; a batch being
+    /// Writes what is buffered (last-used times, sliding expiries, usage counts, audit records; a batch being
     /// written by the background task is waited for). Call it at graceful shutdown, after the
     /// server stopped taking requests.
     pub async fn shutdown(&self) {
-        if let Err(e) = self.core.usage.flush(self.core.store.as_ref(), self.core.now()).await {
-            tracing::warn!(error = %e, "could not write last-used times at shutdown");
-        }
+        // Last-used times, then the usage analytics they feed.
+        self.core.flush_buffers().await;
         if let Some(audit) = &self.core.audit
             && let Err(e) = audit.flush().await
         {
@@ -73,6 +72,45 @@ impl Tessera {
             Some(audit) => audit.prune(self.core.now()).await,
             None => Ok(0),
         }
+    }
+
+    /// Deletes the usage counts older than the retention now (the background task does it once an
+    /// hour); how many rows. 0 without a usage sink.
+    pub async fn prune_usage(&self) -> Result<u64, StoreError> {
+        match &self.core.analytics {
+            Some(analytics) => analytics.prune(self.core.now()).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Every metric in the Prometheus text exposition format (version 0.0.4), as `/metrics`
+    /// serves it; `None` when neither [`metrics`](crate::TesseraBuilder::metrics) nor a
+    /// [`usage`](crate::TesseraBuilder::usage) sink was configured (nothing is counted).
+    pub fn render_metrics(&self) -> Option<String> {
+        self.core.meter.as_ref().map(|meter| meter.render(self.core.cache.trusted()))
+    }
+
+    /// A router serving [`render_metrics`](Self::render_metrics) at `GET /metrics`, to mount on a
+    /// listener of its own (metrics say which clients are used: keep them off the public port).
+    /// Without counting configured it answers 404.
+    pub fn metrics_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse;
+        let tessera = self.clone();
+        Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let text = tessera.render_metrics();
+                async move {
+                    match text {
+                        Some(text) => {
+                            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+                        }
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                }
+            }),
+        )
     }
 
     /// The authentication layer, reading the store on every request.

@@ -42,6 +42,7 @@ pub mod split;
 pub mod store;
 pub mod throttle;
 pub mod token;
+pub mod usage;
 
 pub use audit::{AuditLog, AuditQuery, AuditRecord, AuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -58,3 +59,4 @@ pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, Toke
 pub use token::{
     IssuedToken, KeyId, KeyRing, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed,
 };
+pub use usage::{AuthOutcome, DailyUsage, LoginOutcome, UsageBatch, UsageCounts, UsageLog, UsageQuery, UsageSink};

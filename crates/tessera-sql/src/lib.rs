@@ -163,6 +163,8 @@ pub mod testing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod tokens;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod usage;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod users;
 
 #[cfg(feature = "postgres")]

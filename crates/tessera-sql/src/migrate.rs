@@ -29,6 +29,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/sqlite/0005_audit_events.sql") },
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/sqlite/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/sqlite/0007_notify.sql") },
+    Migration { version: 8, name: "usage", sql: include_str!("../migrations/sqlite/0008_usage.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -40,6 +41,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 5, name: "audit_events", sql: include_str!("../migrations/postgres/0005_audit_events.sql") },
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/postgres/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/postgres/0007_notify.sql") },
+    Migration { version: 8, name: "usage", sql: include_str!("../migrations/postgres/0008_usage.sql") },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

@@ -43,3 +43,14 @@ pub fn http(method: reqwest::Method, url: &str, token: Option<&str>, body: Optio
 pub fn http_get(url: &str) -> (u16, Value) {
     http(reqwest::Method::GET, url, None, None)
 }
+
+/// A GET without a token, for a body that is not JSON: status, `Content-Type`, the text.
+pub fn http_text(url: &str) -> (u16, String, String) {
+    let (rt, client) = runtime();
+    rt.block_on(async {
+        let response = client.get(url).send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = response.status().as_u16();
+        let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (status, kind, response.text().await.unwrap_or_default())
+    })
+}

@@ -21,7 +21,7 @@ mod http;
 mod server;
 
 pub use env::{Backend, TestEnv};
-pub use http::{http, http_get};
+pub use http::{http, http_get, http_text};
 pub use reqwest::Method;
 pub use server::Server;
 pub use tessera_sql::testing::{postgres_admin_url, services_required, skip};

@@ -74,13 +74,13 @@ impl Server {
         }
     }
 
-    /// Waits until the server logs a line containing `text`.
-    pub fn wait_for_log(&self, text: &str, limit: Duration) {
+    /// Waits until the server logs a line containing `text`; returns the line.
+    pub fn wait_for_log(&self, text: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         let mut seen = Vec::new();
         loop {
             match self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains(text) => return,
+                Ok(line) if line.contains(text) => return line,
                 Ok(line) => seen.push(line),
                 Err(_) => panic!("{} did not log {text:?} within {limit:?}; it logged: {seen:#?}", self.name),
             }

@@ -128,6 +128,11 @@ impl App {
             // The audit log stays in SQL even when tokens live in Redis.
             builder = builder.audit(Arc::new(self.sql.clone())).audit_retention(self.config.audit_retention);
         }
+        if self.config.usage {
+            // Usage counts, like the audit log, stay in SQL even when tokens live in Redis.
+            builder = builder.usage(Arc::new(self.sql.clone())).usage_retention(self.config.usage_retention);
+        }
+        builder = builder.metrics(self.config.metrics_bind.is_some());
         builder
     }
 

@@ -42,6 +42,9 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("max_connections", Kind::Int),
     ("audit", Kind::Bool),
     ("audit_retention", Kind::Text),
+    ("usage", Kind::Bool),
+    ("usage_retention", Kind::Text),
+    ("metrics_bind", Kind::Text),
     ("log_format", Kind::Text),
 ];
 
@@ -85,6 +88,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--bind`.
     pub bind: Option<String>,
+    /// `--metrics-bind`.
+    pub metrics_bind: Option<String>,
 }
 
 /// The effective configuration.
@@ -115,6 +120,14 @@ pub struct Config {
     pub audit: bool,
     /// How long audit records are kept (`audit_retention`, default 90d).
     pub audit_retention: chrono::TimeDelta,
+    /// Keep usage analytics in the database (`usage`, default true): per client per day, requests
+    /// by outcome, logins, tokens issued and revoked, active users (`tessera stats`).
+    pub usage: bool,
+    /// How long usage counts are kept (`usage_retention`, default 400d).
+    pub usage_retention: chrono::TimeDelta,
+    /// Where `serve` answers `GET /metrics` (Prometheus), on a listener of its own
+    /// (`metrics_bind`, off by default; for example 127.0.0.1:9464).
+    pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written (`log_format`: `text`, the default, or `json`).
     pub log_format: crate::logging::LogFormat,
     /// The authentication settings.
@@ -241,12 +254,15 @@ impl Config {
         let redis = values.redis()?;
         let limits = values.limits()?;
         let audit = values.flag("audit")?.unwrap_or(true);
-        let audit_retention = match values.duration("audit_retention")? {
-            Some(d) if d.is_zero() => bail!("invalid value for 'audit_retention': it must be longer than 0 seconds"),
-            Some(d) => {
-                chrono::TimeDelta::from_std(d).map_err(|_| anyhow!("invalid value for 'audit_retention': too long"))?
-            }
-            None => tessera_axum::DEFAULT_AUDIT_RETENTION,
+        let audit_retention = values.retention("audit_retention")?.unwrap_or(tessera_axum::DEFAULT_AUDIT_RETENTION);
+        let usage = values.flag("usage")?.unwrap_or(true);
+        let usage_retention = values.retention("usage_retention")?.unwrap_or(tessera_axum::DEFAULT_USAGE_RETENTION);
+        let metrics_bind = match overrides.metrics_bind.clone().or(values.text("metrics_bind")?) {
+            None => None,
+            Some(text) if text.trim().is_empty() || text == "off" => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                anyhow!("invalid metrics_bind '{text}': expected IP:PORT, for example 127.0.0.1:9464, or \"off\"")
+            })?),
         };
         let log_format = values.text("log_format")?.map(|f| f.parse()).transpose()?.unwrap_or_default();
         let forward_auth = values.values.remove("forward_auth");
@@ -264,6 +280,9 @@ impl Config {
             limits,
             audit,
             audit_retention,
+            usage,
+            usage_retention,
+            metrics_bind,
             log_format,
             settings,
             forward_auth,
@@ -347,6 +366,17 @@ impl Values {
             tessera_core::parse_duration(&text).map_err(|e| anyhow!("{source}: invalid value for '{key}': {e}"))?;
         let secs = u64::try_from(parsed.num_seconds()).map_err(|_| anyhow!("{source}: invalid value for '{key}'"))?;
         Ok(Some(Duration::from_secs(secs)))
+    }
+
+    /// Takes a retention out: a duration longer than 0.
+    fn retention(&mut self, key: &str) -> Result<Option<chrono::TimeDelta>> {
+        match self.duration(key)? {
+            Some(d) if d.is_zero() => bail!("invalid value for '{key}': it must be longer than 0 seconds"),
+            Some(d) => {
+                Ok(Some(chrono::TimeDelta::from_std(d).map_err(|_| anyhow!("invalid value for '{key}': too long"))?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Takes the HTTP server's limits out; each missing one is its default.
@@ -716,6 +746,36 @@ mod tests {
         std::fs::write(&file, "request_body_timeout = true\n").expect("write");
         let err = load(&[("TESSERA_CONFIG", &file_s)]).expect_err("bool");
         assert!(format!("{err:#}").contains("'request_body_timeout' must be a duration"), "{err:#}");
+    }
+
+    #[test]
+    fn usage_and_metrics_keys() {
+        let c = load(&[]).expect("defaults");
+        assert!(c.usage && c.metrics_bind.is_none());
+        assert_eq!(c.usage_retention, chrono::TimeDelta::days(400));
+        let c = load(&[
+            ("TESSERA_USAGE", "false"),
+            ("TESSERA_USAGE_RETENTION", "30d"),
+            ("TESSERA_METRICS_BIND", "127.0.0.1:9464"),
+        ])
+        .expect("set");
+        assert!(!c.usage);
+        assert_eq!(c.usage_retention, chrono::TimeDelta::days(30));
+        assert_eq!(c.metrics_bind.map(|a| a.port()), Some(9464));
+        assert!(load(&[("TESSERA_METRICS_BIND", "off")]).expect("off").metrics_bind.is_none());
+        let flag = Overrides { metrics_bind: Some("127.0.0.1:1".into()), ..Overrides::default() };
+        let c = Config::load_from(&flag, &env(&[("TESSERA_METRICS_BIND", "127.0.0.1:2")])).expect("flag");
+        assert_eq!(c.metrics_bind.map(|a| a.port()), Some(1), "the flag wins");
+        for (pair, want) in [
+            (("TESSERA_METRICS_BIND", "localhost"), "invalid metrics_bind 'localhost'"),
+            (("TESSERA_USAGE_RETENTION", "0s"), "invalid value for 'usage_retention'"),
+            (("TESSERA_USAGE_RETENTION", "soon"), "invalid value for 'usage_retention'"),
+            (("TESSERA_USAGE", "maybe"), "TESSERA_USAGE=\"maybe\": expected true or false"),
+        ] {
+            let err = load(&[pair]).expect_err(want);
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want) && !msg.contains('\n'), "{msg}");
+        }
     }
 
     #[test]

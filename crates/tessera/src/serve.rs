@@ -1,5 +1,6 @@
 //! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`, and
-//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`.
+//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`; with `metrics_bind`,
+//! Prometheus metrics at `/metrics` on a listener of its own.
 
 use crate::app::App;
 use crate::config::Config;
@@ -64,6 +65,13 @@ pub async fn run(config: Config) -> Result<()> {
         }
     }
     let (_, key_source) = crate::key::load_or_create(&app.config)?;
+    // Bound before the API listener says it listens: a taken port stops the start.
+    let metrics_listener = match app.config.metrics_bind {
+        Some(addr) => {
+            Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?)
+        }
+        None => None,
+    };
     let fresh = app.created_database || matches!(key_source, KeySource::Generated(_));
     match &key_source {
         KeySource::Config => tracing::info!("server key from configuration"),
@@ -96,6 +104,24 @@ pub async fn run(config: Config) -> Result<()> {
     // Keys from a file follow `tessera key rotate` / `key retire`; keys from the configuration
     // cannot change while the server runs.
     let reload = key_source.file().map(|path| watch.spawn(tessera.clone(), path.to_path_buf()));
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            let router = tessera.metrics_router();
+            let limits = app.config.limits;
+            Some(tokio::spawn(async move {
+                let stopped = async {
+                    let _ = metrics_stopped.await;
+                };
+                if let Err(e) = tessera_axum::serve::serve(listener, router, limits, stopped).await {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
     tessera_axum::serve::serve(
         listener,
         router(app.store.clone(), &tessera, app.config.forward_auth.clone()),
@@ -106,6 +132,10 @@ pub async fn run(config: Config) -> Result<()> {
     tracing::info!("shutting down");
     if let Some(reload) = reload {
         reload.abort();
+    }
+    let _ = stop_metrics.send(());
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
     }
     tessera.shutdown().await;
     app.close().await;

@@ -70,6 +70,7 @@ async fn run(args: Args) -> Result<()> {
         data_dir: args.data_dir,
         database_url: args.database_url,
         bind: args.bind,
+        metrics_bind: None,
     };
     let config = Config::load(&overrides)?;
     let opened = tessera::app::App::open(config).await?;

@@ -68,6 +68,8 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
     let mut seen: std::collections::VecDeque<(std::time::Instant, i64)> = std::collections::VecDeque::new();
     let mut last_prune = std::time::Instant::now();
     let mut failing = false;
+    // When the log was last read to its end: a new entry waited at most since then.
+    let mut last_read: Option<std::time::Instant> = None;
     loop {
         let Some(core) = core.upgrade() else { return };
         let result = async {
@@ -84,11 +86,17 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
             // Read to the end of the log before calling the cache synced: a read returns at most
             // MAX_INVALIDATIONS_PER_READ entries, and a flood (a mass revocation) can hold more.
             let mut read_any = false;
+            let read_started = std::time::Instant::now();
             loop {
                 let changes = core.store.invalidations_after(from).await?;
                 read_any |= !changes.is_empty();
-                for (_, change) in &changes {
+                for (seq, change) in &changes {
                     core.apply_invalidation(change);
+                    if let (Some(meter), Some(at)) = (&core.meter, last_read)
+                        && *seq > furthest
+                    {
+                        meter.invalidation_lag.observe(at.elapsed());
+                    }
                 }
                 let newest = changes.iter().map(|(seq, _)| *seq).max().unwrap_or(from);
                 if changes.len() < MAX_INVALIDATIONS_PER_READ || newest <= from {
@@ -115,6 +123,7 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
                 return Ok(());
             }
             seen.push_back((std::time::Instant::now(), from.max(furthest)));
+            last_read = Some(read_started);
             Ok::<_, StoreError>(())
         }
         .await;

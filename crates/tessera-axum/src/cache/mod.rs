@@ -9,6 +9,7 @@
 //! (Redis pub/sub) changes arrive in milliseconds; while its subscription is down the cache is not
 //! trusted either, and it is emptied when the subscription drops.
 
+use crate::meter::ClientMeter;
 use crate::principal::Principal;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -38,6 +39,10 @@ struct Shard {
     removed: HashMap<TokenDigest, Instant>,
 }
 
+/// What [`TokenCache::get`] finds: the principal, the expiry the store held when it was read, and
+/// the client's counters (with metrics or analytics on).
+pub(crate) type Cached = (Arc<Principal>, Option<DateTime<Utc>>, Option<Arc<ClientMeter>>);
+
 pub(crate) struct TokenCache {
     shards: Vec<Mutex<Shard>>,
     /// Milliseconds since `epoch` of the last change that touched every entry (a user or client
@@ -60,6 +65,8 @@ struct Entry {
     /// may be later: a sliding extension this process has not written yet).
     stored_expiry: Option<DateTime<Utc>>,
     inserted: Instant,
+    /// The client's counters (metrics and analytics on), resolved once per entry, not per request.
+    meter: Option<Arc<ClientMeter>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -123,15 +130,15 @@ impl TokenCache {
         at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    /// The principal, and the expiry the store held when it was read.
-    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<(Arc<Principal>, Option<DateTime<Utc>>)> {
+    /// The principal, the expiry the store held when it was read, and the client's counters.
+    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Cached> {
         let mut shard = self.shard(digest);
         let entry = shard.entries.get(digest)?;
         if entry.inserted.elapsed() >= self.ttl {
             shard.entries.remove(digest);
             return None;
         }
-        Some((entry.principal.clone(), entry.stored_expiry))
+        Some((entry.principal.clone(), entry.stored_expiry, entry.meter.clone()))
     }
 
     /// Keeps a verdict read from the store — unless the token, its user or its client was
@@ -143,6 +150,7 @@ impl TokenCache {
         principal: Arc<Principal>,
         stored_expiry: Option<DateTime<Utc>>,
         read_started: Instant,
+        meter: Option<Arc<ClientMeter>>,
     ) {
         // Millisecond resolution: a read that began in the same millisecond as the change is
         // treated as older (not kept), never the other way round.
@@ -163,7 +171,7 @@ impl TokenCache {
                 shard.entries.remove(&victim);
             }
         }
-        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now() });
+        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now(), meter });
     }
 
     /// Replaces an entry's principal, keeping its age; nothing when the entry is gone.
@@ -264,10 +272,10 @@ mod tests {
         let digest = p.token.digest;
         let read_started = Instant::now();
         cache.invalidate(&Invalidation::Token(digest));
-        cache.insert(digest, p.clone(), None, read_started);
+        cache.insert(digest, p.clone(), None, read_started, None);
         assert!(cache.get(&digest).is_none(), "a read that began before the revocation is stale");
         // A read that began after it is kept.
-        cache.insert(digest, p.clone(), None, Instant::now());
+        cache.insert(digest, p.clone(), None, Instant::now(), None);
         assert!(cache.get(&digest).is_some());
     }
 
@@ -278,10 +286,10 @@ mod tests {
         let read_started = Instant::now();
         std::thread::sleep(Duration::from_millis(2));
         cache.invalidate(&Invalidation::User(UserId(1)));
-        cache.insert(p.token.digest, p.clone(), None, read_started);
+        cache.insert(p.token.digest, p.clone(), None, read_started, None);
         assert!(cache.get(&p.token.digest).is_none());
         std::thread::sleep(Duration::from_millis(2));
-        cache.insert(p.token.digest, p.clone(), None, Instant::now());
+        cache.insert(p.token.digest, p.clone(), None, Instant::now(), None);
         assert!(cache.get(&p.token.digest).is_some());
     }
 }

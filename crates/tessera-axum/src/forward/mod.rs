@@ -168,9 +168,38 @@ impl ForwardAuth {
     /// `headers` (cached), then apply the rule for `original`'s host and path. `ip` is the
     /// client's address, for events.
     pub async fn decide(&self, headers: &HeaderMap, original: &OriginalRequest, ip: Option<IpAddr>) -> Verdict {
+        let started = self.core.meter.is_some().then(std::time::Instant::now);
+        let mut observed = crate::meter::Observed::default();
+        let verdict = self.decide_observed(headers, original, ip, &mut observed).await;
+        // Counted as the layer counts: a request that presented a token, by how it ended.
+        if let (Some(meter), Some(started)) = (&self.core.meter, started) {
+            let outcome = match &verdict {
+                Verdict::Allow(Some(_)) => Some(tessera_core::AuthOutcome::Ok),
+                Verdict::Allow(None) => None,
+                Verdict::Refuse(e) => crate::meter::outcome_of(e),
+            };
+            // Only requests that presented a token were verified.
+            if observed.cache.is_some() || outcome.is_some() {
+                meter.verification(started, &observed);
+            }
+            // A refusal after a token was found (a rule's clients, its throttle) is its client's.
+            if let Some(outcome) = outcome {
+                meter.outcome(observed.client.as_deref(), outcome);
+            }
+        }
+        verdict
+    }
+
+    async fn decide_observed(
+        &self,
+        headers: &HeaderMap,
+        original: &OriginalRequest,
+        ip: Option<IpAddr>,
+        observed: &mut crate::meter::Observed,
+    ) -> Verdict {
         // Credentials first, exactly as the API: a bad token is a 401 even where anonymous
         // requests pass, and a store that cannot answer is a 503, never a pass.
-        let principal = match self.core.authenticate(headers, true, ip).await {
+        let principal = match self.core.authenticate(headers, true, ip, observed).await {
             Ok(p) => p,
             Err(e) => return Verdict::Refuse(e),
         };

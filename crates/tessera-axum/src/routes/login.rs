@@ -29,6 +29,15 @@ use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, Reservation}
 use tessera_core::{Actor, Client, ClientName, EventKind, Rate, User, Username};
 
 pub(crate) async fn login(State(core): State<Arc<Core>>, req: Request) -> Result<Response, RouteError> {
+    let answer = attempt(core.clone(), req).await;
+    // Successes and failures are counted from their events; a throttled attempt has none.
+    if let (Err(RouteError(AuthError::Throttled { .. })), Some(meter)) = (&answer, &core.meter) {
+        meter.login_throttled();
+    }
+    answer
+}
+
+async fn attempt(core: Arc<Core>, req: Request) -> Result<Response, RouteError> {
     let (parts, body) = req.into_parts();
     let ip = client_ip(&parts.extensions, &parts.headers, &core.settings.trusted_proxies);
     let source = ip.map(IpNet::subscriber);

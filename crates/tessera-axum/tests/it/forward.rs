@@ -114,3 +114,43 @@ proptest::proptest! {
         }
     }
 }
+
+/// Forward-auth counts each decision that saw a token once, as the layer does: allowed, refused by
+/// a rule's clients or its throttle (never also "ok"), or invalid; an anonymous one is not counted.
+#[tokio::test]
+async fn decisions_are_counted_once_by_outcome() {
+    let kit = TestKit::with(|builder| builder.metrics(true)).await;
+    let alice = kit.user("alice").await;
+    let (web, cli) = (kit.client("web").rate("1/m").await, kit.client("cli").await);
+    let (web_token, cli_token) = (kit.token(&alice, &web).await, kit.token(&alice, &cli).await);
+    let config = ForwardAuthConfig { rules: rules(NoMatch::Authenticated), ..ForwardAuthConfig::default() };
+    let app: Router = Router::new().nest("/auth/forward", kit.tessera().forward_auth(config).router());
+    let (web_auth, cli_auth) = (format!("Token {web_token}"), format!("Token {cli_token}"));
+    let at = |path: &'static str, auth: &str| {
+        [("x-forwarded-uri", path), ("authorization", auth)].map(|(n, v)| (n, v.to_string()))
+    };
+    for (path, auth, status) in [
+        ("/metered/a", web_auth.as_str(), 200),
+        ("/metered/a", web_auth.as_str(), 429),
+        ("/web/x", cli_auth.as_str(), 403),
+        ("/web/x", "Token tsr_nope", 401),
+    ] {
+        let headers = at(path, auth);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(ask(&app, "/auth/forward/traefik", &headers, true).await.status(), status, "{path} {auth}");
+    }
+    assert_eq!(ask(&app, "/auth/forward/traefik", &[("x-forwarded-uri", "/elsewhere")], true).await.status(), 401);
+    let text = kit.tessera().render_metrics().expect("metrics on");
+    for (series, n) in [
+        (r#"tessera_authentications_total{client="web",outcome="ok"}"#, 1),
+        (r#"tessera_authentications_total{client="web",outcome="throttled"}"#, 1),
+        (r#"tessera_authentications_total{client="cli",outcome="forbidden_client"}"#, 1),
+        (r#"tessera_authentications_total{client="cli",outcome="ok"}"#, 0),
+        (r#"tessera_authentications_total{client="unknown",outcome="invalid_token"}"#, 1),
+        ("tessera_authentication_duration_seconds_count", 4),
+    ] {
+        assert!(text.lines().any(|l| l == format!("{series} {n}")), "{series} {n}:\n{text}");
+    }
+    assert!(kit.tessera().render_metrics().is_some());
+    assert!(TestKit::new().await.tessera().render_metrics().is_none(), "off by default: nothing counted");
+}

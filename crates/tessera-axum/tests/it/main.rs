@@ -24,6 +24,7 @@ mod routes;
 mod sessions;
 mod throttle;
 mod token_ids;
+mod usage;
 
 mod smoke {
     use crate::both_backends;

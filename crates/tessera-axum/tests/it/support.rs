@@ -74,6 +74,8 @@ pub struct Options {
     pub follow_token_keys: bool,
     /// Record events in the SQL store's audit log, kept this long (as `tessera serve` does).
     pub audit: Option<TimeDelta>,
+    /// Keep usage analytics in the SQL store and count metrics (as `tessera serve` does).
+    pub usage: bool,
 }
 
 /// A renderer for [`Options::renderer`].
@@ -95,6 +97,7 @@ impl Default for Options {
             cached_auth_routes: false,
             follow_token_keys: false,
             audit: None,
+            usage: false,
         }
     }
 }
@@ -135,6 +138,7 @@ pub struct TestApp {
     pub cached_auth_routes: bool,
     pub follow_token_keys: bool,
     pub audit: Option<TimeDelta>,
+    pub usage: bool,
     // Field order matters: the server stops before the database goes.
     _server: Server,
     pub db: TestDb,
@@ -243,6 +247,7 @@ impl TestApp {
             cached_auth_routes: options.cached_auth_routes,
             follow_token_keys: options.follow_token_keys,
             audit: options.audit,
+            usage: options.usage,
             _server: server,
             db,
             redis,
@@ -262,6 +267,7 @@ impl TestApp {
             cached_auth_routes: self.cached_auth_routes,
             follow_token_keys: self.follow_token_keys,
             audit: self.audit,
+            usage: self.usage,
         };
         let tessera = build(store, bus, sql, self.key.clone(), &options, &self.clock, &self.events);
         tessera.start().await.expect("start");
@@ -431,6 +437,9 @@ fn build(
     }
     if let Some(limiter) = &options.limiter {
         builder = builder.rate_limiter(limiter.clone());
+    }
+    if options.usage {
+        builder = builder.usage(Arc::new(sql.clone())).metrics(true);
     }
     if let Some(retention) = options.audit {
         builder = builder.audit(Arc::new(sql)).audit_retention(retention);

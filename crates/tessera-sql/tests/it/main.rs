@@ -9,6 +9,7 @@ mod dump;
 mod invalidations;
 mod listen;
 mod sql;
+mod usage;
 use tessera_sql::testing::suite;
 
 /// Runs each named case of [`suite`] on both backends, each on a fresh database.

@@ -1,10 +1,11 @@
 //! The command line: `tessera serve`, `migrate`, the admin commands for users, clients and tokens,
-//! and `audit`.
+//! `audit` and `stats`.
 
 mod audit;
 mod clients;
 mod keys;
 pub mod output;
+mod stats;
 mod tokens;
 mod users;
 
@@ -51,6 +52,9 @@ enum Command {
         /// Address to listen on [env: TESSERA_BIND] [default: 127.0.0.1:8000]
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
+        /// Serve Prometheus metrics at /metrics on this address [env: TESSERA_METRICS_BIND] [default: off]
+        #[arg(long, value_name = "ADDR")]
+        metrics_bind: Option<String>,
     },
     /// Apply database migrations (serve also applies them at start-up)
     Migrate,
@@ -65,6 +69,8 @@ enum Command {
     Token(tokens::TokenCommand),
     /// Read the audit log: logins, logouts, token and admin changes, newest first
     Audit(audit::AuditCommand),
+    /// Usage per client per day: requests by outcome, logins, active users, tokens issued and revoked
+    Stats(stats::StatsCommand),
     /// Server keys: generate, rotate, list, retire
     #[command(subcommand)]
     Key(keys::KeyCommand),
@@ -78,9 +84,11 @@ impl Cli {
             data_dir: self.global.data_dir,
             database_url: self.global.database_url,
             bind: None,
+            metrics_bind: None,
         };
-        if let Command::Serve { bind } = &self.command {
+        if let Command::Serve { bind, metrics_bind } = &self.command {
             overrides.bind = bind.clone();
+            overrides.metrics_bind = metrics_bind.clone();
         }
         if let Command::Key(keys::KeyCommand::Generate) = self.command {
             output::print(&tessera_core::ServerKey::generate().to_hex())?;
@@ -98,6 +106,7 @@ impl Cli {
             Command::Client(cmd) => cmd.run(&app).await,
             Command::Token(cmd) => cmd.run(&app).await,
             Command::Audit(cmd) => cmd.run(&app).await,
+            Command::Stats(cmd) => cmd.run(&app).await,
             Command::Key(cmd) => cmd.run(&app).await,
             Command::Serve { .. } => Ok(()),
         };

@@ -11,6 +11,7 @@ mod limits;
 mod proxy;
 mod redis_server;
 mod serve;
+mod usage;
 
 /// The binary under test; every [`tessera_testkit::TestEnv`] runs it.
 const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
