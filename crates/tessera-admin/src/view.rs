@@ -152,3 +152,8 @@ pub(crate) fn device(user_agent: &Option<String>) -> String {
 pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
+
+/// The status of a form shown again with its errors: 200, as Django answers. It is a page like
+/// any other, what the user needs next; a 4xx would also be logged as an error in the browser's
+/// console.
+pub(crate) const FORM_ERRORS: StatusCode = StatusCode::OK;

@@ -159,7 +159,7 @@ pub(crate) async fn list(axum::extract::State(state): State, staff: Staff, Query
         Ok(q) => q,
         Err(e) => {
             view.error = Some(e);
-            return page(StatusCode::UNPROCESSABLE_ENTITY, &view);
+            return page(crate::view::FORM_ERRORS, &view);
         }
     };
     let records = match log.audit_events(&query).await {

@@ -235,7 +235,7 @@ pub(crate) async fn create(axum::extract::State(state): State, staff: Staff, For
         Ok(parsed) => parsed,
         Err(errors) => {
             let layout = Layout::new(&state, &staff, "clients", "New client");
-            return page(StatusCode::UNPROCESSABLE_ENTITY, &FormPage { layout, id: None, form, errors });
+            return page(crate::view::FORM_ERRORS, &FormPage { layout, id: None, form, errors });
         }
     };
     let new = NewClient {
@@ -252,7 +252,7 @@ pub(crate) async fn create(axum::extract::State(state): State, staff: Staff, For
         Err(tessera_core::StoreError::Conflict(_)) => {
             let layout = Layout::new(&state, &staff, "clients", "New client");
             let errors = FieldErrors::from([("name", format!("A client named '{}' already exists", parsed.name))]);
-            page(StatusCode::CONFLICT, &FormPage { layout, id: None, form, errors })
+            page(crate::view::FORM_ERRORS, &FormPage { layout, id: None, form, errors })
         }
         Err(e) => store_error(&state, &e),
     }
@@ -295,7 +295,7 @@ pub(crate) async fn update(
         Ok(parsed) => parsed,
         Err(errors) => {
             let layout = Layout::new(&state, &staff, "clients", format!("Client {}", client.name));
-            return page(StatusCode::UNPROCESSABLE_ENTITY, &FormPage { layout, id: Some(client.id), form, errors });
+            return page(crate::view::FORM_ERRORS, &FormPage { layout, id: Some(client.id), form, errors });
         }
     };
     // A `many` client keeps its limit policy; the form edits the limit only.
@@ -319,7 +319,7 @@ pub(crate) async fn update(
         Err(tessera_core::StoreError::Conflict(text)) => {
             let layout = Layout::new(&state, &staff, "clients", format!("Client {}", client.name));
             let errors = FieldErrors::from([("name", text)]);
-            page(StatusCode::CONFLICT, &FormPage { layout, id: Some(client.id), form, errors })
+            page(crate::view::FORM_ERRORS, &FormPage { layout, id: Some(client.id), form, errors })
         }
         Err(e) => store_error(&state, &e),
     }

@@ -220,7 +220,7 @@ async fn render(
     let next = (page_no < pages).then(|| link(page_no + 1));
     let client_names = clients.iter().filter(|c| c.name.as_str() != STAFF_CLIENT).map(|c| c.name.to_string()).collect();
     let layout = Layout::new(state, staff, "tokens", "Tokens").with_flash(flash(search.done.as_deref()));
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = crate::view::FORM_ERRORS;
     page(
         status,
         &ListPage {

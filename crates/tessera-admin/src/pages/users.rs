@@ -113,7 +113,7 @@ pub(crate) async fn create(
     }
     let layout = || Layout::new(&state, &staff, "users", "Users");
     let Some(username) = username.filter(|_| errors.is_empty()) else {
-        return render_list(&state, layout(), String::new(), form, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return render_list(&state, layout(), String::new(), form, errors, crate::view::FORM_ERRORS).await;
     };
     let password = form.password.clone();
     let hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
@@ -132,7 +132,7 @@ pub(crate) async fn create(
         Ok(user) => Redirect::to(&format!("{}/users/{}?done=user_created", state.config.base, user.id)).into_response(),
         Err(tessera_core::StoreError::Conflict(_)) => {
             errors.insert("username", format!("A user named '{username}' already exists."));
-            render_list(&state, layout(), String::new(), form, errors, StatusCode::CONFLICT).await
+            render_list(&state, layout(), String::new(), form, errors, crate::view::FORM_ERRORS).await
         }
         Err(e) => store_error(&state, &e),
     }
@@ -211,7 +211,7 @@ async fn render_user(
     }
     let own = user.id == staff.0.user.id;
     let layout = Layout::new(state, staff, "users", format!("User {}", user.username)).with_flash(flash);
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = crate::view::FORM_ERRORS;
     page(status, &UserPage { layout, user, groups: groups.into_iter().collect(), tokens: tokens.len(), error, own })
 }
 
