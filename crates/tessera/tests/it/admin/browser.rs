@@ -40,6 +40,17 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// A cookie as the browser holds it.
+#[derive(Debug, Clone)]
+pub struct SeenCookie {
+    pub name: String,
+    pub value: String,
+    pub http_only: Option<bool>,
+    pub secure: Option<bool>,
+    pub same_site: Option<String>,
+    pub path: Option<String>,
+}
+
 /// A browser session; the driver is killed (and the profile deleted) when it is dropped.
 pub struct Browser {
     rt: tokio::runtime::Runtime,
@@ -183,21 +194,18 @@ impl Browser {
         self.rt.block_on(self.client().execute(script, vec![])).unwrap_or_else(|e| panic!("script: {e}"))
     }
 
-    /// Every cookie the browser holds for the current page, as (name, value, http_only, secure,
-    /// same_site, path).
-    pub fn cookies(&self) -> Vec<(String, String, Option<bool>, Option<bool>, Option<String>, Option<String>)> {
+    /// Every cookie the browser holds for the current page.
+    pub fn cookies(&self) -> Vec<SeenCookie> {
         let cookies = self.rt.block_on(self.client().get_all_cookies()).expect("cookies");
         cookies
             .iter()
-            .map(|c| {
-                (
-                    c.name().to_string(),
-                    c.value().to_string(),
-                    c.http_only(),
-                    c.secure(),
-                    c.same_site().map(|s| format!("{s:?}")),
-                    c.path().map(str::to_string),
-                )
+            .map(|c| SeenCookie {
+                name: c.name().to_string(),
+                value: c.value().to_string(),
+                http_only: c.http_only(),
+                secure: c.secure(),
+                same_site: c.same_site().map(|s| format!("{s:?}")),
+                path: c.path().map(str::to_string),
             })
             .collect()
     }

@@ -24,20 +24,20 @@ fn sign_in_and_out(backend: Backend) {
         site.sign_in(user, password);
         assert!(b.url().ends_with("/admin/login"), "{user}: {}", b.url());
         assert_eq!(b.text("#login-error"), REFUSED, "{user}");
-        assert!(b.cookies().iter().all(|c| c.0 != "tessera_admin"), "{user} got a session cookie");
+        assert!(b.cookies().iter().all(|c| c.name != "tessera_admin"), "{user} got a session cookie");
     }
     b.screenshot("refused");
 
     site.sign_in_as_admin();
     let cookies = b.cookies();
-    let session = cookies.iter().find(|c| c.0 == "tessera_admin").expect("session cookie");
-    assert_eq!(session.2, Some(true), "HttpOnly");
-    assert_eq!(session.4.as_deref(), Some("Strict"), "SameSite");
-    assert_eq!(session.5.as_deref(), Some("/"), "Path");
-    assert_ne!(session.3, Some(true), "not Secure without admin_secure_cookie");
+    let session = cookies.iter().find(|c| c.name == "tessera_admin").expect("session cookie");
+    assert_eq!(session.http_only, Some(true), "HttpOnly");
+    assert_eq!(session.same_site.as_deref(), Some("Strict"), "SameSite");
+    assert_eq!(session.path.as_deref(), Some("/"), "Path");
+    assert_ne!(session.secure, Some(true), "not Secure without admin_secure_cookie");
     assert_eq!(b.script("return document.cookie"), "", "scripts cannot read the session cookie");
     // The session is a Tessera token, and the API refuses it.
-    let token = session.1.clone();
+    let token = session.value.clone();
     assert!(token.starts_with("tsr_"), "{token}");
     let (status, body) = site.server.call(Method::GET, "/api/auth/sessions/", Some(&token));
     assert_eq!(status, 401, "a staff session on the API: {body}");
@@ -57,7 +57,7 @@ fn sign_in_and_out(backend: Backend) {
 
     b.click("#logout");
     assert!(b.url().ends_with("/admin/login"), "{}", b.url());
-    assert!(b.cookies().iter().all(|c| c.0 != "tessera_admin"), "cookie kept after logout");
+    assert!(b.cookies().iter().all(|c| c.name != "tessera_admin"), "cookie kept after logout");
     site.open("/clients");
     assert!(b.url().ends_with("/admin/login"), "still signed in after logout");
     // The token itself is gone: presenting it again (as a stolen cookie would) is refused.
@@ -136,7 +136,7 @@ fn clients(backend: Backend) {
     // Without any origin header, even with the session cookie: refused (fail closed).
     let cookie = b.cookies();
     site.open("/clients");
-    let session = b.cookies().into_iter().chain(cookie).find(|c| c.0 == "tessera_admin").expect("cookie").1;
+    let session = b.cookies().into_iter().chain(cookie).find(|c| c.name == "tessera_admin").expect("cookie").value;
     let answer = raw_request(
         &site,
         "POST",
