@@ -103,6 +103,8 @@
 //! | `authn.rs` | verifying a request's token (header, format, cache, store, expiry, user) |
 //! | `sliding.rs` | sliding expiry: the one place it is decided |
 //! | `tokens.rs` | the token lifecycle: the only path that issues, renews, expires or revokes |
+//! | `admin.rs` | user and client changes for the CLI and admin tools, each with its event |
+//! | `staff.rs` | staff sessions of the admin UI (`tessera-admin`): tokens of the reserved client [`STAFF_CLIENT`], never valid on the API |
 //! | `cache/` | the cached authenticator, and its followers (invalidation log, bus) with every timing that bounds revocation |
 //! | `usage.rs` | last-used times and sliding extensions, buffered and flushed once a minute |
 //! | `layer.rs`, `extract.rs`, `guard.rs` | the layer, the extractors, client permissions and the throttle |
