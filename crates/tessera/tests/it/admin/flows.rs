@@ -327,3 +327,39 @@ fn pagination(backend: Backend) {
 }
 
 test_each_backend!(pagination => pagination_on_sqlite, pagination_on_postgres);
+
+/// Served over TLS (`admin_secure_cookie`): the session cookie is `Secure` and `__Host-` prefixed,
+/// and only that name is read back.
+fn secure_cookie(backend: Backend) {
+    let Some(mut env) = tessera_testkit::TestEnv::new(crate::TESSERA, backend) else { return };
+    env.env.insert("TESSERA_ADMIN_SECURE_COOKIE".into(), "true".into());
+    env.create_user("admin", &["--staff"]);
+    let server = env.serve(&[]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let send = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
+    let answer = send(format!(
+        "POST /admin/login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nSec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    let cookie =
+        answer.lines().find_map(|l| l.strip_prefix("set-cookie: ")).unwrap_or_else(|| panic!("no cookie: {answer}"));
+    assert!(cookie.starts_with("__Host-tessera_admin=tsr_"), "{cookie}");
+    assert!(cookie.ends_with("; Path=/; HttpOnly; SameSite=Strict; Secure"), "{cookie}");
+    let value = cookie.split(';').next().expect("pair").to_string();
+    let get = |cookie: &str| {
+        send(format!("GET /admin/clients HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"))
+    };
+    assert!(get(&value).starts_with("HTTP/1.1 200"), "the __Host- cookie is the session");
+    let unprefixed = value.replacen("__Host-", "", 1);
+    assert!(get(&unprefixed).starts_with("HTTP/1.1 303"), "an unprefixed cookie is not read");
+}
+
+test_each_backend!(secure_cookie => secure_cookie_on_sqlite, secure_cookie_on_postgres);
