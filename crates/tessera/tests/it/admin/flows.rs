@@ -288,6 +288,39 @@ fn tokens_and_users(backend: Backend) {
     assert!(actors.as_array().expect("actors").iter().all(|a| a == "admin"), "{actors}");
     b.assert_no_console_errors("audit");
     b.screenshot("audit");
+    // The CSV export of the same filter, as the browser would fetch it (with its session cookie).
+    let csv = b.script(&format!(
+        "return fetch('{}/audit.csv?actor=admin&kind=token_revoked').then(r => r.text())",
+        site.admin
+    ));
+    let csv = csv.as_str().expect("csv");
+    assert!(csv.starts_with("at,kind,actor,username,client,token_id,ip,user_agent,detail\r\n"), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",token_revoked,admin,")), "{csv}");
+    assert!(csv.lines().count() >= 4, "{csv}");
+
+    // Set carol's password: the new one logs in (and her tokens went with the old one).
+    site.open("/users?q=carol");
+    b.click("tr[data-user='carol'] a");
+    b.fill("#pw1", "another-long-one");
+    b.fill("#pw2", "another-long-one");
+    b.click("#set-password");
+    assert!(b.page_text().contains("User saved."), "{}", b.page_text());
+    let login = serde_json::json!({"username": "carol", "password": "another-long-one", "client": "web"});
+    let (status, body) = tessera_testkit::http(Method::POST, &format!("{}/api/auth/login/", other.base), None, Some(login));
+    assert_eq!(status, 200, "{body}");
+    let carol = body["token"].as_str().expect("token").to_string();
+    // Log out everywhere: her token is refused on the other instance within a second.
+    site.open("/users?q=carol");
+    b.click("tr[data-user='carol'] a");
+    b.click("#logout-all");
+    refused_within(&other, &carol, Duration::from_secs(1));
+    // Delete her, after a confirmation that counts her tokens.
+    b.click("#delete-user");
+    assert!(b.text("#delete-summary").contains("0 tokens"), "{}", b.text("#delete-summary"));
+    b.assert_no_console_errors("user delete confirmation");
+    b.click("#confirm-delete");
+    assert!(b.page_text().contains("User deleted"), "{}", b.page_text());
+    assert!(!site.env.ok(&["user", "list", "--json"]).contains("carol"));
     site.visit("/", "dashboard");
 }
 
