@@ -31,9 +31,13 @@ pub(crate) struct Filters {
     from: String,
     #[serde(default)]
     to: String,
-    /// Continue with records before this time (RFC 3339), the previous page's oldest.
+    /// The next page: records at or before this time (RFC 3339), the previous page's last …
     #[serde(default)]
     before: String,
+    /// … less this many at exactly that time, which the previous pages showed (records are ordered
+    /// by time, then id, so those come first).
+    #[serde(default)]
+    skip: String,
 }
 
 impl Filters {
@@ -48,8 +52,10 @@ impl Filters {
         };
         let since = day(&self.from, "From")?;
         let mut until = day(&self.to, "To")?.map(|t| t + chrono::TimeDelta::days(1));
-        if !self.before.is_empty() {
-            let before = DateTime::parse_from_rfc3339(&self.before).map_err(|_| "bad page".to_string())?.to_utc();
+        let skip = self.skip();
+        if let Some(before) = self.before()? {
+            // `until` is exclusive: one microsecond on includes the records at `before` itself.
+            let before = before + chrono::TimeDelta::microseconds(1);
             until = Some(until.map_or(before, |u| u.min(before)));
         }
         if !self.kind.is_empty() && !EventKind::NAMES.contains(&self.kind.as_str()) {
@@ -66,8 +72,19 @@ impl Filters {
             since,
             until,
             // The actor is filtered here (the query has no actor field): ask for more to fill a page.
-            limit: if self.actor.is_empty() { limit } else { limit.saturating_mul(5).min(CSV_MAX) },
+            limit: if self.actor.is_empty() { limit } else { limit.saturating_mul(5).min(CSV_MAX) } + skip,
         })
+    }
+
+    fn before(&self) -> Result<Option<DateTime<Utc>>, String> {
+        if self.before.is_empty() {
+            return Ok(None);
+        }
+        DateTime::parse_from_rfc3339(&self.before).map(|t| Some(t.to_utc())).map_err(|_| "bad page".to_string())
+    }
+
+    fn skip(&self) -> u32 {
+        self.skip.parse::<u32>().unwrap_or(0).min(CSV_MAX)
     }
 
     fn keep(&self, record: &AuditRecord) -> bool {
@@ -167,13 +184,58 @@ pub(crate) async fn list(axum::extract::State(state): State, staff: Staff, Query
         Err(e) => return crate::view::store_error(&state, &e),
     };
     let full = records.len() as u32 >= query.limit;
-    if full && let Some(oldest) = records.last() {
+    let previous = filters.before().ok().flatten().map(|t| (t, filters.skip()));
+    let (shown, cursor) = page_of(&records, previous, full, |r| filters.keep(r));
+    if let Some((at, skip)) = cursor {
         let mut pairs = filter_pairs(&filters);
-        pairs.push(("before", oldest.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        pairs.push(("before", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        pairs.push(("skip", skip.to_string()));
         view.next = Some(format!("?{}", encode(&pairs)));
     }
-    view.lines = records.iter().filter(|r| filters.keep(r)).take(PAGE_SIZE as usize).map(line).collect();
+    view.lines = shown.into_iter().map(line).collect();
     page(StatusCode::OK, &view)
+}
+
+/// One page out of `records` (newest first; the first `skip` of them at `before`, shown already
+/// when `previous` is `(before, skip)`): the records shown, and where the next page starts — the
+/// last record consumed and how many records at its time have been shown — when there may be more
+/// (a full page, or a full read).
+fn page_of(
+    records: &[AuditRecord],
+    previous: Option<(DateTime<Utc>, u32)>,
+    full_read: bool,
+    keep: impl Fn(&AuditRecord) -> bool,
+) -> (Vec<&AuditRecord>, Option<(DateTime<Utc>, u32)>) {
+    let skip = match previous {
+        Some((before, skip)) => records.iter().take(skip as usize).take_while(|r| r.at == before).count(),
+        None => 0,
+    };
+    let rest = &records[skip..];
+    let mut shown = Vec::new();
+    let mut consumed = 0;
+    for record in rest {
+        if shown.len() == PAGE_SIZE as usize {
+            break;
+        }
+        consumed += 1;
+        if keep(record) {
+            shown.push(record);
+        }
+    }
+    let more = consumed < rest.len() || full_read;
+    let cursor = match rest[..consumed].last() {
+        Some(last) if more => {
+            let mut at_same = rest[..consumed].iter().filter(|r| r.at == last.at).count() as u32;
+            if let Some((before, skip)) = previous
+                && before == last.at
+            {
+                at_same += skip;
+            }
+            Some((last.at, at_same))
+        }
+        _ => None,
+    };
+    (shown, cursor)
 }
 
 /// One CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed with `'`
@@ -222,7 +284,54 @@ pub(crate) async fn csv(axum::extract::State(state): State, _staff: Staff, Query
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    use super::{PAGE_SIZE, csv_field, page_of};
+    use chrono::{DateTime, TimeDelta, Utc};
+    use tessera_core::{Actor, AuditRecord, TokenId};
+
+    fn record(at: DateTime<Utc>, id: i64) -> AuditRecord {
+        AuditRecord {
+            at,
+            kind: "token_revoked".into(),
+            actor: if id % 2 == 0 { Actor::Admin } else { Actor::Cli },
+            user_id: None,
+            username: None,
+            client: None,
+            token_id: Some(TokenId(id)),
+            ip: None,
+            user_agent: None,
+            detail: serde_json::json!({}),
+        }
+    }
+
+    /// Pages through `all` (newest first) as the page does, reading `read` records a time.
+    fn walk(all: &[AuditRecord], keep: impl Fn(&AuditRecord) -> bool + Copy) -> Vec<i64> {
+        let mut seen = Vec::new();
+        let mut previous: Option<(DateTime<Utc>, u32)> = None;
+        loop {
+            let read = PAGE_SIZE as usize * 5 + previous.map_or(0, |p| p.1 as usize);
+            let window: Vec<AuditRecord> =
+                all.iter().filter(|r| previous.is_none_or(|(before, _)| r.at <= before)).take(read).cloned().collect();
+            let full = window.len() == read;
+            let (shown, cursor) = page_of(&window, previous, full, keep);
+            seen.extend(shown.iter().filter_map(|r| r.token_id.map(|t| t.0)));
+            match cursor {
+                Some(next) => previous = Some(next),
+                None => return seen,
+            }
+        }
+    }
+
+    #[test]
+    fn pages_neither_skip_nor_repeat_records_of_one_instant() {
+        let t = Utc::now();
+        // 730 records, most sharing a few instants (a mass revocation writes many at once).
+        let mut all: Vec<AuditRecord> = (0..730).map(|i| record(t - TimeDelta::seconds(i / 300), 10_000 - i)).collect();
+        all.sort_by(|a, b| b.at.cmp(&a.at).then(b.token_id.cmp(&a.token_id)));
+        let every: Vec<i64> = all.iter().filter_map(|r| r.token_id.map(|t| t.0)).collect();
+        assert_eq!(walk(&all, |_| true), every);
+        let admins: Vec<i64> = every.iter().copied().filter(|id| id % 2 == 0).collect();
+        assert_eq!(walk(&all, |r| r.actor == Actor::Admin), admins);
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {

@@ -306,7 +306,8 @@ fn tokens_and_users(backend: Backend) {
     b.click("#set-password");
     assert!(b.page_text().contains("User saved."), "{}", b.page_text());
     let login = serde_json::json!({"username": "carol", "password": "another-long-one", "client": "web"});
-    let (status, body) = tessera_testkit::http(Method::POST, &format!("{}/api/auth/login/", other.base), None, Some(login));
+    let (status, body) =
+        tessera_testkit::http(Method::POST, &format!("{}/api/auth/login/", other.base), None, Some(login));
     assert_eq!(status, 200, "{body}");
     let carol = body["token"].as_str().expect("token").to_string();
     // Log out everywhere: her token is refused on the other instance within a second.
