@@ -14,13 +14,22 @@ impl Core {
     }
 
     /// An event about the client named `client`, by `by`.
-    fn client_event(&self, kind: EventKind, client: &Client, by: Revoker) -> Event {
+    pub(crate) fn client_event(&self, kind: EventKind, client: &Client, by: Revoker) -> Event {
         Event { client: Some(client.name.to_string()), ..self.admin_event(kind, by) }
     }
 
     fn admin_event(&self, kind: EventKind, by: Revoker) -> Event {
         Event { actor: by.into(), ..Event::new(kind, self.now()) }
     }
+}
+
+/// The staff-session client is the admin UI's own (`crate::staff`): no admin path creates it,
+/// renames a client into it or changes it.
+fn refuse_reserved(name: &tessera_core::ClientName) -> Result<(), StoreError> {
+    if crate::staff::is_staff_client(name) {
+        return Err(StoreError::Conflict(format!("the client name '{name}' is reserved for the admin UI's sessions")));
+    }
+    Ok(())
 }
 
 /// Names of the fields an update changes, in a fixed order.
@@ -69,6 +78,7 @@ impl Tessera {
 
     /// Creates an API client (`ClientCreated`).
     pub async fn create_client(&self, new: NewClient, by: Revoker) -> Result<Client, StoreError> {
+        refuse_reserved(&new.name)?;
         let client = self.core.store.create_client(new).await?;
         self.core.publish(self.core.client_event(EventKind::ClientCreated, &client, by));
         Ok(client)
@@ -85,6 +95,10 @@ impl Tessera {
         update: ClientUpdate,
         by: Revoker,
     ) -> Result<(Client, Vec<AuthToken>), StoreError> {
+        refuse_reserved(&client.name)?;
+        if let Some(name) = &update.name {
+            refuse_reserved(name)?;
+        }
         let (updated, revoked) = self.core.update_client(client, update, by).await?;
         let renamed_from = (updated.name != client.name).then(|| client.name.to_string());
         let kind = EventKind::ClientChanged { fields: changed_fields(client, &updated), renamed_from };

@@ -13,6 +13,15 @@ use std::sync::Arc;
 use tessera_core::store::TokenWithOwner;
 use tessera_core::{EventKind, MalformedToken};
 
+/// What a token is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenUse {
+    /// The API (the layer, forward-auth): any client's token but a staff session's.
+    Api,
+    /// The admin UI: a staff session's token only.
+    StaffSession,
+}
+
 impl Core {
     /// Authenticates a request by its `Authorization` header: `Ok(None)` is anonymous.
     pub(crate) async fn authenticate(
@@ -29,6 +38,23 @@ impl Core {
         };
         // durin answers 500 for non-UTF-8 bytes; it is simply not a token.
         let token = std::str::from_utf8(token).map_err(|_| AuthError::InvalidToken)?;
+        self.authenticate_token(token, TokenUse::Api, cached, ip, observed).await.map(Some)
+    }
+
+    /// Authenticates one token for `purpose`: a staff session's token is refused on the API (as
+    /// an invalid token, before anything about it is checked or changed), and only a staff
+    /// session's token is accepted for the admin UI.
+    pub(crate) async fn authenticate_token(
+        &self,
+        token: &str,
+        purpose: TokenUse,
+        cached: bool,
+        ip: Option<std::net::IpAddr>,
+        observed: &mut Observed,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let fits = |client: &tessera_core::Client| {
+            crate::staff::is_staff_client(&client.name) == (purpose == TokenUse::StaffSession)
+        };
         let digest = match self.codec().parse(token) {
             Ok(digest) => digest,
             Err(MalformedToken::UnknownKey(id)) => {
@@ -48,10 +74,11 @@ impl Core {
             && let Some((principal, stored_expiry, meter)) = self.cache.get(&digest)
             && !principal.token.has_expired(now)
             && principal.user.is_active
+            && fits(&principal.client)
         {
             observed.cache = Some(CacheResult::Hit);
             observed.client = meter;
-            return Ok(Some(self.after_use(principal, stored_expiry, now, None, None).await));
+            return Ok(self.after_use(principal, stored_expiry, now, None, None).await);
         }
         observed.cache = Some(if trusted { CacheResult::Miss } else { CacheResult::Bypass });
 
@@ -63,7 +90,7 @@ impl Core {
         let Some(TokenWithOwner { mut token, user, client }) = found else {
             return Err(AuthError::InvalidToken);
         };
-        if !token.digest.ct_eq(&digest) {
+        if !token.digest.ct_eq(&digest) || !fits(&client) {
             return Err(AuthError::InvalidToken);
         }
         let stored_expiry = token.expiry;
@@ -89,7 +116,7 @@ impl Core {
         }
         let principal = Arc::new(Principal { user, client, token });
         let meter = observed.client.clone();
-        Ok(Some(self.after_use(principal, stored_expiry, now, cached.then_some(read_started), meter).await))
+        Ok(self.after_use(principal, stored_expiry, now, cached.then_some(read_started), meter).await)
     }
 
     /// Records the use and applies sliding expiry; returns the principal as it now stands.

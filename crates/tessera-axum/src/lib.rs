@@ -103,6 +103,8 @@
 //! | `authn.rs` | verifying a request's token (header, format, cache, store, expiry, user) |
 //! | `sliding.rs` | sliding expiry: the one place it is decided |
 //! | `tokens.rs` | the token lifecycle: the only path that issues, renews, expires or revokes |
+//! | `admin.rs` | user and client changes for the CLI and admin tools, each with its event |
+//! | `staff.rs` | staff sessions of the admin UI (`tessera-admin`): tokens of the reserved client [`STAFF_CLIENT`], never valid on the API |
 //! | `cache/` | the cached authenticator, and its followers (invalidation log, bus) with every timing that bounds revocation |
 //! | `usage.rs` | last-used times and sliding extensions, buffered and flushed once a minute |
 //! | `layer.rs`, `extract.rs`, `guard.rs` | the layer, the extractors, client permissions and the throttle |
@@ -136,6 +138,7 @@ mod principal;
 mod routes;
 pub mod serve;
 mod sliding;
+mod staff;
 mod state;
 mod tessera;
 mod tokens;
@@ -212,6 +215,7 @@ pub use guard::{Guard, GuardService};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::Principal;
 pub use routes::PasswordChecks;
+pub use staff::{STAFF_CLIENT, StaffLogin, StaffSessionPolicy};
 pub use tessera::Tessera;
 pub use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, MemoryRateLimiter, RateLimiter, Reservation};
 pub use tokens::{IfPairHasToken, PairToken, PairTokenError, PendingToken, TokenRequest};

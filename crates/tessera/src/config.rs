@@ -46,6 +46,10 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("usage_retention", Kind::Text),
     ("metrics_bind", Kind::Text),
     ("log_format", Kind::Text),
+    ("admin", Kind::Bool),
+    ("admin_secure_cookie", Kind::Bool),
+    ("admin_session_idle", Kind::Text),
+    ("admin_session_lifetime", Kind::Text),
 ];
 
 /// Every key of [`Settings`], with how to read it from the environment.
@@ -130,6 +134,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written (`log_format`: `text`, the default, or `json`).
     pub log_format: crate::logging::LogFormat,
+    /// The admin web UI at `/admin/`.
+    pub admin: AdminSettings,
     /// The authentication settings.
     pub settings: Settings,
     /// Forward-auth (`[forward_auth]` in the config file): route rules, trusted proxies, headers.
@@ -265,6 +271,7 @@ impl Config {
             })?),
         };
         let log_format = values.text("log_format")?.map(|f| f.parse()).transpose()?.unwrap_or_default();
+        let admin = values.admin()?;
         let forward_auth = values.values.remove("forward_auth");
         let settings = values.settings()?;
         let forward_auth = crate::forward_config::parse(forward_auth, &settings.trusted_proxies)?;
@@ -284,10 +291,25 @@ impl Config {
             usage_retention,
             metrics_bind,
             log_format,
+            admin,
             settings,
             forward_auth,
         })
     }
+}
+
+/// The admin web UI's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// `serve` mounts it at `/admin/` (`admin`, default true).
+    pub enabled: bool,
+    /// Served over TLS (directly or behind a proxy): the session cookie gets `Secure` and the
+    /// `__Host-` prefix (`admin_secure_cookie`, default false).
+    pub secure_cookie: bool,
+    /// A staff session unused this long ends (`admin_session_idle`, default 30m).
+    pub idle: chrono::TimeDelta,
+    /// A staff session ends this long after its login (`admin_session_lifetime`, default 12h).
+    pub lifetime: chrono::TimeDelta,
 }
 
 /// Every configured value, with where it came from (for error messages): the file's keys, then
@@ -300,6 +322,28 @@ struct Values {
 }
 
 impl Values {
+    fn admin(&mut self) -> Result<AdminSettings> {
+        let defaults = tessera_axum::StaffSessionPolicy::default();
+        let mut duration = |key: &str, default: chrono::TimeDelta| -> Result<chrono::TimeDelta> {
+            match self.duration(key)? {
+                None => Ok(default),
+                Some(d) if d.is_zero() => bail!("invalid value for '{key}': it must be longer than 0 seconds"),
+                Some(d) => chrono::TimeDelta::from_std(d).map_err(|_| anyhow!("invalid value for '{key}': too long")),
+            }
+        };
+        let idle = duration("admin_session_idle", defaults.idle)?;
+        let lifetime = duration("admin_session_lifetime", defaults.absolute)?;
+        if lifetime < idle {
+            bail!("invalid value for 'admin_session_lifetime': it is shorter than admin_session_idle");
+        }
+        Ok(AdminSettings {
+            enabled: self.flag("admin")?.unwrap_or(true),
+            secure_cookie: self.flag("admin_secure_cookie")?.unwrap_or(false),
+            idle,
+            lifetime,
+        })
+    }
+
     fn read(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Values> {
         let file = overrides.config_file.clone().or_else(|| env.get("TESSERA_CONFIG").map(PathBuf::from));
         let mut values = BTreeMap::new();

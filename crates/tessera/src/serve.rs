@@ -1,6 +1,7 @@
 //! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`, and
-//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`; with `metrics_bind`,
-//! Prometheus metrics at `/metrics` on a listener of its own.
+//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`, the admin web UI at
+//! `/admin/` (`tessera-admin`); with `metrics_bind`, Prometheus metrics at `/metrics` on a
+//! listener of its own.
 
 use crate::app::App;
 use crate::config::Config;
@@ -32,6 +33,21 @@ pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConf
         .with_state(ServerState { store })
         .nest("/api/auth", tessera.auth_router())
         .nest("/auth/forward", tessera.forward_auth(forward).router())
+}
+
+/// The admin web UI at `/admin/`, reading the audit log from the SQL database when it is on.
+fn admin_router(app: &App, tessera: &Tessera) -> Router {
+    let settings = &app.config.admin;
+    let config = tessera_admin::AdminConfig {
+        secure_cookie: settings.secure_cookie,
+        sessions: tessera_axum::StaffSessionPolicy { idle: settings.idle, absolute: settings.lifetime },
+        ..tessera_admin::AdminConfig::default()
+    };
+    let mut admin = tessera_admin::Admin::new(tessera.clone()).config(config);
+    if app.config.audit {
+        admin = admin.audit_log(Arc::new(app.sql.clone()));
+    }
+    admin.router()
 }
 
 /// The process is up.
@@ -122,13 +138,12 @@ pub async fn run(config: Config) -> Result<()> {
         }
         None => None,
     };
-    tessera_axum::serve::serve(
-        listener,
-        router(app.store.clone(), &tessera, app.config.forward_auth.clone()),
-        app.config.limits,
-        shutdown,
-    )
-    .await?;
+    let mut routes = router(app.store.clone(), &tessera, app.config.forward_auth.clone());
+    if app.config.admin.enabled {
+        routes = routes.merge(admin_router(&app, &tessera));
+        tracing::info!(secure_cookie = app.config.admin.secure_cookie, "admin UI at /admin/");
+    }
+    tessera_axum::serve::serve(listener, routes, app.config.limits, shutdown).await?;
     tracing::info!("shutting down");
     if let Some(reload) = reload {
         reload.abort();

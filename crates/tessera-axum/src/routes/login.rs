@@ -44,20 +44,11 @@ async fn attempt(core: Arc<Core>, req: Request) -> Result<Response, RouteError> 
     let ip_text = ip.map(|ip| ip.to_string());
     let now = core.now();
 
-    if let Some(rate) = core.settings.login_throttle_per_ip {
-        match source {
-            Some(source) => throttle(core.login_limiter.acquire(&format!("login:ip:{source}"), rate, now).await)?,
-            None => warn_no_connect_info(&parts.extensions),
-        }
-    }
+    throttle_source(&core, source, &parts.extensions, now).await?;
 
     let data = body::parse(Request::from_parts(parts.clone(), body)).await?;
     let (username, password) = validate_fields(&data)?;
 
-    // A name no user can have — over Django's 150 characters, or with a character its validator
-    // refuses — is refused before any work: no limiter key, no lookup, no hash. Answering it
-    // faster than a real check reveals nothing, because the answer depends on how the name is
-    // spelled, never on which users exist; every name that could exist costs one Argon2id check.
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let failed = |reason: &str, username: Option<String>| tessera_core::Event {
         username,
@@ -65,42 +56,8 @@ async fn attempt(core: Arc<Core>, req: Request) -> Result<Response, RouteError> 
         user_agent: user_agent.clone(),
         ..tessera_core::Event::new(EventKind::LoginFailed { reason: reason.into() }, now)
     };
-    let Ok(name) = username.parse::<Username>() else {
-        // Not the name: it may be 64 KB of anything.
-        core.publish(failed("invalid username", None));
-        return Err(AuthError::BadCredentials.into());
-    };
-
-    let budgets = LoginBudgets::new(&core, &name, source, now).await?;
-    let grant = budgets.reserve(&core, now).await?;
-
-    let user = match core.store.user_by_username(&name).await {
-        Ok(user) => user,
-        Err(e) => {
-            // Nothing was verified: the slots go back.
-            budgets.release(&core, grant.as_ref(), now).await;
-            return Err(e.into());
-        }
-    };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let pw = password.clone();
-    // Unknown users are verified against a dummy hash: they cost the same as a wrong password.
-    let verified = core.password_checks.verify(move || verify_password_or_dummy(hash.as_deref(), &pw)).await;
-    let user = match user {
-        Some(user) if verified && user.is_active => user,
-        other => {
-            // The reserved slots stay taken: they are this failure's record.
-            let reason = match other {
-                None => "unknown user",
-                Some(u) if !u.is_active && verified => "inactive user",
-                Some(_) => "wrong password",
-            };
-            core.publish(failed(reason, Some(username.clone())));
-            return Err(AuthError::BadCredentials.into());
-        }
-    };
-    budgets.release(&core, grant.as_ref(), now).await;
-    budgets.remember_source(&core, now).await;
+    let attempt = Attempt { source, ip: ip_text.clone(), user_agent: user_agent.clone(), now };
+    let user = verify_credentials(&core, &attempt, &username, password).await?;
 
     let client = find_client(&core, &parts.headers, &data).await?;
     let policy = if core.settings.refresh_token_on_login { IfPairHasToken::Renew } else { IfPairHasToken::Reuse };
@@ -139,6 +96,97 @@ async fn attempt(core: Arc<Core>, req: Request) -> Result<Response, RouteError> 
         body.insert("user".into(), user_fields(&core, &user));
     }
     Ok(json_ok(Value::Object(body)))
+}
+
+/// Where a login attempt comes from, for the throttle and the `LoginFailed` events.
+pub(crate) struct Attempt {
+    /// The source's throttle key (an IPv4 address, an IPv6 /64), when known.
+    pub(crate) source: Option<IpNet>,
+    /// The client address, for events.
+    pub(crate) ip: Option<String>,
+    /// The user agent, for events.
+    pub(crate) user_agent: Option<String>,
+    /// When it began.
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// The per-source login budget: every attempt counts against its source's (before the body is
+/// even read). Without a source (no `ConnectInfo`) the budget cannot apply, and the operator is
+/// told once.
+pub(crate) async fn throttle_source(
+    core: &Core,
+    source: Option<IpNet>,
+    extensions: &axum::http::Extensions,
+    now: DateTime<Utc>,
+) -> Result<(), AuthError> {
+    if let Some(rate) = core.settings.login_throttle_per_ip {
+        match source {
+            Some(source) => throttle(core.login_limiter.acquire(&format!("login:ip:{source}"), rate, now).await)?,
+            None => warn_no_connect_info(extensions),
+        }
+    }
+    Ok(())
+}
+
+/// The password check of a login (the API's, and the admin UI's staff login): the per-username
+/// budgets, one Argon2id verification whether or not the user exists, and a `LoginFailed` event
+/// for every refusal. Unknown user, wrong password and inactive user all answer
+/// [`AuthError::BadCredentials`]; the caller decides what else a user must be.
+pub(crate) async fn verify_credentials(
+    core: &Core,
+    attempt: &Attempt,
+    username: &str,
+    password: String,
+) -> Result<User, AuthError> {
+    let now = attempt.now;
+    let failed = |reason: &str, username: Option<String>| tessera_core::Event {
+        username,
+        ip: attempt.ip.clone(),
+        user_agent: attempt.user_agent.clone(),
+        ..tessera_core::Event::new(EventKind::LoginFailed { reason: reason.into() }, now)
+    };
+    // A name no user can have — over Django's 150 characters, or with a character its validator
+    // refuses — is refused before any work: no limiter key, no lookup, no hash. Answering it
+    // faster than a real check reveals nothing, because the answer depends on how the name is
+    // spelled, never on which users exist; every name that could exist costs one Argon2id check.
+    let Ok(name) = username.parse::<Username>() else {
+        // Not the name: it may be 64 KB of anything.
+        core.publish(failed("invalid username", None));
+        return Err(AuthError::BadCredentials);
+    };
+
+    let budgets = LoginBudgets::new(core, &name, attempt.source, now).await?;
+    let grant = budgets.reserve(core, now).await?;
+
+    let user = match core.store.user_by_username(&name).await {
+        Ok(user) => user,
+        Err(e) => {
+            // Nothing was verified: the slots go back.
+            budgets.release(core, grant.as_ref(), now).await;
+            return Err(AuthError::from_store(e));
+        }
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let pw = password;
+    // Unknown users are verified against a dummy hash: they cost the same as a wrong password.
+    let verified = core.password_checks.verify(move || verify_password_or_dummy(hash.as_deref(), &pw)).await;
+    let user = match user {
+        Some(user) if verified && user.is_active => user,
+        other => {
+            // The reserved slots stay taken: they are this failure's record.
+            let reason = match other {
+                None => "unknown user",
+                Some(u) if !u.is_active && verified => "inactive user",
+                Some(_) => "wrong password",
+            };
+            core.publish(failed(reason, Some(username.to_string())));
+            return Err(AuthError::BadCredentials);
+        }
+    };
+    budgets.release(core, grant.as_ref(), now).await;
+    budgets.remember_source(core, now).await;
+
+    Ok(user)
 }
 
 /// The login throttle's per-username budgets for one attempt at one username from one source.
@@ -372,6 +420,10 @@ async fn find_client(core: &Core, headers: &HeaderMap, data: &Value) -> Result<C
     };
     // A name no client can have is not looked up (PostgreSQL refuses NUL bytes).
     let Ok(name) = name.parse::<ClientName>() else { return Err(AuthError::UnknownClient.into()) };
+    // Staff sessions are the admin UI's alone: the API never issues one (crate::staff).
+    if crate::staff::is_staff_client(&name) {
+        return Err(AuthError::UnknownClient.into());
+    }
     Ok(core.store.client_by_name(&name).await?.ok_or(AuthError::UnknownClient)?)
 }
 

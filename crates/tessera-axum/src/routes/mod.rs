@@ -12,6 +12,7 @@ mod sessions;
 
 pub(crate) use apiaccess::api_access_client;
 pub use login::PasswordChecks;
+pub(crate) use login::{Attempt, throttle_source, verify_credentials};
 
 use crate::error::{AuthError, RouteError, Unrendered, json_response};
 use crate::guard::Guard;

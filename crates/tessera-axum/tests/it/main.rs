@@ -22,6 +22,7 @@ mod renderer;
 mod request_span;
 mod routes;
 mod sessions;
+mod staff;
 mod throttle;
 mod token_ids;
 mod usage;

@@ -1,5 +1,6 @@
 //! Black-box tests of the `tessera` binary: real processes, real SQLite files, the real PostgreSQL.
 
+mod admin;
 mod audit;
 mod cli;
 mod cluster;
