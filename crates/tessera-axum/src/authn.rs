@@ -1,5 +1,10 @@
 //! Verifying a request's credentials: header, token format, lookup (through the cache when asked),
 //! expiry, the user's state; then the use is recorded and sliding expiry applied.
+//!
+//! A durin token imported by `tessera import durin` (64 hex characters, not a native token) goes
+//! the same way once its digest is made, when legacy tokens are accepted (`legacy.rs`): its digest
+//! under each server key of the ring, the current key first (it was made with the key current at
+//! the import), one lookup each until one is found.
 
 use crate::error::AuthError;
 use crate::header::{self, Credentials};
@@ -8,7 +13,7 @@ use crate::state::Core;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tessera_core::store::TokenWithOwner;
-use tessera_core::{EventKind, MalformedToken};
+use tessera_core::{EventKind, MalformedToken, TokenCodec, TokenDigest};
 
 impl Core {
     /// Authenticates a request by its `Authorization` header: `Ok(None)` is anonymous.
@@ -35,13 +40,39 @@ impl Core {
                 }
                 return Err(AuthError::InvalidToken);
             }
+            Err(_)
+                if TokenCodec::is_durin_token(token)
+                    && self.legacy.open(self.settings.accept_legacy_tokens, self.store.as_ref()).await? =>
+            {
+                let codec = self.codec();
+                for (_, digest) in codec.legacy_digests(token) {
+                    match self.verify_digest(digest, true, cached, ip).await {
+                        Err(AuthError::InvalidToken) => continue,
+                        verdict => return verdict,
+                    }
+                }
+                return Err(AuthError::InvalidToken);
+            }
             Err(_) => return Err(AuthError::InvalidToken),
         };
+        self.verify_digest(digest, false, cached, ip).await
+    }
+
+    /// Authenticates the token whose digest this is; `legacy`: it was presented as a durin token
+    /// (and must be stored as one).
+    async fn verify_digest(
+        &self,
+        digest: TokenDigest,
+        legacy: bool,
+        cached: bool,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
         let now = self.now();
 
         if cached
             && self.cache.trusted()
             && let Some((principal, stored_expiry)) = self.cache.get(&digest)
+            && principal.token.is_legacy() == legacy
             && !principal.token.has_expired(now)
             && principal.user.is_active
         {
@@ -53,7 +84,7 @@ impl Core {
         let Some(TokenWithOwner { mut token, user, client }) = found else {
             return Err(AuthError::InvalidToken);
         };
-        if !token.digest.ct_eq(&digest) {
+        if !token.digest.ct_eq(&digest) || token.is_legacy() != legacy {
             return Err(AuthError::InvalidToken);
         }
         let stored_expiry = token.expiry;

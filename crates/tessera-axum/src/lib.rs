@@ -130,6 +130,7 @@ pub mod forward;
 mod guard;
 mod header;
 mod layer;
+mod legacy;
 mod principal;
 mod routes;
 pub mod serve;
