@@ -168,6 +168,22 @@ pub enum EventKind {
         /// How many tokens went with it.
         tokens: u64,
     },
+    /// Users, clients and tokens were imported in bulk (`tessera import durin`): one event for the
+    /// whole import, which is one transaction, rather than one per row.
+    Imported {
+        /// What was imported from (`durin`, with the database URL's secrets masked).
+        source: String,
+        /// Users created.
+        users_created: u64,
+        /// Users overwritten (`--update`).
+        users_updated: u64,
+        /// Clients created.
+        clients_created: u64,
+        /// Clients overwritten (`--update`).
+        clients_updated: u64,
+        /// Legacy tokens imported.
+        tokens: u64,
+    },
 }
 
 impl EventKind {
@@ -190,6 +206,7 @@ impl EventKind {
         "client_created",
         "client_changed",
         "client_deleted",
+        "imported",
     ];
 
     /// This kind's name (one of [`EventKind::NAMES`]).
@@ -211,6 +228,7 @@ impl EventKind {
             EventKind::ClientCreated => "client_created",
             EventKind::ClientChanged { .. } => "client_changed",
             EventKind::ClientDeleted { .. } => "client_deleted",
+            EventKind::Imported { .. } => "imported",
         }
     }
 
