@@ -219,10 +219,6 @@ async fn read_sqlite(conn: &mut sqlx::SqliteConnection, shown: &str) -> Result<D
 
 async fn read_pg(conn: &mut sqlx::PgConnection, shown: &str) -> Result<DurinData> {
     let found = sqlx::query_scalar::<_, String>(MIGRATIONS).fetch_all(&mut *conn).await;
-    if found.is_err() {
-        // The failed statement aborted the transaction; the error is what matters.
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-    }
     let migrations = check_migrations(found, shown)?;
     let has_rate = migrations.iter().any(|m| m == KNOWN_MIGRATIONS[1]);
     let mut data = DurinData { migrations, ..DurinData::default() };
