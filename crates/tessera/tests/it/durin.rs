@@ -223,3 +223,38 @@ fn scenario(backend: Backend) {
 }
 
 test_each_backend!(scenario => durin_import_on_sqlite, durin_import_on_postgres);
+
+/// With tokens in Redis (`token_store = "redis"`): users and clients go to SQL in one transaction,
+/// the tokens to Redis after it; a second run finds them there; `serve` accepts them.
+#[test]
+fn durin_import_with_tokens_in_redis() {
+    let Some(python) = python() else { return };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let Some(redis) = rt.block_on(tessera_redis::testing::redis()) else { return };
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.env.insert("TESSERA_REDIS_URL".into(), tessera_redis::testing::redis_url());
+    env.env.insert("TESSERA_REDIS_KEY_PREFIX".into(), redis.config.key_prefix.clone());
+    env.env.insert("TESSERA_TOKEN_STORE".into(), "redis".into());
+    let durin_url = format!("sqlite://{}", env.dir.path().join("durin.sqlite3").display());
+    let made = make_durin_project(&python, &durin_url);
+    let token = |user: &str, client: &str| -> String {
+        let t = made["tokens"].as_array().expect("tokens").iter().find(|t| t["user"] == user && t["client"] == client);
+        t.expect("made")["token"].as_str().expect("token").to_string()
+    };
+    let dry = env.ok(&["import", "durin", "--from", &durin_url, "--dry-run"]);
+    assert!(dry.contains("6 legacy token(s) imported — nothing was written"), "{dry}");
+    assert!(env.ok(&["token", "list", "--legacy"]).contains("0 legacy token(s) remain"), "a dry run writes nothing");
+    let out = env.ok(&["import", "durin", "--from", &durin_url]);
+    assert!(out.contains("6 legacy token(s) imported"), "{out}");
+    let again = env.ok(&["import", "durin", "--from", &durin_url]);
+    assert!(
+        again.contains("0 legacy token(s) imported") && again.contains("token of bob on web: already imported"),
+        "{again}"
+    );
+    assert!(env.ok(&["token", "list", "--legacy"]).contains("6 legacy token(s) remain"));
+    let server = env.serve(&[]);
+    let get = |t: &str| http(Method::GET, &format!("{}/api/auth/sessions/", server.base), Some(t), None);
+    assert_eq!(get(&token("alice", "web")).0, 200);
+    assert_eq!(get(&token("bob", "ios")), (401, json!({"detail": "The given token has expired."})));
+    server.stop();
+}
