@@ -340,6 +340,14 @@ mod tests {
             EventKind::ClientCreated,
             EventKind::ClientChanged { fields: vec!["name".into()], renamed_from: Some("web".into()) },
             EventKind::ClientDeleted { tokens: 0 },
+            EventKind::Imported {
+                source: "durin sqlite:///db.sqlite3".into(),
+                users_created: 1,
+                users_updated: 0,
+                clients_created: 1,
+                clients_updated: 0,
+                tokens: 1,
+            },
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());
         for (kind, name) in kinds.into_iter().zip(EventKind::NAMES) {

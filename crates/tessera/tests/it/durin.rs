@@ -148,6 +148,11 @@ fn scenario(backend: Backend) {
     assert!(again.contains("token of alice on web: already imported"), "{again}");
     assert_eq!(env.snapshot(), imported);
     assert!(env.ok(&["token", "list", "--legacy"]).contains("6 legacy token(s) remain"));
+    // One audit event for the import that changed something; none for the run that did not.
+    let audit: Value = serde_json::from_str(&env.ok(&["audit", "--kind", "imported", "--json"])).expect("JSON");
+    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(audit[0]["actor"], "cli", "{audit}");
+    assert!(!audit.to_string().contains(&token("alice", "web")));
 
     let all: Vec<String> = tokens.iter().map(|t| t["token"].as_str().expect("token").to_string()).collect();
     assert_no_token_at_rest(&env, &all.iter().map(String::as_str).collect::<Vec<_>>());
