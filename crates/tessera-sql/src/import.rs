@@ -125,6 +125,16 @@ const PAIR_TOKEN: &str = "SELECT id FROM auth_tokens WHERE user_id = $1 AND clie
 const INSERT_TOKEN: &str = "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, expiry, key_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
+/// `self`, after `f` saw it.
+trait Also: Sized {
+    fn also(self, f: impl FnOnce(&Self)) -> Self {
+        f(&self);
+        self
+    }
+}
+
+impl Also for Outcome {}
+
 /// The marker of a dry run's deliberate rollback.
 const DRY_RUN: &str = "dry run: rolled back";
 
@@ -170,7 +180,6 @@ impl SqlStore {
                             let hash: String = row.try_get(1).map_err(from_sqlx)?;
                             let active: bool = row.try_get(2).map_err(from_sqlx)?;
                             let staff: bool = row.try_get(3).map_err(from_sqlx)?;
-                            user_ids.insert(name.to_string(), id);
                             if (hash.as_str(), active, staff) == (u.password_hash.as_str(), u.is_active, u.is_staff) {
                                 Outcome::AlreadyImported
                             } else if update {
@@ -190,6 +199,13 @@ impl SqlStore {
                                         .into(),
                                 )
                             }
+                            .also(|o| {
+                                // A conflicting user may be someone else: their durin tokens must
+                                // not open the Tessera account, so they are skipped with the user.
+                                if !matches!(o, Outcome::Skipped(_)) {
+                                    user_ids.insert(name.to_string(), id);
+                                }
+                            })
                         }
                     };
                     report.users.push((name.to_string(), outcome));
@@ -223,7 +239,6 @@ impl SqlStore {
                             let id: i64 = row.try_get(0).map_err(from_sqlx)?;
                             let have_ttl: Option<i64> = row.try_get(1).map_err(from_sqlx)?;
                             let have_rate: Option<String> = row.try_get(2).map_err(from_sqlx)?;
-                            client_ids.insert(name.to_string(), id);
                             if (have_ttl, have_rate.as_deref()) == (ttl, rate.as_deref()) {
                                 Outcome::AlreadyImported
                             } else if update {
@@ -242,6 +257,11 @@ impl SqlStore {
                                         .into(),
                                 )
                             }
+                            .also(|o| {
+                                if !matches!(o, Outcome::Skipped(_)) {
+                                    client_ids.insert(name.to_string(), id);
+                                }
+                            })
                         }
                     };
                     report.clients.push((name.to_string(), outcome));
@@ -252,7 +272,7 @@ impl SqlStore {
                     let (user, client) = (t.username.as_str(), t.client.as_str());
                     let ids = user_ids.get(user).copied().zip(client_ids.get(client).copied());
                     let outcome = match ids {
-                        None => Outcome::Skipped("its user or client was not imported".into()),
+                        None => Outcome::Skipped("its user or client was not imported (see above)".into()),
                         Some((user_id, client_id)) => {
                             let digest = &t.digest.as_bytes()[..];
                             let by_digest = sqlx::query(TOKEN_BY_DIGEST)

@@ -229,6 +229,15 @@ fn scenario(backend: Backend) {
 
 test_each_backend!(scenario => durin_import_on_sqlite, durin_import_on_postgres);
 
+/// The status of a login with `password` on a server started for it (and stopped).
+fn server_login_status(env: &TestEnv, user: &str, password: &str) -> u16 {
+    let server = env.serve(&[]);
+    let body = json!({"username": user, "password": password, "client": "web"});
+    let (status, _) = http(Method::POST, &format!("{}/api/auth/login/", server.base), None, Some(body));
+    server.stop();
+    status
+}
+
 /// With tokens in Redis (`token_store = "redis"`): users and clients go to SQL in one transaction,
 /// the tokens to Redis after it; a second run finds them there; `serve` accepts them.
 #[test]
@@ -246,11 +255,20 @@ fn durin_import_with_tokens_in_redis() {
         let t = made["tokens"].as_array().expect("tokens").iter().find(|t| t["user"] == user && t["client"] == client);
         t.expect("made")["token"].as_str().expect("token").to_string()
     };
+    // A Tessera user of the same name as a durin one: a conflict, skipped with the durin user's
+    // tokens (it may be someone else), until --update says they are the same person.
+    env.create_user("erin", &[]);
     let dry = env.ok(&["import", "durin", "--from", &durin_url, "--dry-run"]);
-    assert!(dry.contains("6 legacy token(s) imported — nothing was written"), "{dry}");
+    assert!(dry.contains("4 user(s) created, 0 updated; 3 client(s) created, 0 updated; 5 legacy token(s)"), "{dry}");
+    assert!(dry.contains("user erin: would be skipped: a user of this name exists in Tessera"), "{dry}");
+    assert!(dry.contains("token of erin on cli: would be skipped: its user or client was not imported"), "{dry}");
     assert!(env.ok(&["token", "list", "--legacy"]).contains("0 legacy token(s) remain"), "a dry run writes nothing");
     let out = env.ok(&["import", "durin", "--from", &durin_url]);
-    assert!(out.contains("6 legacy token(s) imported"), "{out}");
+    assert!(out.contains("5 legacy token(s) imported"), "{out}");
+    assert_eq!(server_login_status(&env, "erin", tessera_testkit::PASSWORD), 200, "the Tessera erin keeps hers");
+    let out = env.ok(&["import", "durin", "--from", &durin_url, "--update"]);
+    assert!(out.contains("0 user(s) created, 1 updated; 0 client(s) created, 0 updated; 1 legacy token(s)"), "{out}");
+    assert!(out.contains("user erin: updated") && out.contains("token of erin on cli: imported"), "{out}");
     let again = env.ok(&["import", "durin", "--from", &durin_url]);
     assert!(
         again.contains("0 legacy token(s) imported") && again.contains("token of bob on web: already imported"),
@@ -260,6 +278,7 @@ fn durin_import_with_tokens_in_redis() {
     let server = env.serve(&[]);
     let get = |t: &str| http(Method::GET, &format!("{}/api/auth/sessions/", server.base), Some(t), None);
     assert_eq!(get(&token("alice", "web")).0, 200);
+    assert_eq!(get(&token("erin", "cli")).0, 200);
     assert_eq!(get(&token("bob", "ios")), (401, json!({"detail": "The given token has expired."})));
     server.stop();
 }
