@@ -282,3 +282,59 @@ fn durin_import_with_tokens_in_redis() {
     assert_eq!(get(&token("bob", "ios")), (401, json!({"detail": "The given token has expired."})));
     server.stop();
 }
+
+/// A durin database an attacker (or time) has bent: a schema version from the future is refused
+/// whole; a hash asking for billions of iterations, a token not in durin's format and a username
+/// Django would refuse are each left out with a warning, and the rest is imported.
+#[test]
+fn a_tampered_durin_database() {
+    let Some(python) = python() else { return };
+    let Some(env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    let file = env.dir.path().join("durin.sqlite3");
+    let durin_url = format!("sqlite://{}", file.display());
+    let made = make_durin_project(&python, &durin_url);
+    let sql = |statement: &str| {
+        let out = Command::new("sqlite3").arg(&file).arg(statement).output().expect("sqlite3");
+        assert!(out.status.success(), "{statement}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    env.ok(&["migrate"]);
+    let before = env.snapshot();
+    sql(
+        "INSERT INTO django_migrations (app, name, applied) VALUES ('durin', '0003_hashed_tokens', '2030-01-01 00:00:00')",
+    );
+    env.fails(
+        &["import", "durin", "--from", &durin_url],
+        "durin migration '0003_hashed_tokens', which this Tessera does not know",
+    );
+    assert_eq!(env.snapshot(), before);
+    sql("DELETE FROM django_migrations WHERE name = '0003_hashed_tokens'");
+
+    sql(
+        "UPDATE auth_user SET password = 'pbkdf2_sha256$4000000000$salt$ScFV5FNuqE60YTuzuXfql3mtd4vkYfnfVgFo6u//R+I=' WHERE username = 'alice'",
+    );
+    sql("UPDATE auth_user SET username = 'erin smith' WHERE username = 'erin'");
+    sql(
+        "UPDATE durin_authtoken SET token = 'not-a-durin-token' WHERE user_id = (SELECT id FROM auth_user WHERE username = 'bob') AND client_id = (SELECT id FROM durin_client WHERE name = 'web')",
+    );
+    let out = env.ok(&["import", "durin", "--from", &durin_url]);
+    assert!(
+        out.contains("warning: user alice: the pbkdf2_sha256 hash asks for more work than Tessera allows"),
+        "{out}"
+    );
+    assert!(out.contains("warning: user \"erin smith\": not a valid username; skipped with their tokens"), "{out}");
+    assert!(out.contains("warning: token of bob on web: not 64 lowercase hexadecimal characters"), "{out}");
+    assert!(
+        out.contains("imported: 4 user(s) created, 0 updated; 3 client(s) created, 0 updated; 4 legacy token(s)"),
+        "{out}"
+    );
+    assert!(!out.contains("not-a-durin-token"));
+    let server = env.serve(&[]);
+    let body = json!({"username": "alice", "password": made["passwords"]["alice"], "client": "web"});
+    let (status, _) = http(Method::POST, &format!("{}/api/auth/login/", server.base), None, Some(body));
+    assert_eq!(status, 400, "alice must have her password reset");
+    let alice_ios =
+        made["tokens"].as_array().expect("tokens").iter().find(|t| t["user"] == "alice" && t["client"] == "ios");
+    let alice_ios = alice_ios.expect("made")["token"].as_str().expect("token").to_string();
+    assert_eq!(http(Method::GET, &format!("{}/api/auth/sessions/", server.base), Some(&alice_ios), None).0, 200);
+    server.stop();
+}
