@@ -47,6 +47,14 @@ fn changed_fields(before: &Client, after: &Client) -> Vec<String> {
 }
 
 impl Tessera {
+    /// Records a bulk import made at the store level in one transaction (`Imported`): one event
+    /// for the import, by `by`. (`tessera import durin` writes users, clients and tokens in one
+    /// transaction so that an error leaves nothing half-imported; the per-row paths here could
+    /// not, so the import's rows do not get a `UserCreated` or `ClientCreated` each.)
+    pub fn record_import(&self, kind: EventKind, by: Revoker) {
+        self.core.publish(self.core.admin_event(kind, by));
+    }
+
     /// Creates a user (`UserCreated`).
     pub async fn create_user(&self, new: NewUser, by: Revoker) -> Result<User, StoreError> {
         let staff = new.is_staff;

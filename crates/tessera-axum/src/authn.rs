@@ -2,6 +2,11 @@
 //! expiry, the user's state; then the use is recorded and sliding expiry applied. With metrics or
 //! analytics on, what was found is noted in an [`Observed`] for the caller to count once the
 //! request's outcome is known.
+//!
+//! A durin token imported by `tessera import durin` (64 hex characters, not a native token) goes
+//! the same way once its digest is made, when legacy tokens are accepted (`legacy.rs`): its digest
+//! under each server key of the ring, the current key first (it was made with the key current at
+//! the import), one lookup each until one is found.
 
 use crate::error::AuthError;
 use crate::header::{self, Credentials};
@@ -11,7 +16,7 @@ use crate::state::Core;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tessera_core::store::TokenWithOwner;
-use tessera_core::{EventKind, MalformedToken};
+use tessera_core::{EventKind, MalformedToken, TokenCodec, TokenDigest};
 
 /// What a token is presented for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +57,6 @@ impl Core {
         ip: Option<std::net::IpAddr>,
         observed: &mut Observed,
     ) -> Result<Arc<Principal>, AuthError> {
-        let fits = |client: &tessera_core::Client| {
-            crate::staff::is_staff_client(&client.name) == (purpose == TokenUse::StaffSession)
-        };
         let digest = match self.codec().parse(token) {
             Ok(digest) => digest,
             Err(MalformedToken::UnknownKey(id)) => {
@@ -65,13 +67,44 @@ impl Core {
                 }
                 return Err(AuthError::InvalidToken);
             }
+            Err(_)
+                if TokenCodec::is_durin_token(token)
+                    && self.legacy.open(self.settings.accept_legacy_tokens, self.store.as_ref()).await? =>
+            {
+                let codec = self.codec();
+                for (_, digest) in codec.legacy_digests(token) {
+                    match self.verify_digest(digest, true, purpose, cached, ip, observed).await {
+                        Err(AuthError::InvalidToken) => continue,
+                        verdict => return verdict,
+                    }
+                }
+                return Err(AuthError::InvalidToken);
+            }
             Err(_) => return Err(AuthError::InvalidToken),
+        };
+        self.verify_digest(digest, false, purpose, cached, ip, observed).await
+    }
+
+    /// Authenticates the token whose digest this is; `legacy`: it was presented as a durin token
+    /// (and must be stored as one).
+    async fn verify_digest(
+        &self,
+        digest: TokenDigest,
+        legacy: bool,
+        purpose: TokenUse,
+        cached: bool,
+        ip: Option<std::net::IpAddr>,
+        observed: &mut Observed,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let fits = |client: &tessera_core::Client| {
+            crate::staff::is_staff_client(&client.name) == (purpose == TokenUse::StaffSession)
         };
         let now = self.now();
 
         let trusted = cached && self.cache.trusted();
         if trusted
             && let Some((principal, stored_expiry, meter)) = self.cache.get(&digest)
+            && principal.token.is_legacy() == legacy
             && !principal.token.has_expired(now)
             && principal.user.is_active
             && fits(&principal.client)
@@ -90,7 +123,7 @@ impl Core {
         let Some(TokenWithOwner { mut token, user, client }) = found else {
             return Err(AuthError::InvalidToken);
         };
-        if !token.digest.ct_eq(&digest) || !fits(&client) {
+        if !token.digest.ct_eq(&digest) || token.is_legacy() != legacy || !fits(&client) {
             return Err(AuthError::InvalidToken);
         }
         let stored_expiry = token.expiry;

@@ -242,6 +242,7 @@ impl TesseraBuilder {
             password_checks: crate::routes::PasswordChecks::new(self.password_checks),
             renderer: self.renderer,
             www_authenticate,
+            legacy: Default::default(),
         };
         remember_process_renderer(&core.renderer, &core.www_authenticate);
         Ok(Tessera::from_core(core))

@@ -134,6 +134,7 @@ mod guard;
 mod header;
 mod layer;
 mod meter;
+mod legacy;
 mod principal;
 mod routes;
 pub mod serve;

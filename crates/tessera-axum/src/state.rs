@@ -74,6 +74,8 @@ pub(crate) struct Core {
     pub(crate) password_checks: crate::routes::PasswordChecks,
     pub(crate) renderer: Arc<dyn ErrorRenderer>,
     pub(crate) www_authenticate: Arc<str>,
+    /// Whether durin tokens (imported) are looked up (`accept_legacy_tokens`).
+    pub(crate) legacy: crate::legacy::LegacyGate,
 }
 
 impl std::fmt::Debug for Core {

@@ -152,41 +152,51 @@ impl Core {
         let who = Some((req.user, req.client.name.as_str()));
         let codec = self.codec();
         if let Some(mut existing) = self.store.token_for(req.user.id, req.client.id).await? {
-            // Re-derived with the key it was made with, in the format it was issued in.
-            match codec.rederive(existing.key_id, &existing.seed, &existing.digest) {
-                Some(secret) if !existing.has_expired(now) => match req.if_exists {
-                    IfPairHasToken::Reuse => return Ok(PairToken { token: existing, secret, created: false }),
-                    IfPairHasToken::Renew => {
-                        let new_expiry = req.client.expiry_from(now, existing.created);
-                        if self.store.extend_expiry(existing.id, new_expiry, now).await? {
-                            existing.expiry = new_expiry;
-                            self.forget(&existing);
-                            self.emit_for(&req, EventKind::TokenRenewed { token_id: existing.id, new_expiry });
+            if existing.is_legacy() && !existing.has_expired(now) {
+                // A durin token (imported) cannot be handed back: only its digest is kept, so
+                // durin's "same token on re-login" is impossible. The login gets a native token
+                // and the legacy one is revoked (its holder's next request is "Invalid token.").
+                if req.if_exists == IfPairHasToken::Refuse {
+                    return Err(PairTokenError::Exists(existing));
+                }
+                self.revoke(&existing, Revocation::Revoked(req.by), who, req.ip.clone()).await?;
+            } else {
+                // Re-derived with the key it was made with, in the format it was issued in.
+                match codec.rederive(existing.key_id, &existing.seed, &existing.digest) {
+                    Some(secret) if !existing.has_expired(now) => match req.if_exists {
+                        IfPairHasToken::Reuse => return Ok(PairToken { token: existing, secret, created: false }),
+                        IfPairHasToken::Renew => {
+                            let new_expiry = req.client.expiry_from(now, existing.created);
+                            if self.store.extend_expiry(existing.id, new_expiry, now).await? {
+                                existing.expiry = new_expiry;
+                                self.forget(&existing);
+                                self.emit_for(&req, EventKind::TokenRenewed { token_id: existing.id, new_expiry });
+                            }
+                            return Ok(PairToken { token: existing, secret, created: false });
                         }
-                        return Ok(PairToken { token: existing, secret, created: false });
-                    }
-                    IfPairHasToken::Refuse => return Err(PairTokenError::Exists(existing)),
-                    IfPairHasToken::Replace => {
-                        self.revoke(&existing, Revocation::Revoked(req.by), who, req.ip.clone()).await?;
-                    }
-                },
-                rederived => {
-                    // Tessera: an expired token is replaced, not handed back (durin returns the dead
-                    // token). So is one this codec cannot re-derive — issued under another token
-                    // format (`token_prefix`, `token_character_length`) or with a server key the
-                    // ring no longer holds: it no longer parses, so handing it back would leave its
-                    // owner with a token nothing accepts, login after login.
-                    let stale = rederived.is_none();
-                    let deleted = self.store.delete_token(existing.id).await?;
-                    self.forget(&existing);
-                    if deleted {
-                        let source = match (stale, codec.has_key(existing.key_id)) {
-                            (false, _) => req.source,
-                            (true, true) => "token format changed",
-                            (true, false) => "server key retired",
-                        };
-                        let kind = EventKind::TokenExpired { token_id: existing.id, source: source.into() };
-                        self.emit(kind, who, req.ip.clone());
+                        IfPairHasToken::Refuse => return Err(PairTokenError::Exists(existing)),
+                        IfPairHasToken::Replace => {
+                            self.revoke(&existing, Revocation::Revoked(req.by), who, req.ip.clone()).await?;
+                        }
+                    },
+                    rederived => {
+                        // Tessera: an expired token is replaced, not handed back (durin returns the
+                        // dead token). So is one this codec cannot re-derive — issued under another
+                        // token format (`token_prefix`, `token_character_length`) or with a server
+                        // key the ring no longer holds: it no longer parses, so handing it back
+                        // would leave its owner with a token nothing accepts, login after login.
+                        let stale = rederived.is_none() && !existing.is_legacy();
+                        let deleted = self.store.delete_token(existing.id).await?;
+                        self.forget(&existing);
+                        if deleted {
+                            let source = match (stale, codec.has_key(existing.key_id)) {
+                                (false, _) => req.source,
+                                (true, true) => "token format changed",
+                                (true, false) => "server key retired",
+                            };
+                            let kind = EventKind::TokenExpired { token_id: existing.id, source: source.into() };
+                            self.emit(kind, who, req.ip.clone());
+                        }
                     }
                 }
             }
@@ -371,7 +381,8 @@ impl Core {
 
     /// The user's logout-all: every token of `user` goes; one `LogoutAll` event.
     pub(crate) async fn logout_all(&self, user: &User, client: &str, ip: Option<String>) -> Result<u64, StoreError> {
-        let deleted = self.delete_all(TokenFilter { user: Some(user.id), client: None, key: None }).await?;
+        let deleted =
+            self.delete_all(TokenFilter { user: Some(user.id), client: None, key: None, legacy: false }).await?;
         self.emit(EventKind::LogoutAll { tokens: deleted.len() as u64 }, Some((user, client)), ip);
         Ok(deleted.len() as u64)
     }
@@ -384,8 +395,9 @@ impl Core {
         by: Revoker,
         ip: Option<String>,
     ) -> Result<Vec<AuthToken>, StoreError> {
-        let deleted =
-            self.delete_all(TokenFilter { user: Some(user.id), client: client.map(|c| c.id), key: None }).await?;
+        let deleted = self
+            .delete_all(TokenFilter { user: Some(user.id), client: client.map(|c| c.id), key: None, legacy: false })
+            .await?;
         if deleted.is_empty() {
             return Ok(deleted);
         }
@@ -408,7 +420,8 @@ impl Core {
         client: Option<&Client>,
         by: Revoker,
     ) -> Result<Vec<AuthToken>, StoreError> {
-        self.revoke_matching(TokenFilter { user: None, client: client.map(|c| c.id), key: None }, by).await
+        self.revoke_matching(TokenFilter { user: None, client: client.map(|c| c.id), key: None, legacy: false }, by)
+            .await
     }
 
     /// Revokes every token made with the server key `key`, before it leaves the ring: the same

@@ -183,6 +183,22 @@ pub enum EventKind {
         /// How many tokens made with it were revoked first (`--revoke`).
         tokens_revoked: u64,
     },
+    /// Users, clients and tokens were imported in bulk (`tessera import durin`): one event for the
+    /// whole import, which is one transaction, rather than one per row.
+    Imported {
+        /// What was imported from (`durin`, with the database URL's secrets masked).
+        source: String,
+        /// Users created.
+        users_created: u64,
+        /// Users overwritten (`--update`).
+        users_updated: u64,
+        /// Clients created.
+        clients_created: u64,
+        /// Clients overwritten (`--update`).
+        clients_updated: u64,
+        /// Legacy tokens imported.
+        tokens: u64,
+    },
 }
 
 impl EventKind {
@@ -207,6 +223,7 @@ impl EventKind {
         "client_deleted",
         "key_rotated",
         "key_retired",
+        "imported",
     ];
 
     /// This kind's name (one of [`EventKind::NAMES`]).
@@ -230,6 +247,7 @@ impl EventKind {
             EventKind::ClientDeleted { .. } => "client_deleted",
             EventKind::KeyRotated { .. } => "key_rotated",
             EventKind::KeyRetired { .. } => "key_retired",
+            EventKind::Imported { .. } => "imported",
         }
     }
 
@@ -341,6 +359,14 @@ mod tests {
             EventKind::ClientCreated,
             EventKind::ClientChanged { fields: vec!["name".into()], renamed_from: Some("web".into()) },
             EventKind::ClientDeleted { tokens: 0 },
+            EventKind::Imported {
+                source: "durin sqlite:///db.sqlite3".into(),
+                users_created: 1,
+                users_updated: 0,
+                clients_created: 1,
+                clients_updated: 0,
+                tokens: 1,
+            },
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());
         for (kind, name) in kinds.into_iter().zip(EventKind::NAMES) {

@@ -47,7 +47,7 @@ pub mod __private {
 /// forward_store! {
 ///     impl UserStore for KeepFirstUser {
 ///         forward to inner: create_user, user_by_id, user_by_username, list_users,
-///             set_password_hash, set_active, set_staff;
+///             set_password_hash, upgrade_password_hash, set_active, set_staff;
 ///
 ///         async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
 ///             if id == UserId(1) {
@@ -70,7 +70,7 @@ pub mod __private {
 /// forward_store! {
 ///     impl UserStore for Forgetful {
 ///         forward to inner: create_user, user_by_id, user_by_username, list_users,
-///             set_password_hash, set_active, delete_user;
+///             set_password_hash, upgrade_password_hash, set_active, delete_user;
 ///     }
 /// }
 /// ```
@@ -86,7 +86,7 @@ pub mod __private {
 /// forward_store! {
 ///     impl UserStore for Confused {
 ///         forward to inner: create_user, user_by_id, user_by_username, list_users,
-///             set_password_hash, set_active, set_staff, delete_user, ping;
+///             set_password_hash, upgrade_password_hash, set_active, set_staff, delete_user, ping;
 ///     }
 /// }
 /// ```
@@ -145,6 +145,10 @@ macro_rules! forward_store {
     (@each $h:tt $t:tt [set_password_hash $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             set_password_hash(id: $crate::model::UserId, hash: &str) -> ());
+    };
+    (@each $h:tt $t:tt [upgrade_password_hash $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            upgrade_password_hash(id: $crate::model::UserId, old: &str, new: &str) -> bool);
     };
     (@each $h:tt $t:tt [set_active $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o

@@ -54,7 +54,7 @@ pub use model::{
     UserId, Username,
 };
 pub use rate::{Period, Rate};
-pub use settings::Settings;
+pub use settings::{LegacyTokens, Settings};
 pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
 pub use token::{
     IssuedToken, KeyId, KeyRing, MalformedToken, ServerKey, TokenCodec, TokenDigest, TokenSecret, TokenSeed,

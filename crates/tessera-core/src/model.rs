@@ -545,6 +545,13 @@ pub struct AuthToken {
 }
 
 impl AuthToken {
+    /// Whether this is a durin token imported by `tessera import durin` (a *legacy* token): it
+    /// authenticates like any other, but cannot be re-derived, so a login for its pair replaces it
+    /// with a native token.
+    pub fn is_legacy(&self) -> bool {
+        self.seed == TokenSeed::NONE
+    }
+
     /// Whether the token has expired at `now`.
     pub fn has_expired(&self, now: DateTime<Utc>) -> bool {
         self.expiry.is_some_and(|e| e <= now)

@@ -1,5 +1,10 @@
 //! Argon2id password hashing, with a verification path for unknown users that costs the same as a
 //! wrong password (no user enumeration by timing).
+//!
+//! Users imported from a Django project keep their Django hash ([`django`]) until their first
+//! successful login, which re-hashes the password to Argon2id ([`Checked::rehash`]).
+
+pub mod django;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
@@ -44,28 +49,69 @@ fn hash_unchecked(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-/// Checks `password` against a stored PHC hash. A malformed hash or an over-long password is `false`.
+/// Checks `password` against a stored hash: Tessera's Argon2id (PHC), or a Django format an import
+/// kept ([`django::DjangoHash`]). A malformed hash, a "must reset" marker or an over-long password is
+/// `false`.
 pub fn verify_password(hash: &str, password: &str) -> bool {
     if password.len() > PASSWORD_MAX_BYTES {
         return false;
     }
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        return false;
-    };
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    if hash.starts_with('$') {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        return Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    }
+    django::DjangoHash::parse(hash).is_ok_and(|h| h.verify(password))
+}
+
+/// Whether a stored hash is one Tessera re-hashes on the next successful login: a Django format
+/// kept by an import.
+pub fn needs_rehash(hash: &str) -> bool {
+    !hash.starts_with('$') && django::DjangoHash::parse(hash).is_ok()
+}
+
+/// What a login's password check found.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The password is right.
+    pub verified: bool,
+    /// When it is right and the stored hash is a Django one: the password's Argon2id hash, to
+    /// store in its place.
+    pub rehash: Option<String>,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked").field("verified", &self.verified).field("rehash", &self.rehash.is_some()).finish()
+    }
 }
 
 /// Verifies against the user's hash when there is a user, and against a fixed dummy hash with the
 /// same parameters when there is none, so both paths cost one Argon2id evaluation. Unknown users
 /// always fail.
 pub fn verify_password_or_dummy(hash: Option<&str>, password: &str) -> bool {
+    check_password_or_dummy(hash, password).verified
+}
+
+/// [`verify_password_or_dummy`], and the Argon2id re-hash of a right password whose stored hash is
+/// a Django one. A user who must reset their password (or has none usable) costs what an unknown
+/// user costs, and fails.
+pub fn check_password_or_dummy(hash: Option<&str>, password: &str) -> Checked {
+    let failed = Checked { verified: false, rehash: None };
     match hash {
-        Some(hash) => verify_password(hash, password),
-        None => {
+        Some(hash) if hash.starts_with('$') || needs_rehash(hash) => {
+            if !verify_password(hash, password) {
+                return failed;
+            }
+            let rehash = if needs_rehash(hash) { hash_unchecked(password).ok() } else { None };
+            Checked { verified: true, rehash }
+        }
+        _ => {
             static DUMMY: OnceLock<String> = OnceLock::new();
             let dummy = DUMMY.get_or_init(|| hash_unchecked("tessera-dummy-password").unwrap_or_default());
             let _ = verify_password(dummy, password);
-            false
+            failed
         }
     }
 }
@@ -91,5 +137,22 @@ mod tests {
         assert_eq!(hash_password("short"), Err(PasswordError::TooShort));
         assert_eq!(hash_password(&"x".repeat(PASSWORD_MAX_BYTES + 1)), Err(PasswordError::TooLong));
         assert!(!verify_password("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA", &"x".repeat(2000)));
+    }
+
+    #[test]
+    fn django_hashes_verify_and_are_rehashed_once_right() {
+        let django = "pbkdf2_sha256$1000000$OgsXzW3YwJhv9oLBApGmzg$ScFV5FNuqE60YTuzuXfql3mtd4vkYfnfVgFo6u//R+I=";
+        assert!(needs_rehash(django));
+        let right = check_password_or_dummy(Some(django), "correct horse");
+        let rehash = right.rehash.expect("a Django hash is re-hashed");
+        assert!(right.verified && rehash.starts_with("$argon2id$") && verify_password(&rehash, "correct horse"));
+        assert_eq!(check_password_or_dummy(Some(django), "wrong horse"), Checked { verified: false, rehash: None });
+        let native = hash_password("correct horse").expect("hash");
+        assert!(!needs_rehash(&native));
+        assert_eq!(check_password_or_dummy(Some(&native), "correct horse"), Checked { verified: true, rehash: None });
+        let reset = django::must_reset_marker("md5");
+        assert!(!needs_rehash(&reset));
+        assert!(!check_password_or_dummy(Some(&reset), "").verified);
+        assert!(!check_password_or_dummy(Some("md5$$a9515e21efdf07a42f411bddd9c27b1a"), "correct horse").verified);
     }
 }

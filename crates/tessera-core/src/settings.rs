@@ -72,6 +72,54 @@ pub struct Settings {
     /// `login_throttle_per_username` budget; `0` exempts none.
     #[serde(with = "serde_duration")]
     pub login_known_source_ttl: TimeDelta,
+    /// Whether durin tokens brought in by `tessera import durin` (64 hexadecimal characters)
+    /// authenticate: `auto` (while the store holds any), `true` or `false`. Native tokens are
+    /// parsed as before; a 64-hex string is looked up only when this is not off.
+    pub accept_legacy_tokens: LegacyTokens,
+}
+
+/// [`Settings::accept_legacy_tokens`]: `true`, `false`, or `"auto"` (`"on"` and `"off"` also read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LegacyTokens {
+    /// Accepted while the store holds legacy tokens (after an import); looked for at most once a
+    /// minute while it holds none.
+    #[default]
+    Auto,
+    /// Accepted.
+    On,
+    /// Refused like any malformed token, without a lookup.
+    Off,
+}
+
+impl Serialize for LegacyTokens {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LegacyTokens::Auto => s.serialize_str("auto"),
+            LegacyTokens::On => s.serialize_bool(true),
+            LegacyTokens::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LegacyTokens {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(LegacyTokens::On),
+            Raw::Bool(false) => Ok(LegacyTokens::Off),
+            Raw::Text(t) => match t.to_ascii_lowercase().as_str() {
+                "auto" => Ok(LegacyTokens::Auto),
+                "true" | "on" => Ok(LegacyTokens::On),
+                "false" | "off" => Ok(LegacyTokens::Off),
+                _ => Err(serde::de::Error::custom(format!("'{t}' is not true, false or auto"))),
+            },
+        }
+    }
 }
 
 impl Default for Settings {
@@ -97,6 +145,7 @@ impl Default for Settings {
             login_throttle_per_username_and_ip: Rate::new(10, crate::rate::Period::Hour),
             login_throttle_per_username: Rate::new(100, crate::rate::Period::Day),
             login_known_source_ttl: TimeDelta::days(30),
+            accept_legacy_tokens: LegacyTokens::Auto,
         }
     }
 }

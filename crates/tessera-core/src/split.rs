@@ -32,14 +32,14 @@ impl SplitStore {
 // Deleting a user or a client deletes their tokens on the token side first, as a cascade would.
 crate::forward_store! {
     impl UserStore for SplitStore {
-        forward to directory: create_user, user_by_id, user_by_username, list_users, set_password_hash, set_active,
-            set_staff;
+        forward to directory: create_user, user_by_id, user_by_username, list_users, set_password_hash,
+            upgrade_password_hash, set_active, set_staff;
 
         async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
             if self.directory.user_by_id(id).await?.is_none() {
                 return Err(StoreError::NotFound(format!("no user with id {id}")));
             }
-            self.tokens.delete_tokens(TokenFilter { user: Some(id), client: None, key: None }).await?;
+            self.tokens.delete_tokens(TokenFilter { user: Some(id), client: None, key: None, legacy: false }).await?;
             self.directory.delete_user(id).await
         }
     }
@@ -53,7 +53,7 @@ crate::forward_store! {
             if self.directory.client_by_id(id).await?.is_none() {
                 return Err(StoreError::NotFound(format!("no client with id {id}")));
             }
-            let deleted = self.tokens.delete_tokens(TokenFilter { user: None, client: Some(id), key: None }).await?;
+            let deleted = self.tokens.delete_tokens(TokenFilter { user: None, client: Some(id), key: None, legacy: false }).await?;
             self.directory.delete_client(id).await?;
             Ok(deleted.len() as u64)
         }

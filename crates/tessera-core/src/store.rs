@@ -50,6 +50,18 @@ pub struct TokenFilter {
     /// Only the tokens made with this server key (to count them, or to revoke them before the
     /// key is retired).
     pub key: Option<KeyId>,
+    /// Only legacy tokens (durin's, imported; see [`AuthToken::is_legacy`](crate::AuthToken::is_legacy)).
+    pub legacy: bool,
+}
+
+impl TokenFilter {
+    /// Whether `token` matches the filter.
+    pub fn matches(&self, token: &AuthToken) -> bool {
+        self.user.is_none_or(|u| u == token.user_id)
+            && self.client.is_none_or(|c| c == token.client_id)
+            && self.key.is_none_or(|k| k == token.key_id)
+            && (!self.legacy || token.is_legacy())
+    }
 }
 
 /// Changes to a client; `None` leaves a field as it is.
@@ -134,6 +146,9 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces the password hash.
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
+    /// Replaces the password hash only while it is still `old` (an imported Django hash re-hashed
+    /// on login must not undo a password change made meanwhile); `false` when it was not.
+    async fn upgrade_password_hash(&self, id: UserId, old: &str, new: &str) -> Result<bool, StoreError>;
     /// Activates or deactivates. An inactive user's tokens stop authenticating.
     async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError>;
     /// Sets the staff flag.

@@ -38,6 +38,8 @@ pub const MIN_BODY_LEN: usize = 43;
 pub const MAX_TOKEN_LEN: usize = 255;
 /// The longest prefix.
 pub const MAX_PREFIX_LEN: usize = 16;
+/// The length of a durin token (64 hexadecimal characters).
+pub const DURIN_TOKEN_LEN: usize = 64;
 
 /// Why the server key was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,6 +195,14 @@ impl fmt::Debug for TokenDigest {
 /// The random seed a token is derived from. Without the server key it yields nothing.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokenSeed(pub [u8; 32]);
+
+impl TokenSeed {
+    /// The seed of a token Tessera did not derive — a durin token brought in by `tessera import
+    /// durin` (a *legacy* token): all zeros, which no random seed is but with probability 2^-256.
+    /// Such a token cannot be re-derived (its text exists only in its holder's hands), so the seed
+    /// is what marks it: every store keeps it as it keeps any seed, and a listing filters on it.
+    pub const NONE: TokenSeed = TokenSeed([0; 32]);
+}
 
 impl TokenSeed {
     /// The bytes.
@@ -458,6 +468,35 @@ impl TokenCodec {
     /// character and is refused; its owner's next login replaces it (see
     /// [`TokenCodec::rederive`]).
     pub fn parse(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
+        self.parse_native(presented)
+    }
+
+    /// Whether `presented` has durin's token format: 64 lowercase hexadecimal characters
+    /// (`binascii.hexlify(os.urandom(32))`, durin's default `TOKEN_CHARACTER_LENGTH`).
+    pub fn is_durin_token(presented: &str) -> bool {
+        presented.len() == DURIN_TOKEN_LEN && presented.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The keyed digest of a durin token under the server key `key` (`None`: not a durin token,
+    /// or a key this codec does not hold). The same digest as a native token's: a store cannot
+    /// tell them apart by it, and never holds the token itself.
+    pub fn legacy_digest(&self, key: KeyId, presented: &str) -> Option<TokenDigest> {
+        if !Self::is_durin_token(presented) {
+            return None;
+        }
+        Some(digest(self.macs(key)?, presented))
+    }
+
+    /// The durin token's digest under each key of the ring, the current key first: an imported
+    /// token was digested with the key current at its import, which a rotation may since have
+    /// demoted.
+    pub fn legacy_digests<'a>(&'a self, presented: &'a str) -> impl Iterator<Item = (KeyId, TokenDigest)> + 'a {
+        let ids = std::iter::once(self.current).chain(self.ids.chars().filter_map(KeyId::from_char)).enumerate();
+        ids.filter(move |(i, id)| *i == 0 || *id != self.current)
+            .filter_map(move |(_, id)| self.legacy_digest(id, presented).map(|d| (id, d)))
+    }
+
+    fn parse_native(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
         let bytes = presented.as_bytes();
         if bytes.len() != self.length {
             return Err(MalformedToken::Length);

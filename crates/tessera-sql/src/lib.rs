@@ -153,6 +153,8 @@ mod bus;
 mod clients;
 mod connect;
 mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod import;
 #[cfg(feature = "sqlite")]
 mod lookup;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -108,9 +108,13 @@ macro_rules! bind_new_token {
 /// shape (rather than `$1 IS NULL OR user_id = $1`) lets PostgreSQL use the indexes.
 fn filter_clause(filter: TokenFilter) -> String {
     let mut conditions = Vec::new();
-    for (column, present) in
-        [("user_id", filter.user.is_some()), ("client_id", filter.client.is_some()), ("key_id", filter.key.is_some())]
-    {
+    for (column, present) in [
+        ("user_id", filter.user.is_some()),
+        ("client_id", filter.client.is_some()),
+        ("key_id", filter.key.is_some()),
+        // Legacy tokens have no seed (`TokenSeed::NONE`).
+        ("seed", filter.legacy),
+    ] {
         if present {
             conditions.push(format!("{column} = ${}", conditions.len() + 1));
         }
@@ -128,6 +132,9 @@ macro_rules! bind_filter {
         }
         if let Some(key) = $filter.key {
             query = query.bind(key.to_string());
+        }
+        if $filter.legacy {
+            query = query.bind(&tessera_core::TokenSeed::NONE.as_bytes()[..]);
         }
         query
     }};

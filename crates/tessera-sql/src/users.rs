@@ -17,6 +17,8 @@ const BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = 
 const BY_USERNAME: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
 const ALL: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+/// Compare-and-set: the hash a login verified is still the stored one.
+const UPGRADE_PASSWORD: &str = "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2";
 const SET_ACTIVE: &str = "UPDATE users SET is_active = $2 WHERE id = $1";
 const SET_STAFF: &str = "UPDATE users SET is_staff = $2 WHERE id = $1";
 const DELETE: &str = "DELETE FROM users WHERE id = $1";
@@ -74,6 +76,20 @@ impl UserStore for SqlStore {
             sqlx::query(SET_PASSWORD).bind(id.0).bind(hash).execute(pool).await.map_err(from_sqlx)?.rows_affected()
         });
         found(changed, id)
+    }
+
+    async fn upgrade_password_hash(&self, id: UserId, old: &str, new: &str) -> Result<bool, StoreError> {
+        let changed = with_writer!(self, |pool| {
+            sqlx::query(UPGRADE_PASSWORD)
+                .bind(id.0)
+                .bind(old)
+                .bind(new)
+                .execute(pool)
+                .await
+                .map_err(from_sqlx)?
+                .rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError> {

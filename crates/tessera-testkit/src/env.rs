@@ -163,12 +163,13 @@ impl TestEnv {
     }
 }
 
-/// A fresh, unmigrated PostgreSQL database (the processes under test migrate it), or `None`.
+/// A fresh, unmigrated PostgreSQL database (the processes under test migrate it; a test may also
+/// fill one of its own, such as a Django project's), dropped with the guard; or `None`.
 ///
 /// `tessera_sql::testing` makes it; that is async, and tests may be sync or inside a runtime, so it
 /// runs on a thread with a runtime of its own. The test keeps only the URL and the guard that drops
 /// the database: the store it opened is closed at once.
-fn postgres_database() -> Option<TestDb> {
+pub fn postgres_database() -> Option<TestDb> {
     let worker = std::thread::spawn(|| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {

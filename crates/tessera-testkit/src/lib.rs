@@ -20,7 +20,7 @@ mod env;
 mod http;
 mod server;
 
-pub use env::{Backend, TestEnv};
+pub use env::{Backend, TestEnv, postgres_database};
 pub use http::{http, http_get, http_text};
 pub use reqwest::Method;
 pub use server::Server;

@@ -74,6 +74,7 @@ const SETTING_KEYS: &[(&str, Kind)] = &[
     ("login_throttle_per_username", Kind::Text),
     ("login_throttle_per_username_and_ip", Kind::Text),
     ("login_known_source_ttl", Kind::Text),
+    ("accept_legacy_tokens", Kind::Text),
 ];
 
 /// The default data directory.

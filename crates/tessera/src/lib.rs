@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod durin;
 pub mod forward_config;
 pub mod key;
 pub mod logging;

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tessera_core::net::IpNet;
-use tessera_core::password::verify_password_or_dummy;
+use tessera_core::password::{Checked, check_password_or_dummy};
 use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, Reservation};
 use tessera_core::{Actor, Client, ClientName, EventKind, Rate, User, Username};
 
@@ -168,8 +168,12 @@ pub(crate) async fn verify_credentials(
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let pw = password;
-    // Unknown users are verified against a dummy hash: they cost the same as a wrong password.
-    let verified = core.password_checks.verify(move || verify_password_or_dummy(hash.as_deref(), &pw)).await;
+    // Unknown users are verified against a dummy hash: they cost the same as a wrong password. A
+    // Django hash kept by `tessera import durin` is verified as Django does and, when right,
+    // re-hashed to Argon2id in the same check (the same pool, the same cap).
+    let failed_check = Checked { verified: false, rehash: None };
+    let checked = core.password_checks.run(move || check_password_or_dummy(hash.as_deref(), &pw), failed_check).await;
+    let verified = checked.verified;
     let user = match user {
         Some(user) if verified && user.is_active => user,
         other => {
@@ -185,6 +189,13 @@ pub(crate) async fn verify_credentials(
     };
     budgets.release(core, grant.as_ref(), now).await;
     budgets.remember_source(core, now).await;
+    if let Some(rehash) = checked.rehash {
+        // The stored hash is replaced only while it is still the one verified: an admin's password
+        // change in between wins. A failure leaves the Django hash, which still verifies.
+        if let Err(e) = core.store.upgrade_password_hash(user.id, &user.password_hash, &rehash).await {
+            tracing::warn!(user_id = %user.id, error = %e, "could not re-hash an imported password");
+        }
+    }
 
     Ok(user)
 }
@@ -322,9 +333,9 @@ impl PasswordChecks {
         self.inner.peak.load(Ordering::SeqCst)
     }
 
-    /// Runs `check` on the blocking pool once a permit is free; `false` if it could not run.
-    pub(crate) async fn verify(&self, check: impl FnOnce() -> bool + Send + 'static) -> bool {
-        let Ok(permit) = self.inner.permits.clone().acquire_owned().await else { return false };
+    /// Runs `check` on the blocking pool once a permit is free; `failed` if it could not run.
+    pub(crate) async fn run<T: Send + 'static>(&self, check: impl FnOnce() -> T + Send + 'static, failed: T) -> T {
+        let Ok(permit) = self.inner.permits.clone().acquire_owned().await else { return failed };
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             // Moved in: released when the check ends, whether or not anyone still awaits it.
@@ -336,7 +347,7 @@ impl PasswordChecks {
             verified
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or(failed)
     }
 }
 

@@ -57,7 +57,10 @@ pub(crate) async fn logout_all(
 
 /// `GET sessions/`: the user's tokens.
 pub(crate) async fn list(State(core): State<Arc<Core>>, auth: Authenticated) -> Result<Response, RouteError> {
-    let tokens = core.store.list_tokens(TokenFilter { user: Some(auth.user.id), client: None, key: None }).await?;
+    let tokens = core
+        .store
+        .list_tokens(TokenFilter { user: Some(auth.user.id), client: None, key: None, legacy: false })
+        .await?;
     let clients = core.store.list_clients().await?;
     let api_access = core.settings.api_access_client_name.as_ref();
     let now = core.now();

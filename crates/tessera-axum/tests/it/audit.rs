@@ -97,12 +97,23 @@ both_backends!(
         let rotated = EventKind::KeyRotated { key: "2".into(), verify_only: vec!["1".into()] };
         app.tessera.key_changed(rotated, Revoker::Cli);
         app.tessera.key_changed(EventKind::KeyRetired { key: "1".into(), tokens_revoked: 3 }, Revoker::Cli);
+        // `tessera import durin`'s one event for the whole import.
+        let imported = tessera_core::EventKind::Imported {
+            source: "durin sqlite:///srv/app/db.sqlite3".into(),
+            users_created: 2,
+            users_updated: 0,
+            clients_created: 1,
+            clients_updated: 0,
+            tokens: 3,
+        };
+        app.tessera.record_import(imported, Revoker::Cli);
 
         let records = records(&app).await;
         let kinds: std::collections::BTreeSet<&str> = records.iter().map(|r| r.kind.as_str()).collect();
         let every: std::collections::BTreeSet<&str> = tessera_core::EventKind::NAMES.iter().copied().collect();
         assert_eq!(kinds, every, "every kind is recorded");
 
+        assert_eq!(one(&records, "imported").actor, Actor::Cli);
         let failed = one(&records, "login_failed");
         assert_eq!((failed.actor, failed.username.as_deref(), failed.detail.clone()), (Actor::User, Some("alice"), json!({"reason": "wrong password"})));
         assert_eq!((failed.ip.as_deref(), failed.user_agent.as_deref()), (Some("127.0.0.1"), Some(AGENT)));

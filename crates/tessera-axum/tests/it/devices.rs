@@ -64,6 +64,7 @@ on_every_store!(
             user: Some(alice.id),
             client: Some(ios.id),
             key: None,
+            legacy: false,
         }).await.expect("list").len(), 2);
 
         // Sessions list both devices, with their user agents; each marks itself current.

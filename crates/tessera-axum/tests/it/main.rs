@@ -10,6 +10,7 @@ mod auth_header;
 mod cache;
 mod concurrency;
 mod devices;
+mod durin_import;
 mod events;
 mod forward;
 mod fuzz;

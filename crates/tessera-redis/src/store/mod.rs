@@ -284,17 +284,23 @@ impl TokenStore for RedisTokenStore {
         self.read_one("read a pair's token", vec!["pair".into(), user.to_string(), client.to_string()]).await
     }
 
+    /// Legacy tokens (`filter.legacy`) have no index of their own: the scripts select by owner
+    /// or key, and the seed is checked here.
     async fn list_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
-        let tokens = match selection(filter) {
+        let mut tokens = match selection(filter) {
             Some(selection) => self.read("list tokens", selection).await?,
             None => self.every_token("list tokens", filter, false).await?,
         };
+        tokens.retain(|t| filter.matches(t));
         Ok(listing_order(tokens))
     }
 
     /// With a user or client: that index set's tokens, read and counted. Without: a SCAN, a page at
     /// a time, keeping only the ids seen (a SCAN may return a key twice).
     async fn count_tokens(&self, filter: TokenFilter) -> Result<u64, StoreError> {
+        if filter.legacy {
+            return Ok(self.list_tokens(filter).await?.len() as u64);
+        }
         if let Some(selection) = selection(filter) {
             return Ok(self.read("count tokens", selection).await?.len() as u64);
         }
@@ -308,6 +314,17 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn delete_tokens(&self, filter: TokenFilter) -> Result<Vec<AuthToken>, StoreError> {
+        if filter.legacy {
+            // The scripts cannot select by seed: the legacy tokens are found, then deleted one by
+            // one (each atomically; one created meanwhile may be missed, as with a SCAN).
+            let mut deleted = Vec::new();
+            for token in self.list_tokens(filter).await? {
+                if self.delete_token(token.id).await? {
+                    deleted.push(token);
+                }
+            }
+            return Ok(deleted);
+        }
         let tokens = match selection(filter) {
             Some(selection) => self.delete("delete tokens", selection).await?,
             None => self.every_token("delete tokens", filter, true).await?,

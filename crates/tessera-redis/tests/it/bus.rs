@@ -184,7 +184,10 @@ async fn the_token_store_publishes_what_it_revokes() {
 
     // Logout-all: every token of the user, in one message.
     let c = store.create_token(t(3)).await.unwrap();
-    let gone = store.delete_tokens(TokenFilter { user: Some(UserId(1)), client: None, key: None }).await.unwrap();
+    let gone = store
+        .delete_tokens(TokenFilter { user: Some(UserId(1)), client: None, key: None, legacy: false })
+        .await
+        .unwrap();
     assert_eq!(gone.len(), 2);
     let mut got = vec![next_change(&mut sub).await, next_change(&mut sub).await];
     got.sort_by_key(|c| format!("{c:?}"));

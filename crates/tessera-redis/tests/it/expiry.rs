@@ -125,11 +125,11 @@ async fn a_token_redis_forgot_is_gone_everywhere() {
     assert!(stale, "the index set still names the forgotten token");
 
     // Reading the user's and the client's tokens drops the stale members.
-    let filter = TokenFilter { user: Some(UserId(7)), client: None, key: None };
+    let filter = TokenFilter { user: Some(UserId(7)), client: None, key: None, legacy: false };
     assert_eq!(store.list_tokens(filter).await.unwrap(), vec![kept.clone()]);
     let stale: bool = raw.sismember(&user_set, &short_hex).await.unwrap();
     assert!(!stale);
-    let filter = TokenFilter { user: None, client: Some(ClientId(8)), key: None };
+    let filter = TokenFilter { user: None, client: Some(ClientId(8)), key: None, legacy: false };
     assert_eq!(store.delete_tokens(filter).await.unwrap(), vec![kept]);
     let client_set_exists: bool = raw.exists(&client_set).await.unwrap();
     assert!(!client_set_exists, "the forgotten member {:?} was dropped with the deleted one", other.id);

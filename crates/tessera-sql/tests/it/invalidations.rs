@@ -50,7 +50,10 @@ async fn logs_what_makes_caches_stale(store: &dyn Store) {
     assert_eq!(changes(store, mid).await, vec![Invalidation::Token(a.digest), Invalidation::Client(web.id)]);
     let c = store.create_token(new_token(&alice, &cli, at(0), None)).await.expect("token");
     let mid = store.latest_invalidation().await.expect("latest");
-    store.delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: None }).await.expect("logout all");
+    store
+        .delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: None, legacy: false })
+        .await
+        .expect("logout all");
     assert_eq!(changes(store, mid).await, vec![Invalidation::Token(c.digest)]);
     let mid = store.latest_invalidation().await.expect("latest");
     store.delete_user(alice.id).await.expect("delete user");

@@ -3,6 +3,7 @@
 
 mod audit;
 mod clients;
+mod import;
 mod keys;
 pub mod output;
 mod stats;
@@ -74,6 +75,9 @@ enum Command {
     /// Server keys: generate, rotate, list, retire
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Move to Tessera from another system without logging anyone out (django-rest-durin)
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 impl Cli {
@@ -99,6 +103,10 @@ impl Cli {
         if let Command::Serve { .. } = self.command {
             return crate::serve::run(config).await;
         }
+        if let Command::Import(cmd) = self.command {
+            // It reads the source before it opens Tessera's store.
+            return cmd.run(config).await;
+        }
         let app = App::open(config).await?;
         let result = match self.command {
             Command::Migrate => output::out!("migrations applied ({} database)", app.sql.backend()).map_err(Into::into),
@@ -108,7 +116,7 @@ impl Cli {
             Command::Audit(cmd) => cmd.run(&app).await,
             Command::Stats(cmd) => cmd.run(&app).await,
             Command::Key(cmd) => cmd.run(&app).await,
-            Command::Serve { .. } => Ok(()),
+            Command::Serve { .. } | Command::Import(_) => Ok(()),
         };
         app.close().await;
         result

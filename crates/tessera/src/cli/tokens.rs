@@ -38,6 +38,9 @@ pub enum TokenCommand {
         /// Only this client's tokens
         #[arg(long, value_name = "NAME")]
         client: Option<String>,
+        /// Only legacy tokens (durin's, brought in by `tessera import durin`), and how many remain
+        #[arg(long)]
+        legacy: bool,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
@@ -82,15 +85,20 @@ struct TokenRow {
     last_used: Option<chrono::DateTime<chrono::Utc>>,
     user_agent: Option<String>,
     ip: Option<String>,
-    /// The server key the token was made with (`tessera key list`).
+    /// The server key the token was made with (`tessera key list`); a legacy token's digest
+    /// was made with it.
     key_id: String,
+    /// A durin token brought in by `tessera import durin`.
+    legacy: bool,
 }
 
 impl TokenCommand {
     pub async fn run(self, app: &App) -> Result<()> {
         match self {
             TokenCommand::Create { user, client, replace } => create(app, &user, &client, replace).await,
-            TokenCommand::List { user, client, json } => list(app, user.as_deref(), client.as_deref(), json).await,
+            TokenCommand::List { user, client, legacy, json } => {
+                list(app, user.as_deref(), client.as_deref(), legacy, json).await
+            }
             TokenCommand::Revoke { id: Some(id), .. } => revoke_id(app, TokenId(id)).await,
             TokenCommand::Revoke { id: None, user: Some(user), client, .. } => {
                 revoke_user(app, &user, client.as_deref()).await
@@ -177,7 +185,7 @@ async fn create(app: &App, username: &str, client: &str, replace: bool) -> Resul
 }
 
 /// `token list`: names instead of ids, never a secret.
-async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -> Result<()> {
+async fn list(app: &App, user: Option<&str>, client: Option<&str>, legacy: bool, json: bool) -> Result<()> {
     let store = &app.store;
     let now = app.clock.now();
     let filter = TokenFilter {
@@ -190,6 +198,7 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             None => None,
         },
         key: None,
+        legacy,
     };
     let users: HashMap<_, _> = store.list_users().await?.into_iter().map(|u| (u.id, u.username.to_string())).collect();
     let clients: HashMap<_, _> = store.list_clients().await?.into_iter().map(|c| (c.id, c.name.to_string())).collect();
@@ -208,6 +217,7 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             user_agent: t.user_agent.clone(),
             ip: t.ip.clone(),
             key_id: t.key_id.to_string(),
+            legacy: t.is_legacy(),
         })
         .collect();
     // One row per token: on a `devices = many` client, one per device, told apart by its user agent.
@@ -221,10 +231,15 @@ async fn list(app: &App, user: Option<&str>, client: Option<&str>, json: bool) -
             output::maybe_time(r.expiry, "never") + if r.has_expired { " (expired)" } else { "" },
             output::maybe_time(r.last_used, "-"),
             r.ip.clone().unwrap_or_else(|| "-".into()),
-            r.key_id.clone(),
+            if r.legacy { format!("{} (durin)", r.key_id) } else { r.key_id.clone() },
             r.user_agent.as_deref().map(|ua| ua.chars().take(40).collect()).unwrap_or_else(|| "-".into()),
         ]
-    })
+    })?;
+    if legacy && !json {
+        // The operator's cue for turning `accept_legacy_tokens` off.
+        output::out!("{} legacy token(s) remain", rows.len())?;
+    }
+    Ok(())
 }
 
 /// `token revoke ID`.

@@ -119,7 +119,7 @@ fn sequence(backend: Backend) {
     assert_eq!(json(&env.ok(&["user", "list", "--json"])).as_array().map(Vec::len), Some(1));
 }
 
-fn assert_no_token_at_rest(env: &TestEnv, tokens: &[&str]) {
+pub(crate) fn assert_no_token_at_rest(env: &TestEnv, tokens: &[&str]) {
     let dump: Vec<u8> = match env.database_url() {
         None => {
             // The raw files (database, WAL, key) and a SQL dump.

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod cluster;
 mod config;
+mod durin;
 mod faults;
 mod forward;
 mod keys;

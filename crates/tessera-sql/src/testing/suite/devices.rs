@@ -30,7 +30,10 @@ fn ids(tokens: &[AuthToken]) -> HashSet<TokenId> {
 }
 
 async fn pair_tokens(store: &DynStore, user: &User, client: &Client) -> Vec<AuthToken> {
-    store.list_tokens(TokenFilter { user: Some(user.id), client: Some(client.id), key: None }).await.expect("list")
+    store
+        .list_tokens(TokenFilter { user: Some(user.id), client: Some(client.id), key: None, legacy: false })
+        .await
+        .expect("list")
 }
 
 pub async fn device_tokens_coexist_and_the_least_recently_used_goes(store: DynStore) {

@@ -156,6 +156,8 @@ macro_rules! for_each_suite_case {
         user_and_client_reads_both_or_either,
         listing_and_bulk_deleting_tokens,
         tokens_keep_their_key_id_and_are_counted_and_revoked_per_key,
+        legacy_tokens_are_kept_listed_counted_and_deleted,
+        password_hash_upgrades_only_over_the_hash_verified,
         purge_expired_removes_only_expired_tokens,
         set_expiry_changes_and_clears_expiry,
         record_last_used_in_batches,

@@ -95,7 +95,7 @@ pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {
 
     let list = |user: Option<&User>, client: Option<&Client>| {
         let store = store.clone();
-        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: None };
+        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: None, legacy: false };
         async move { store.list_tokens(filter).await.expect("list") }
     };
     // Ids are random: of the three created at 20, the smaller id comes first.
@@ -114,16 +114,26 @@ pub async fn listing_and_bulk_deleting_tokens(store: DynStore) {
     assert_eq!(list(Some(&bob), Some(&ios)).await, vec![]);
 
     // Bulk deletion returns what it deleted, in listing order, and nothing else goes.
-    let gone =
-        store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(ios.id), key: None }).await.expect("none");
+    let gone = store
+        .delete_tokens(TokenFilter { user: Some(bob.id), client: Some(ios.id), key: None, legacy: false })
+        .await
+        .expect("none");
     assert_eq!(gone, vec![]);
-    let gone = store.delete_tokens(TokenFilter { user: None, client: Some(cli.id), key: None }).await.expect("cli");
+    let gone = store
+        .delete_tokens(TokenFilter { user: None, client: Some(cli.id), key: None, legacy: false })
+        .await
+        .expect("cli");
     assert_eq!(gone, vec![t_bob_cli, t_alice_cli]);
-    let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: None }).await.expect("alice");
+    let gone = store
+        .delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: None, legacy: false })
+        .await
+        .expect("alice");
     assert_eq!(gone, vec![t_alice_web, t_alice_ios]);
     assert_eq!(list(None, None).await, vec![t_bob_web.clone()]);
-    let gone =
-        store.delete_tokens(TokenFilter { user: Some(bob.id), client: Some(web.id), key: None }).await.expect("pair");
+    let gone = store
+        .delete_tokens(TokenFilter { user: Some(bob.id), client: Some(web.id), key: None, legacy: false })
+        .await
+        .expect("pair");
     assert_eq!(gone, vec![t_bob_web]);
 
     // No filter: every token.
@@ -164,7 +174,7 @@ pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store:
 
     let by_key = |id: Option<KeyId>, user: Option<&User>| {
         let store = store.clone();
-        let filter = TokenFilter { user: user.map(|u| u.id), client: None, key: id };
+        let filter = TokenFilter { user: user.map(|u| u.id), client: None, key: id, legacy: false };
         async move { store.list_tokens(filter).await.expect("list") }
     };
     assert_eq!(by_key(Some(key('0')), None).await, vec![old_alice_web.clone(), old_bob_web.clone()]);
@@ -175,7 +185,8 @@ pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store:
     // Counting agrees with listing, for every shape of filter.
     let count = |user: Option<&User>, client: Option<&Client>, id: Option<char>| {
         let store = store.clone();
-        let filter = TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: id.map(key) };
+        let filter =
+            TokenFilter { user: user.map(|u| u.id), client: client.map(|c| c.id), key: id.map(key), legacy: false };
         async move { store.count_tokens(filter).await.expect("count") }
     };
     assert_eq!(count(None, None, None).await, 4);
@@ -187,7 +198,7 @@ pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store:
     assert_eq!(count(None, Some(&web), Some('0')).await, 2);
     assert_eq!(count(Some(&bob), Some(&ios), Some('Z')).await, 1);
     assert_eq!(count(Some(&bob), Some(&ios), Some('0')).await, 0);
-    let with_client = TokenFilter { user: None, client: Some(web.id), key: Some(key('Z')) };
+    let with_client = TokenFilter { user: None, client: Some(web.id), key: Some(key('Z')), legacy: false };
     assert_eq!(store.list_tokens(with_client).await.expect("none"), vec![]);
 
     // Deleting a key's tokens deletes those, and returns them, and nothing else.
@@ -199,7 +210,9 @@ pub async fn tokens_keep_their_key_id_and_are_counted_and_revoked_per_key(store:
     assert_eq!(store.token_with_owner(&old_alice_web.digest).await.expect("gone"), None);
     assert_eq!(by_key(None, None).await, vec![new_alice_ios.clone(), new_bob_ios.clone()]);
     assert_eq!(count(None, None, Some('0')).await, 0);
-    let gone = store.delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: Some(key('Z')) }).await;
+    let gone = store
+        .delete_tokens(TokenFilter { user: Some(alice.id), client: None, key: Some(key('Z')), legacy: false })
+        .await;
     assert_eq!(gone.expect("alice's Z"), vec![new_alice_ios]);
     assert_eq!(by_key(None, None).await, vec![new_bob_ios]);
 }
@@ -266,4 +279,57 @@ pub async fn record_last_used_in_batches(store: DynStore) {
     assert_eq!(last_used(b.id).await, Some(at(20)));
     let a_now = store.token_by_id(a.id).await.expect("by id").expect("exists");
     assert_eq!(AuthToken { last_used: None, ..a_now }, a, "nothing else changed");
+}
+
+/// Legacy tokens (durin's, imported): stored with `TokenSeed::NONE` beside the keyed digest, read
+/// back as legacy by every path, and selected by `legacy` in listings, counts and deletions,
+/// alone and with every other filter.
+pub async fn legacy_tokens_are_kept_listed_counted_and_deleted(store: DynStore) {
+    use tessera_core::TokenSeed;
+    let (alice, web) = user_and_client(&store, "alice", "web").await;
+    let (bob, ios) = user_and_client(&store, "bob", "ios").await;
+    let codec = codec();
+    let durin = |hex: &str, user: &User, client: &Client, created| {
+        let digest = codec.legacy_digest(codec.current_key(), hex).expect("a durin token");
+        NewToken {
+            seed: TokenSeed::NONE,
+            digest,
+            key_id: codec.current_key(),
+            ..new_token(user, client, at(created), None)
+        }
+    };
+    let alice_web = store.create_token(durin(&"a1".repeat(32), &alice, &web, 0)).await.expect("legacy");
+    let bob_ios = store.create_token(durin(&"b2".repeat(32), &bob, &ios, 1)).await.expect("legacy");
+    let native = store.create_token(new_token(&alice, &ios, at(2), None)).await.expect("native");
+    assert!(alice_web.is_legacy() && bob_ios.is_legacy() && !native.is_legacy());
+    let owned = store.token_with_owner(&alice_web.digest).await.expect("with owner").expect("found");
+    assert!(owned.token.is_legacy());
+    assert_eq!(owned.token, alice_web);
+    assert!(store.token_for(alice.id, web.id).await.expect("pair").expect("found").is_legacy());
+    // The pair's legacy token is the pair's token: a second one for the pair is a conflict.
+    let (again, created) = store.get_or_create_token(new_token(&alice, &web, at(3), None)).await.expect("again");
+    assert!(!created && again.is_legacy());
+
+    let legacy = |user: Option<&User>, client: Option<&Client>| TokenFilter {
+        user: user.map(|u| u.id),
+        client: client.map(|c| c.id),
+        key: None,
+        legacy: true,
+    };
+    assert_eq!(store.list_tokens(legacy(None, None)).await.expect("list"), vec![alice_web.clone(), bob_ios.clone()]);
+    assert_eq!(store.list_tokens(legacy(Some(&alice), None)).await.expect("list"), vec![alice_web.clone()]);
+    assert_eq!(store.list_tokens(legacy(None, Some(&ios))).await.expect("list"), vec![bob_ios.clone()]);
+    assert_eq!(store.list_tokens(legacy(Some(&alice), Some(&ios))).await.expect("list"), vec![]);
+    assert_eq!(store.count_tokens(legacy(None, None)).await.expect("count"), 2);
+    assert_eq!(store.count_tokens(legacy(Some(&bob), None)).await.expect("count"), 1);
+    let of_key = TokenFilter { key: Some(codec.current_key()), ..legacy(None, None) };
+    assert_eq!(store.count_tokens(of_key).await.expect("count"), 2);
+    assert_eq!(store.count_tokens(TokenFilter::default()).await.expect("count"), 3);
+
+    // Deleting the legacy tokens deletes those, and returns them, and nothing else.
+    assert_eq!(store.delete_tokens(legacy(Some(&alice), None)).await.expect("delete"), vec![alice_web.clone()]);
+    assert_eq!(store.token_with_owner(&alice_web.digest).await.expect("gone"), None);
+    assert_eq!(store.delete_tokens(legacy(None, None)).await.expect("delete"), vec![bob_ios]);
+    assert_eq!(store.count_tokens(legacy(None, None)).await.expect("count"), 0);
+    assert_eq!(store.list_tokens(TokenFilter::default()).await.expect("list"), vec![native]);
 }

@@ -88,3 +88,18 @@ pub async fn user_conflicts_and_missing_users(store: DynStore) {
     assert_not_found(store.delete_user(alice.id).await, &format!("no user with id {}", alice.id));
     assert_eq!(store.list_users().await.expect("list").len(), 1);
 }
+
+/// `upgrade_password_hash` (an imported Django hash re-hashed on login) replaces the hash only
+/// while it is the one verified: a password change in between wins.
+pub async fn password_hash_upgrades_only_over_the_hash_verified(store: DynStore) {
+    let alice = store.create_user(new_user("alice")).await.expect("alice");
+    let django = "pbkdf2_sha256$1000000$salt$aGFzaA==";
+    store.set_password_hash(alice.id, django).await.expect("set");
+    assert!(store.upgrade_password_hash(alice.id, django, "$argon2id$upgraded").await.expect("upgrade"));
+    let read = |store: DynStore| async move { store.user_by_id(alice.id).await.expect("read").expect("alice") };
+    assert_eq!(read(store.clone()).await.password_hash, "$argon2id$upgraded");
+    // The hash verified is no longer there: nothing changes.
+    assert!(!store.upgrade_password_hash(alice.id, django, "$argon2id$stale").await.expect("stale"));
+    assert_eq!(read(store.clone()).await.password_hash, "$argon2id$upgraded");
+    assert!(!store.upgrade_password_hash(UserId(alice.id.0 + 1000), django, "$argon2id$x").await.expect("missing"));
+}
