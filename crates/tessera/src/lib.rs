@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod forward_config;
+pub mod identity_key;
 pub mod key;
 pub mod logging;
 pub mod redis_checks;

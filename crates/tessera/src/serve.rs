@@ -1,8 +1,10 @@
-//! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`, and
-//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`.
+//! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`,
+//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`, and the public keys
+//! of its signed identity at `/.well-known/jwks.json`.
 
 use crate::app::App;
 use crate::config::Config;
+use crate::identity_key::IdentityKeySource;
 use crate::key::KeySource;
 use anyhow::{Context, Result};
 use axum::extract::State;
@@ -25,12 +27,16 @@ pub struct ServerState {
 
 /// The server's routes.
 pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
+    // The JWKS is served even with the signed identity off (then it lists no key): its address
+    // does not depend on configuration.
+    let signer = forward.identity_token.as_ref().map(|t| t.signer.clone()).unwrap_or_default();
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(ServerState { store })
         .nest("/api/auth", tessera.auth_router())
         .nest("/auth/forward", tessera.forward_auth(forward).router())
+        .merge(signer.jwks_router())
 }
 
 /// The process is up.
@@ -70,6 +76,20 @@ pub async fn run(config: Config) -> Result<()> {
         KeySource::File(path) => tracing::info!(path = %path.display(), "server key from file"),
         KeySource::Generated(path) => tracing::info!(path = %path.display(), "generated a new server key"),
     }
+    // Before listening: a server that promised signed identities has its key when it answers.
+    let mut identity_reload = None;
+    if let Some(identity) = &app.config.forward_auth.identity_token {
+        let (keys, source) = crate::identity_key::load_or_create(&app.config)?;
+        let kid = keys.current_kid().to_string();
+        identity.signer.set(keys);
+        match source {
+            IdentityKeySource::Config => tracing::info!(%kid, "identity key from configuration"),
+            IdentityKeySource::File(path) | IdentityKeySource::Generated(path) => {
+                tracing::info!(%kid, path = %path.display(), "identity key from file");
+                identity_reload = Some(crate::identity_key::spawn_reload(identity.signer.clone(), path));
+            }
+        }
+    }
     let shutdown = shutdown_signal();
     let listener =
         TcpListener::bind(app.config.bind).await.with_context(|| format!("cannot listen on {}", app.config.bind))?;
@@ -104,8 +124,8 @@ pub async fn run(config: Config) -> Result<()> {
     )
     .await?;
     tracing::info!("shutting down");
-    if let Some(reload) = reload {
-        reload.abort();
+    for task in [reload, identity_reload].into_iter().flatten() {
+        task.abort();
     }
     tessera.shutdown().await;
     app.close().await;

@@ -133,16 +133,15 @@ impl ForwardAuth {
     /// Reads the original request, decides and answers, in `convention`'s terms.
     pub async fn handle(&self, convention: Convention, req: Request) -> Response {
         let ip = client_ip(req.extensions(), req.headers(), &self.config.trusted_proxies);
-        let verdict = match self.original_request(convention, &req) {
+        match self.original_request(convention, &req) {
             Ok(original) => {
                 let verdict = self.decide(req.headers(), &original, ip).await;
                 tracing::debug!(?convention, method = %original.method, host = ?original.host, path = %original.path,
                     allowed = matches!(verdict, super::Verdict::Allow(_)), "forward-auth decision");
-                verdict
+                self.respond(verdict, self.audience(&original), convention)
             }
-            Err(e) => super::Verdict::Refuse(e),
-        };
-        self.respond(verdict, convention)
+            Err(e) => self.respond(super::Verdict::Refuse(e), None, convention),
+        }
     }
 
     /// The endpoints, to [`nest`](Router::nest) where the proxies reach them (`tessera serve`

@@ -3,6 +3,7 @@
 
 mod audit;
 mod clients;
+mod identity_keys;
 mod keys;
 pub mod output;
 mod tokens;
@@ -68,6 +69,9 @@ enum Command {
     /// Server keys: generate, rotate, list, retire
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Forward-auth's identity keys (they sign X-Tessera-Identity): rotate, list
+    #[command(subcommand)]
+    IdentityKey(identity_keys::IdentityKeyCommand),
 }
 
 impl Cli {
@@ -96,6 +100,9 @@ impl Cli {
         if let Command::Serve { .. } = self.command {
             return crate::serve::run(config).await;
         }
+        if let Command::IdentityKey(cmd) = &self.command {
+            return cmd.run(&config);
+        }
         let app = App::open(config).await?;
         let result = match self.command {
             Command::Migrate => output::out!("migrations applied ({} database)", app.sql.backend()).map_err(Into::into),
@@ -104,7 +111,7 @@ impl Cli {
             Command::Token(cmd) => cmd.run(&app).await,
             Command::Audit(cmd) => cmd.run(&app).await,
             Command::Key(cmd) => cmd.run(&app).await,
-            Command::Serve { .. } => Ok(()),
+            Command::Serve { .. } | Command::IdentityKey(_) => Ok(()),
         };
         app.close().await;
         result
