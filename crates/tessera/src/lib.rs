@@ -9,5 +9,6 @@ pub mod forward_config;
 pub mod identity_key;
 pub mod key;
 pub mod logging;
+pub mod openapi;
 pub mod redis_checks;
 pub mod serve;

@@ -25,18 +25,39 @@ pub struct ServerState {
     store: Arc<dyn Store>,
 }
 
+/// Where durin's auth API is mounted.
+pub const AUTH_PREFIX: &str = "/api/auth";
+/// Where forward-auth is mounted.
+pub const FORWARD_PREFIX: &str = "/auth/forward";
+/// The server's own paths.
+pub const SERVER_PATHS: [&str; 2] = ["/health", "/ready"];
+
 /// The server's routes.
 pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
     // The JWKS is served even with the signed identity off (then it lists no key): its address
     // does not depend on configuration.
     let signer = forward.identity_token.as_ref().map(|t| t.signer.clone()).unwrap_or_default();
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route(SERVER_PATHS[0], get(health))
+        .route(SERVER_PATHS[1], get(ready))
         .with_state(ServerState { store })
-        .nest("/api/auth", tessera.auth_router())
-        .nest("/auth/forward", tessera.forward_auth(forward).router())
+        .nest(AUTH_PREFIX, tessera.auth_router())
+        .nest(FORWARD_PREFIX, tessera.forward_auth(forward).router())
         .merge(signer.jwks_router())
+        .merge(crate::openapi::router())
+}
+
+/// Every path [`router`] serves, as axum writes them (`{id}`, `{*path}`), from the same tables
+/// the router is built from: what the OpenAPI document is checked against.
+pub fn route_paths() -> Vec<String> {
+    let mut paths: Vec<String> = SERVER_PATHS.iter().map(|p| p.to_string()).collect();
+    paths.extend(
+        tessera_axum::AUTH_ROUTE_PATHS.iter().flat_map(|group| group.iter()).map(|p| format!("{AUTH_PREFIX}{p}")),
+    );
+    paths.extend(tessera_axum::forward::adapters::PATHS.iter().map(|p| format!("{FORWARD_PREFIX}{p}")));
+    paths.push(tessera_axum::forward::identity::JWKS_PATH.to_string());
+    paths.extend(crate::openapi::PATHS.iter().map(|p| p.to_string()));
+    paths
 }
 
 /// The process is up.

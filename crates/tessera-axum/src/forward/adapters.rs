@@ -23,6 +23,10 @@ use axum::routing::any;
 use std::net::SocketAddr;
 use tessera_core::route_rules::{MAX_PATH_LEN, normalize_host, normalize_path};
 
+/// Every path [`ForwardAuth::router`] serves (under its mount point); the router is built from
+/// this table, so a document of the API can be checked against it.
+pub const PATHS: [&str; 6] = ["/nginx", "/traefik", "/caddy", "/envoy", "/envoy/", "/envoy/{*path}"];
+
 /// A proxy's convention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Convention {
@@ -157,13 +161,11 @@ impl ForwardAuth {
         async fn envoy(State(f): State<ForwardAuth>, req: Request) -> Response {
             f.handle(Convention::Envoy, req).await
         }
-        Router::new()
-            .route("/nginx", any(nginx))
-            .route("/traefik", any(forwarded))
-            .route("/caddy", any(forwarded))
-            .route("/envoy", any(envoy))
-            .route("/envoy/", any(envoy))
-            .route("/envoy/{*path}", any(envoy))
-            .with_state(self.clone())
+        let handlers = [any(nginx), any(forwarded), any(forwarded), any(envoy), any(envoy), any(envoy)];
+        let mut router = Router::new();
+        for (path, handler) in PATHS.into_iter().zip(handlers) {
+            router = router.route(path, handler);
+        }
+        router.with_state(self.clone())
     }
 }
