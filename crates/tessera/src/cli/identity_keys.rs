@@ -29,6 +29,15 @@ impl IdentityKeyCommand {
                 }
             }
             IdentityKeyCommand::List => {
+                // Listing never creates a key: `serve` does, when the signed identity is on.
+                let file = config.data_dir.join(identity_key::IDENTITY_KEY_FILE);
+                if config.identity_keys.is_none() && !file.exists() {
+                    output::out!(
+                        "no identity key yet ({} is created by the first `serve` with forward_auth.identity_token = true, or by `identity-key rotate`)",
+                        file.display()
+                    )?;
+                    return Ok(());
+                }
                 let (keys, source) = identity_key::load_or_create(config)?;
                 let from = match source {
                     IdentityKeySource::Config => "configuration (identity_keys)".to_string(),
