@@ -176,12 +176,12 @@ fn forward_auth_identity_config_errors() {
     std::fs::write(&file, "[forward_auth]\nidentity_token = true\nidentity_audience = \"x\"\nidentity_ttl = \"2m\"\n")
         .expect("write");
     env.fails(&["serve", "--bind", "127.0.0.1:0"], "between 1 and 60 seconds");
+    std::fs::write(&file, "[forward_auth]\nidentity_token = true\nidentity_audience = \"x\"\n").expect("write");
     // Listing creates no key; the first rotation does.
     let said = env.ok(&["identity-key", "list"]);
     assert!(said.contains("no identity key yet"), "{said}");
     assert!(!env.data_dir().join("identity.key").exists());
     // Keys from the configuration: bad ones are refused without showing them; rotate says what to do.
-    std::fs::write(&file, "[forward_auth]\nidentity_token = true\nidentity_audience = \"x\"\n").expect("write");
     env.env.insert("TESSERA_IDENTITY_KEYS".into(), "ab".repeat(31));
     let err = env.fails(&["identity-key", "list"], "item 1: expected 64 hexadecimal digits");
     assert!(!err.contains(&"ab".repeat(31)), "{err}");
