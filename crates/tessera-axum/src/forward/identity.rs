@@ -139,8 +139,8 @@ pub fn generate_seed() -> Result<[u8; 32], getrandom::Error> {
 ///
 /// Signing is the costliest step of an allowed forward-auth request (an Ed25519 signature and the
 /// JSON around it; `bench/forward-auth` measured nginx's throughput falling from 0.57× to 0.33× of
-/// plain proxying when every answer was signed; about 0.6× either way with reuse), so a token is reused for the same token id,
-/// audience and key for [`REUSE`] seconds (a quarter of the lifetime when that is shorter): the
+/// plain proxying when every answer was signed; about 0.6× either way with reuse), so a token is
+/// reused for the same token id, audience and key for [`REUSE`] seconds (a quarter of the lifetime when that is shorter): the
 /// decision itself still runs on every request, so a revoked token gets no reused identity. The
 /// cache is bounded ([`CACHE_CAP`] entries; full, it is emptied).
 #[derive(Clone, Default)]
