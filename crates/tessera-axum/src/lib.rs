@@ -215,6 +215,8 @@ pub use extract::{Authenticated, MaybeAuthenticated};
 pub use guard::{Guard, GuardService};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::Principal;
+/// Every path [`Tessera::auth_router`] serves (under its mount point), grouped by view.
+pub use routes::PATHS as AUTH_ROUTE_PATHS;
 pub use routes::PasswordChecks;
 pub use staff::{STAFF_CLIENT, StaffLogin, StaffSessionPolicy};
 pub use tessera::Tessera;

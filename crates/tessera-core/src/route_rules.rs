@@ -47,6 +47,9 @@ pub struct RouteRule {
     pub clients: ClientRule,
     /// Whether the per-(user, client) throttle applies (anonymous requests are not throttled).
     pub throttle: bool,
+    /// The upstream behind this rule, as the signed identity's `aud` names it (`None`: the
+    /// deployment's default audience).
+    pub audience: Option<String>,
 }
 
 /// Why a rule, a path or a host is refused.
@@ -80,7 +83,14 @@ impl RouteRule {
                 "'{path_prefix}' is not a plain path: write it as '{normalized}' (no query, escapes or trailing slash)"
             )));
         }
-        Ok(RouteRule { host, path_prefix: normalized, anonymous: false, clients: ClientRule::Any, throttle: false })
+        Ok(RouteRule {
+            host,
+            path_prefix: normalized,
+            anonymous: false,
+            clients: ClientRule::Any,
+            throttle: false,
+            audience: None,
+        })
     }
 
     /// The host, lower-case without a port; `None`: any host.

@@ -28,6 +28,7 @@ const SERVER_KEYS: &[(&str, Kind)] = &[
     ("secret_key", Kind::Text),
     ("secret_keys", Kind::Text),
     ("secret_key_file", Kind::Text),
+    ("identity_keys", Kind::Text),
     ("strict_permissions", Kind::Bool),
     ("bind", Kind::Text),
     ("redis_url", Kind::Text),
@@ -110,6 +111,9 @@ pub struct Config {
     pub secret_keys: Option<SecretText>,
     /// A file holding the server key (hex), e.g. a mounted secret; instead of `secret_key`.
     pub secret_key_file: Option<PathBuf>,
+    /// The forward-auth identity keys given by config/env (`identity_keys`: Ed25519 seeds in hex,
+    /// comma-separated, the signing key first); else `identity.key` in the data dir.
+    pub identity_keys: Option<SecretText>,
     /// Refuse to start when a file holding a secret (the config file, the key file) can be read by
     /// other users, instead of warning.
     pub strict_permissions: bool,
@@ -239,6 +243,7 @@ impl Config {
         let secret_key = values.text("secret_key")?.map(SecretText);
         let secret_keys = values.text("secret_keys")?.map(SecretText);
         let secret_key_file = values.text("secret_key_file")?.map(PathBuf::from);
+        let identity_keys = values.text("identity_keys")?.map(SecretText);
         let given: Vec<&str> = [
             ("secret_key", secret_key.is_some()),
             ("secret_keys", secret_keys.is_some()),
@@ -282,6 +287,7 @@ impl Config {
             secret_key,
             secret_keys,
             secret_key_file,
+            identity_keys,
             strict_permissions,
             bind,
             redis,
@@ -359,6 +365,7 @@ impl Values {
             };
             if table.contains_key("secret_key")
                 || table.contains_key("secret_keys")
+                || table.contains_key("identity_keys")
                 || url_with_password("database_url")
                 || url_with_password("redis_url")
             {

@@ -13,11 +13,18 @@
 //! anonymous = false
 //! allow_clients = ["web"]          # or deny_clients = [...]
 //! throttle = true
+//! audience = "orders"              # the signed identity's `aud` for this upstream
 //! ```
+//!
+//! The signed identity (`X-Tessera-Identity`, a JWT for the upstream) is off unless
+//! `identity_token = true`; then `identity_audience` (or every route's `audience`),
+//! `identity_ttl` (≤ 60 s, default 30 s), `identity_issuer` (default `tessera`) and
+//! `identity_header` apply. The keys are not read here (`identity_key.rs`).
 
 use anyhow::{Result, anyhow, bail};
 use axum::http::{HeaderName, StatusCode};
-use tessera_axum::forward::{ForwardAuthConfig, default_trusted_proxies};
+use tessera_axum::forward::identity::MAX_TTL;
+use tessera_axum::forward::{ForwardAuthConfig, IdentitySigner, IdentityToken, default_trusted_proxies};
 use tessera_core::net::IpNet;
 use tessera_core::route_rules::{ClientRule, NoMatch, RouteRule, RouteRules};
 
@@ -33,10 +40,16 @@ const KEYS: &[&str] = &[
     "user_header",
     "client_header",
     "token_id_header",
+    "identity_token",
+    "identity_header",
+    "identity_ttl",
+    "identity_issuer",
+    "identity_audience",
     "routes",
 ];
 /// A route's keys.
-const ROUTE_KEYS: &[&str] = &["host", "path_prefix", "anonymous", "allow_clients", "deny_clients", "throttle"];
+const ROUTE_KEYS: &[&str] =
+    &["host", "path_prefix", "anonymous", "allow_clients", "deny_clients", "throttle", "audience"];
 
 /// The forward-auth configuration from the `forward_auth` value (`None`: not configured) read
 /// from `source`; `global_trusted` is the top-level `trusted_proxies`.
@@ -118,7 +131,81 @@ pub fn parse(value: Option<(toml::Value, String)>, global_trusted: &[IpNet]) -> 
         }
     }
     config.rules = RouteRules::new(rules, no_match).map_err(|e| anyhow!("{source}: forward_auth.routes: {e}"))?;
+    config.identity_token = identity_token(&table, &config, &source)?;
     Ok(config)
+}
+
+/// The signed identity's settings (its keys are loaded by `serve`), when `identity_token = true`.
+fn identity_token(table: &toml::Table, config: &ForwardAuthConfig, source: &str) -> Result<Option<IdentityToken>> {
+    let bad = |key: &str, value: &dyn std::fmt::Display, why: &dyn std::fmt::Display| {
+        anyhow!("{source}: invalid value {value} for 'forward_auth.{key}': {why}")
+    };
+    let on = match table.get("identity_token") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(v) => return Err(bad("identity_token", v, &"expected true or false")),
+    };
+    if !on {
+        if let Some(key) = ["identity_header", "identity_ttl", "identity_issuer", "identity_audience"]
+            .into_iter()
+            .find(|k| table.contains_key(*k))
+        {
+            bail!("{source}: 'forward_auth.{key}' is set but the signed identity is off (identity_token = true)");
+        }
+        return Ok(None);
+    }
+    let mut token = IdentityToken::new(IdentitySigner::default());
+    if let Some(v) = table.get("identity_header") {
+        let name = v
+            .as_str()
+            .and_then(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+            .ok_or_else(|| bad("identity_header", v, &"expected a header name"))?;
+        let ids = &config.identity;
+        if [&ids.user_id, &ids.user, &ids.client, &ids.token_id].contains(&&name)
+            || ["authorization", "cookie", "host", "content-length", "transfer-encoding"].contains(&name.as_str())
+        {
+            return Err(bad("identity_header", v, &"that header has a meaning of its own"));
+        }
+        token.header = name;
+    }
+    if let Some(v) = table.get("identity_ttl") {
+        let ttl = v
+            .as_str()
+            .and_then(|s| tessera_core::duration::parse_duration(s).ok())
+            .and_then(|d| d.to_std().ok())
+            .ok_or_else(|| bad("identity_ttl", v, &"expected a duration such as \"30s\""))?;
+        if ttl.is_zero() || ttl > MAX_TTL {
+            return Err(bad("identity_ttl", v, &"between 1 and 60 seconds: it proves one request"));
+        }
+        token.ttl = ttl;
+    }
+    let text = |key: &str| -> Result<Option<String>> {
+        let Some(v) = table.get(key) else { return Ok(None) };
+        match v.as_str().map(str::trim) {
+            Some(s) if !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control) => Ok(Some(s.to_string())),
+            _ => Err(bad(key, v, &"expected a non-empty name of at most 256 characters")),
+        }
+    };
+    if let Some(issuer) = text("identity_issuer")? {
+        token.issuer = issuer;
+    }
+    token.audience = text("identity_audience")?;
+    if token.audience.is_none() {
+        // Fail at start-up, not at the first request: a token without an audience would be good
+        // at every upstream.
+        if let Some(i) = config.rules.rules().iter().position(|r| r.audience.is_none()) {
+            bail!(
+                "{source}: 'forward_auth.routes[{i}]' has no audience for the signed identity: set its 'audience' \
+                 or 'forward_auth.identity_audience'"
+            );
+        }
+        if config.rules.no_match == NoMatch::Authenticated {
+            bail!(
+                "{source}: default = \"authenticated\" with the signed identity needs 'forward_auth.identity_audience'"
+            );
+        }
+    }
+    Ok(Some(token))
 }
 
 fn strings(v: &toml::Value) -> Option<Vec<String>> {
@@ -160,6 +247,14 @@ fn route_rule(i: usize, route: &toml::Value, source: &str) -> Result<RouteRule> 
             Some(v) => Err(bad(key, v, &"expected true or false")),
         }
     };
+    if let Some(v) = table.get("audience") {
+        match v.as_str().map(str::trim) {
+            Some(s) if !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control) => {
+                rule.audience = Some(s.to_string());
+            }
+            _ => return Err(bad("audience", v, &"expected a non-empty name of at most 256 characters")),
+        }
+    }
     rule.anonymous = flag("anonymous")?;
     rule.throttle = flag("throttle")?;
     let list = |key: &str| -> Result<Option<Vec<String>>> {

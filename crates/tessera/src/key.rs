@@ -140,7 +140,7 @@ fn key_file_text(ring: &KeyRing) -> String {
 /// Writes `text` to a new private temporary file beside `path` and returns its name. The file is
 /// created new (`O_EXCL`): a file or symlink planted at its (unpredictable) name makes the write
 /// fail instead of writing the key through it.
-fn private_temp_file(path: &Path, text: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn private_temp_file(path: &Path, text: &str) -> std::io::Result<PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let nonce = ServerKey::generate().to_hex();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(KEY_FILE);
@@ -169,7 +169,7 @@ fn private_temp_file(path: &Path, text: &str) -> std::io::Result<PathBuf> {
 /// Writes a key file that must not exist yet: a private temporary file linked into place, so the
 /// key file appears complete or not at all. Returns `false` when another process's key file won
 /// the race.
-fn write_new_key_file(path: &Path, text: &str) -> Result<bool> {
+pub(crate) fn write_new_key_file(path: &Path, text: &str) -> Result<bool> {
     let linked = private_temp_file(path, text).and_then(|tmp| {
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);

@@ -1,10 +1,12 @@
-//! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`, and
-//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`, the admin web UI at
+//! `tessera serve`: the HTTP server: `/health`, `/ready`, durin's auth API at `/api/auth/`,
+//! forward-auth for proxies at `/auth/forward/{nginx,traefik,caddy,envoy/…}`, the public keys of
+//! its signed identity at `/.well-known/jwks.json`, the OpenAPI document, the admin web UI at
 //! `/admin/` (`tessera-admin`); with `metrics_bind`, Prometheus metrics at `/metrics` on a
 //! listener of its own.
 
 use crate::app::App;
 use crate::config::Config;
+use crate::identity_key::IdentityKeySource;
 use crate::key::KeySource;
 use anyhow::{Context, Result};
 use axum::extract::State;
@@ -25,14 +27,39 @@ pub struct ServerState {
     store: Arc<dyn Store>,
 }
 
+/// Where durin's auth API is mounted.
+pub const AUTH_PREFIX: &str = "/api/auth";
+/// Where forward-auth is mounted.
+pub const FORWARD_PREFIX: &str = "/auth/forward";
+/// The server's own paths.
+pub const SERVER_PATHS: [&str; 2] = ["/health", "/ready"];
+
 /// The server's routes.
 pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
+    // The JWKS is served even with the signed identity off (then it lists no key): its address
+    // does not depend on configuration.
+    let signer = forward.identity_token.as_ref().map(|t| t.signer.clone()).unwrap_or_default();
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route(SERVER_PATHS[0], get(health))
+        .route(SERVER_PATHS[1], get(ready))
         .with_state(ServerState { store })
-        .nest("/api/auth", tessera.auth_router())
-        .nest("/auth/forward", tessera.forward_auth(forward).router())
+        .nest(AUTH_PREFIX, tessera.auth_router())
+        .nest(FORWARD_PREFIX, tessera.forward_auth(forward).router())
+        .merge(signer.jwks_router())
+        .merge(crate::openapi::router())
+}
+
+/// Every path [`router`] serves, as axum writes them (`{id}`, `{*path}`), from the same tables
+/// the router is built from: what the OpenAPI document is checked against.
+pub fn route_paths() -> Vec<String> {
+    let mut paths: Vec<String> = SERVER_PATHS.iter().map(|p| p.to_string()).collect();
+    paths.extend(
+        tessera_axum::AUTH_ROUTE_PATHS.iter().flat_map(|group| group.iter()).map(|p| format!("{AUTH_PREFIX}{p}")),
+    );
+    paths.extend(tessera_axum::forward::adapters::PATHS.iter().map(|p| format!("{FORWARD_PREFIX}{p}")));
+    paths.push(tessera_axum::forward::identity::JWKS_PATH.to_string());
+    paths.extend(crate::openapi::PATHS.iter().map(|p| p.to_string()));
+    paths
 }
 
 /// The admin web UI at `/admin/`, reading the audit log from the SQL database when it is on.
@@ -94,6 +121,20 @@ pub async fn run(config: Config) -> Result<()> {
         KeySource::File(path) => tracing::info!(path = %path.display(), "server key from file"),
         KeySource::Generated(path) => tracing::info!(path = %path.display(), "generated a new server key"),
     }
+    // Before listening: a server that promised signed identities has its key when it answers.
+    let mut identity_reload = None;
+    if let Some(identity) = &app.config.forward_auth.identity_token {
+        let (keys, source) = crate::identity_key::load_or_create(&app.config)?;
+        let kid = keys.current_kid().to_string();
+        identity.signer.set(keys);
+        match source {
+            IdentityKeySource::Config => tracing::info!(%kid, "identity key from configuration"),
+            IdentityKeySource::File(path) | IdentityKeySource::Generated(path) => {
+                tracing::info!(%kid, path = %path.display(), "identity key from file");
+                identity_reload = Some(crate::identity_key::spawn_reload(identity.signer.clone(), path));
+            }
+        }
+    }
     let shutdown = shutdown_signal();
     let listener =
         TcpListener::bind(app.config.bind).await.with_context(|| format!("cannot listen on {}", app.config.bind))?;
@@ -145,8 +186,8 @@ pub async fn run(config: Config) -> Result<()> {
     }
     tessera_axum::serve::serve(listener, routes, app.config.limits, shutdown).await?;
     tracing::info!("shutting down");
-    if let Some(reload) = reload {
-        reload.abort();
+    for task in [reload, identity_reload].into_iter().flatten() {
+        task.abort();
     }
     let _ = stop_metrics.send(());
     if let Some(metrics) = metrics {

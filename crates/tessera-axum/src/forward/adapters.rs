@@ -23,6 +23,10 @@ use axum::routing::any;
 use std::net::SocketAddr;
 use tessera_core::route_rules::{MAX_PATH_LEN, normalize_host, normalize_path};
 
+/// Every path [`ForwardAuth::router`] serves (under its mount point); the router is built from
+/// this table, so a document of the API can be checked against it.
+pub const PATHS: [&str; 6] = ["/nginx", "/traefik", "/caddy", "/envoy", "/envoy/", "/envoy/{*path}"];
+
 /// A proxy's convention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Convention {
@@ -133,16 +137,15 @@ impl ForwardAuth {
     /// Reads the original request, decides and answers, in `convention`'s terms.
     pub async fn handle(&self, convention: Convention, req: Request) -> Response {
         let ip = client_ip(req.extensions(), req.headers(), &self.config.trusted_proxies);
-        let verdict = match self.original_request(convention, &req) {
+        match self.original_request(convention, &req) {
             Ok(original) => {
                 let verdict = self.decide(req.headers(), &original, ip).await;
                 tracing::debug!(?convention, method = %original.method, host = ?original.host, path = %original.path,
                     allowed = matches!(verdict, super::Verdict::Allow(_)), "forward-auth decision");
-                verdict
+                self.respond(verdict, self.audience(&original), convention)
             }
-            Err(e) => super::Verdict::Refuse(e),
-        };
-        self.respond(verdict, convention)
+            Err(e) => self.respond(super::Verdict::Refuse(e), None, convention),
+        }
     }
 
     /// The endpoints, to [`nest`](Router::nest) where the proxies reach them (`tessera serve`
@@ -158,13 +161,11 @@ impl ForwardAuth {
         async fn envoy(State(f): State<ForwardAuth>, req: Request) -> Response {
             f.handle(Convention::Envoy, req).await
         }
-        Router::new()
-            .route("/nginx", any(nginx))
-            .route("/traefik", any(forwarded))
-            .route("/caddy", any(forwarded))
-            .route("/envoy", any(envoy))
-            .route("/envoy/", any(envoy))
-            .route("/envoy/{*path}", any(envoy))
-            .with_state(self.clone())
+        let handlers = [any(nginx), any(forwarded), any(forwarded), any(envoy), any(envoy), any(envoy)];
+        let mut router = Router::new();
+        for (path, handler) in PATHS.into_iter().zip(handlers) {
+            router = router.route(path, handler);
+        }
+        router.with_state(self.clone())
     }
 }

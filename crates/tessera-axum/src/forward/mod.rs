@@ -27,6 +27,7 @@
 //! ```
 
 pub mod adapters;
+pub mod identity;
 
 use crate::error::AuthError;
 use crate::principal::Principal;
@@ -35,10 +36,43 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{IntoResponse, Response};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_core::net::IpNet;
 use tessera_core::route_rules::{NoMatch, RouteRules};
 
 pub use adapters::Convention;
+pub use identity::IdentitySigner;
+
+/// The signed identity ([`identity`]): a JWT on every authenticated 200, for upstreams to verify.
+#[derive(Debug, Clone)]
+pub struct IdentityToken {
+    /// The header that carries it (`X-Tessera-Identity`). The proxy must strip a client's copy,
+    /// like the other identity headers.
+    pub header: HeaderName,
+    /// Its lifetime (`exp - iat`), at most [`identity::MAX_TTL`]; 30 s by default.
+    pub ttl: Duration,
+    /// `iss` (default `tessera`).
+    pub issuer: String,
+    /// `aud` when the route rule names none (and for requests no rule covers). With neither, an
+    /// authenticated request is answered 503: a token without an audience would be good at every
+    /// upstream.
+    pub audience: Option<String>,
+    /// The keys.
+    pub signer: IdentitySigner,
+}
+
+impl IdentityToken {
+    /// The default header, lifetime and issuer, signed by `signer`.
+    pub fn new(signer: IdentitySigner) -> Self {
+        IdentityToken {
+            header: HeaderName::from_static("x-tessera-identity"),
+            ttl: Duration::from_secs(30),
+            issuer: "tessera".to_string(),
+            audience: None,
+            signer,
+        }
+    }
+}
 
 /// The names of the headers that carry the identity to the upstream on a 200.
 #[derive(Debug, Clone)]
@@ -101,6 +135,8 @@ pub struct ForwardAuthConfig {
     pub identity: IdentityHeaders,
     /// nginx's header names and throttled status.
     pub nginx: NginxConfig,
+    /// The signed identity on authenticated 200s; off (`None`) by default.
+    pub identity_token: Option<IdentityToken>,
 }
 
 impl Default for ForwardAuthConfig {
@@ -110,6 +146,7 @@ impl Default for ForwardAuthConfig {
             trusted_proxies: default_trusted_proxies(),
             identity: IdentityHeaders::default(),
             nginx: NginxConfig::default(),
+            identity_token: None,
         }
     }
 }
@@ -225,15 +262,60 @@ impl ForwardAuth {
         Verdict::Allow(Some(principal))
     }
 
-    /// The answer to the proxy for `verdict`, in `convention`'s terms. Every answer says
-    /// `Cache-Control: no-store`: it is about this request's credentials, and a cache keyed
-    /// without them would hand one user's "yes" to everyone.
-    pub fn respond(&self, verdict: Verdict, convention: Convention) -> Response {
+    /// The audience of the signed identity for `original`: its rule's, else the default.
+    pub fn audience(&self, original: &OriginalRequest) -> Option<&str> {
+        let rule = self.config.rules.find(original.host.as_deref(), &original.path);
+        rule.and_then(|r| r.audience.as_deref())
+            .or_else(|| self.config.identity_token.as_ref().and_then(|t| t.audience.as_deref()))
+    }
+
+    /// The signed identity of `principal` for `audience`: `Ok(None)` when it is not configured,
+    /// an error (503) when it is but cannot be made — no key, no audience — rather than let the
+    /// request through without the identity the upstream expects.
+    fn identity_token(&self, principal: &Principal, audience: Option<&str>) -> Result<Option<HeaderValue>, AuthError> {
+        let Some(config) = &self.config.identity_token else { return Ok(None) };
+        let Some(audience) = audience else {
+            tracing::warn!("forward-auth: no audience for the identity token (set the route's audience); refusing");
+            return Err(AuthError::Unavailable);
+        };
+        let claims = identity::IdentityClaims {
+            user_id: principal.user.id.0,
+            username: principal.user.username.as_str(),
+            client: principal.client.name.as_str(),
+            token_id: principal.token.id.0,
+            audience,
+            issuer: &config.issuer,
+            issued_at: self.core.now().timestamp(),
+            ttl: config.ttl,
+        };
+        let Some(jwt) = config.signer.sign(&claims) else {
+            tracing::warn!("forward-auth: no identity key loaded; refusing");
+            return Err(AuthError::Unavailable);
+        };
+        HeaderValue::try_from(jwt).map(Some).map_err(|_| AuthError::Unavailable)
+    }
+
+    /// The answer to the proxy for `verdict`, in `convention`'s terms; `audience` is the signed
+    /// identity's ([`ForwardAuth::audience`]). Every answer says `Cache-Control: no-store`: it is
+    /// about this request's credentials, and a cache keyed without them would hand one user's
+    /// "yes" to everyone.
+    pub fn respond(&self, verdict: Verdict, audience: Option<&str>, convention: Convention) -> Response {
+        let verdict = match verdict {
+            Verdict::Allow(Some(p)) => match self.identity_token(&p, audience) {
+                Ok(token) => Ok((Some(p), token)),
+                Err(e) => Err(e),
+            },
+            Verdict::Allow(None) => Ok((None, None)),
+            Verdict::Refuse(e) => Err(e),
+        };
         let mut response = match verdict {
-            Verdict::Allow(principal) => {
+            Ok((principal, signed)) => {
                 let mut response = StatusCode::OK.into_response();
                 let ids = &self.config.identity;
                 let headers = response.headers_mut();
+                if let Some(config) = &self.config.identity_token {
+                    headers.insert(config.header.clone(), signed.unwrap_or_else(|| HeaderValue::from_static("")));
+                }
                 // Anonymous: the identity headers are there, empty, so that a proxy copying them
                 // (Caddy's copy_headers, Traefik's authResponseHeaders, Envoy's
                 // allowed_upstream_headers) overwrites a client's copies instead of leaving them,
@@ -254,7 +336,7 @@ impl ForwardAuth {
                 }
                 response
             }
-            Verdict::Refuse(e) => {
+            Err(e) => {
                 let status = e.status();
                 let mut response = self.core.reject(e).into_response();
                 if convention == Convention::Nginx {

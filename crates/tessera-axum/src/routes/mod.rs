@@ -29,6 +29,19 @@ use std::sync::Arc;
 
 type Routes = MethodRouter<Arc<Core>>;
 
+/// Every path the auth router serves (under its mount point), grouped by view: the router is
+/// built from this table, so a document of the API can be checked against it.
+pub const PATHS: [&[&str]; 7] = [
+    &["/login/", "/login"],
+    &["/refresh/", "/refresh"],
+    &["/logout/", "/logout"],
+    &["/logoutall/", "/logoutall"],
+    &["/sessions/", "/sessions"],
+    // durin's router really serves `sessions//<id>`; both shapes work.
+    &["/sessions/{id}", "/sessions/{id}/", "/sessions//{id}", "/sessions//{id}/"],
+    &["/apiaccess/", "/apiaccess"],
+];
+
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Router<S> {
     let authed = |mr: Routes| -> Routes {
         mr.layer(Guard::new().throttled()).layer(AuthLayer::new(core.clone(), core.cached_auth_routes))
@@ -68,14 +81,13 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(core: Arc<Core>) -> Route
     };
 
     let table: [(&[&str], Routes); 7] = [
-        (&["/login/", "/login"], login),
-        (&["/refresh/", "/refresh"], refresh),
-        (&["/logout/", "/logout"], logout),
-        (&["/logoutall/", "/logoutall"], logout_all),
-        (&["/sessions/", "/sessions"], session_list),
-        // durin's router really serves `sessions//<id>`; both shapes work.
-        (&["/sessions/{id}", "/sessions/{id}/", "/sessions//{id}", "/sessions//{id}/"], session_detail),
-        (&["/apiaccess/", "/apiaccess"], api_access),
+        (PATHS[0], login),
+        (PATHS[1], refresh),
+        (PATHS[2], logout),
+        (PATHS[3], logout_all),
+        (PATHS[4], session_list),
+        (PATHS[5], session_detail),
+        (PATHS[6], api_access),
     ];
     let mut router: Router<Arc<Core>> = Router::new();
     for (paths, routes) in table {

@@ -92,6 +92,80 @@ async fn decide_directly() {
     }
 }
 
+/// The signed identity fails closed: without a key, or without an audience for the route, an
+/// authenticated request is a 503 — never a 200 without the identity the upstream expects — while
+/// anonymous requests (which carry none) still pass with the header empty; with a key, the route's
+/// audience wins over the default.
+#[tokio::test]
+async fn the_signed_identity_fails_closed() {
+    use tessera_axum::forward::identity::IdentityKeys;
+    use tessera_axum::forward::{IdentitySigner, IdentityToken};
+    let kit = TestKit::new().await;
+    let alice = kit.user("alice").await;
+    let web = kit.client("web").await;
+    let token = kit.token(&alice, &web).await;
+    let auth = format!("Token {token}");
+    let mut public = RouteRule::new(None, "/public").expect("rule");
+    public.anonymous = true;
+    let mut orders = RouteRule::new(None, "/orders").expect("rule");
+    orders.audience = Some("orders".into());
+    let open = RouteRule::new(None, "/open").expect("rule");
+    let signer = IdentitySigner::default();
+    let config = ForwardAuthConfig {
+        rules: RouteRules::new(vec![public, orders, open], NoMatch::Deny).expect("rules"),
+        identity_token: Some(IdentityToken::new(signer.clone())),
+        ..ForwardAuthConfig::default()
+    };
+    let app: Router = Router::new().nest("/auth/forward", kit.tessera().forward_auth(config).router());
+    let ask_at = |path: &'static str, token: bool| {
+        let app = app.clone();
+        let auth = auth.clone();
+        async move {
+            let mut headers = vec![("x-forwarded-uri", path)];
+            if token {
+                headers.push(("authorization", auth.as_str()));
+            }
+            ask(&app, "/auth/forward/traefik", &headers, true).await
+        }
+    };
+    let identity = |r: &axum::response::Response| {
+        r.headers().get("x-tessera-identity").and_then(|v| v.to_str().ok()).map(str::to_string)
+    };
+
+    // No key loaded.
+    let r = ask_at("/orders/1", true).await;
+    assert_eq!((r.status(), identity(&r)), (StatusCode::SERVICE_UNAVAILABLE, None));
+    let r = ask_at("/public/x", false).await;
+    assert_eq!((r.status(), identity(&r).as_deref()), (StatusCode::OK, Some("")));
+
+    signer.set(IdentityKeys::new(vec![[9; 32]]).expect("keys"));
+    // A key, and the route's audience.
+    let r = ask_at("/orders/1", true).await;
+    assert_eq!(r.status(), 200);
+    let jwt = identity(&r).expect("jwt");
+    let payload = jwt.split('.').nth(1).expect("payload");
+    let text = String::from_utf8(base64_url(payload)).expect("utf-8");
+    assert!(text.contains(r#""aud":"orders""#) && text.contains(r#""username":"alice""#), "{text}");
+    // A route without an audience and no default: refused, not signed for every upstream.
+    let r = ask_at("/open/x", true).await;
+    assert_eq!((r.status(), identity(&r)), (StatusCode::SERVICE_UNAVAILABLE, None));
+}
+
+fn base64_url(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut bits, mut n, mut out) = (0u32, 0, Vec::new());
+    for c in text.bytes() {
+        bits = (bits << 6) | alphabet.iter().position(|&a| a == c).expect("base64url") as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::test_runner::Config { cases: 5_000, ..Default::default() })]
 

@@ -4,6 +4,7 @@
 mod audit;
 mod clients;
 mod import;
+mod identity_keys;
 mod keys;
 pub mod output;
 mod stats;
@@ -78,6 +79,9 @@ enum Command {
     /// Move to Tessera from another system without logging anyone out (django-rest-durin)
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Forward-auth's identity keys (they sign X-Tessera-Identity): rotate, list
+    #[command(subcommand)]
+    IdentityKey(identity_keys::IdentityKeyCommand),
 }
 
 impl Cli {
@@ -103,6 +107,9 @@ impl Cli {
         if let Command::Serve { .. } = self.command {
             return crate::serve::run(config).await;
         }
+        if let Command::IdentityKey(cmd) = &self.command {
+            return cmd.run(&config);
+        }
         if let Command::Import(cmd) = self.command {
             // It reads the source before it opens Tessera's store.
             return cmd.run(config).await;
@@ -116,7 +123,7 @@ impl Cli {
             Command::Audit(cmd) => cmd.run(&app).await,
             Command::Stats(cmd) => cmd.run(&app).await,
             Command::Key(cmd) => cmd.run(&app).await,
-            Command::Serve { .. } | Command::Import(_) => Ok(()),
+            Command::Serve { .. } | Command::Import(_) | Command::IdentityKey(_) => Ok(()),
         };
         app.close().await;
         result

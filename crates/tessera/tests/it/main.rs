@@ -10,6 +10,7 @@ mod faults;
 mod forward;
 mod keys;
 mod limits;
+mod openapi;
 mod proxy;
 mod redis_server;
 mod serve;

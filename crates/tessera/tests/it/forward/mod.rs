@@ -3,6 +3,7 @@
 //! upstream (`proxies.rs`).
 
 mod contract;
+mod identity;
 mod proxies;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ allow_clients = ["cli"]
 [[forward_auth.routes]]
 path_prefix = "/web"
 allow_clients = ["web"]
+audience = "web-app"
 
 [[forward_auth.routes]]
 path_prefix = "/metered"

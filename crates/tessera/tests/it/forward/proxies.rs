@@ -124,7 +124,7 @@ fn through(kind: Kind) {
     let db_link = Proxy::start(postgres_addr(&direct));
     let via = direct.replacen(&authority(&direct), &format!("postgres@{}", db_link.addr), 1);
     env.env.insert("TESSERA_DATABASE_URL".into(), via);
-    let (web, cli, metered) = prepare(&mut env, "");
+    let (web, cli, metered) = prepare(&mut env, "identity_token = true\nidentity_audience = \"upstream\"");
     let server = env.serve(&[]);
     let tessera = server.base.trim_start_matches("http://").to_string();
     let upstream = Upstream::start();
@@ -140,9 +140,10 @@ fn through(kind: Kind) {
     let (w, c, m) = (token_header(&web), token_header(&cli), token_header(&metered));
     let spoof: (&str, &[u8]) = ("X-Tessera-User", b"mallory");
     let spoof_id: (&str, &[u8]) = ("X-Tessera-User-Id", b"1");
+    let spoof_jwt: (&str, &[u8]) = ("X-Tessera-Identity", b"eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.");
 
     // A valid token reaches the upstream with the identity, and the client's copies are gone.
-    let ok = get("/api/items?x=1", &[("Authorization", &w), spoof, spoof_id]);
+    let ok = get("/api/items?x=1", &[("Authorization", &w), spoof, spoof_id, spoof_jwt]);
     assert_eq!(ok.status, 200, "{kind:?}: {ok:?}");
     let seen = ok.echo();
     assert_eq!(seen["path"], "/api/items?x=1", "{seen}");
@@ -151,12 +152,18 @@ fn through(kind: Kind) {
     let user_id = &seen["headers"]["x-tessera-user-id"];
     assert!(user_id.as_array().is_some_and(|v| v.len() == 1 && v[0] != "1"), "{seen}");
     let token_id = seen["headers"]["x-tessera-token-id"][0].as_str().expect("token id").to_string();
+    // The signed identity reaches the upstream (Tessera's, never the client's); its verification
+    // by an independent implementation is in identity.rs.
+    let jwt = seen["headers"]["x-tessera-identity"].as_array().cloned().unwrap_or_default();
+    assert_eq!(jwt.len(), 1, "{kind:?}: one identity token: {seen}");
+    let jwt = jwt[0].as_str().unwrap_or("");
+    assert!(jwt.starts_with("eyJ") && jwt.split('.').count() == 3 && !jwt.starts_with("eyJhbGciOiJub25lIn0"), "{seen}");
 
     // Anonymous where the rules allow it: no identity at all reaches the upstream, spoofed or not.
-    let public = get("/public/page", &[spoof, spoof_id]);
+    let public = get("/public/page", &[spoof, spoof_id, spoof_jwt]);
     assert_eq!(public.status, 200, "{kind:?}: {public:?}");
     let seen = public.echo();
-    for h in ["x-tessera-user", "x-tessera-user-id", "x-tessera-client", "x-tessera-token-id"] {
+    for h in ["x-tessera-user", "x-tessera-user-id", "x-tessera-client", "x-tessera-token-id", "x-tessera-identity"] {
         // Absent (nginx drops an empty header) or empty (Caddy copies Tessera's empty one).
         let value = &seen["headers"][h];
         assert!(
