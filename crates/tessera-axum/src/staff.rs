@@ -111,7 +111,10 @@ impl Tessera {
     /// the cache, so that a revoked session or a demoted user is refused at once everywhere; each
     /// use slides its expiry (the idle timeout).
     pub async fn staff_session(&self, token: &str, ip: Option<IpAddr>) -> Result<Arc<Principal>, AuthError> {
-        let principal = self.core.authenticate_token(token, crate::authn::TokenUse::StaffSession, false, ip, &mut Default::default()).await?;
+        let principal = self
+            .core
+            .authenticate_token(token, crate::authn::TokenUse::StaffSession, false, ip, &mut Default::default())
+            .await?;
         if !principal.user.is_staff {
             return Err(AuthError::InvalidToken);
         }

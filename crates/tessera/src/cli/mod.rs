@@ -3,8 +3,8 @@
 
 mod audit;
 mod clients;
-mod import;
 mod identity_keys;
+mod import;
 mod keys;
 pub mod output;
 mod stats;
