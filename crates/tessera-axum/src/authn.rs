@@ -8,6 +8,7 @@
 //! under each server key of the ring, the current key first (it was made with the key current at
 //! the import), one lookup each until one is found.
 
+use crate::cache::Presented;
 use crate::error::AuthError;
 use crate::header::{self, Credentials};
 use crate::meter::{CacheResult, ClientMeter, Observed, StoreOp};
@@ -25,6 +26,12 @@ pub(crate) enum TokenUse {
     Api,
     /// The admin UI: a staff session's token only.
     StaffSession,
+}
+
+/// Whether a token of `client` may be used for `purpose`: staff sessions only in the admin UI,
+/// and only they there.
+fn fits(purpose: TokenUse, client: &tessera_core::Client) -> bool {
+    crate::staff::is_staff_client(&client.name) == (purpose == TokenUse::StaffSession)
 }
 
 impl Core {
@@ -57,8 +64,9 @@ impl Core {
         ip: Option<std::net::IpAddr>,
         observed: &mut Observed,
     ) -> Result<Arc<Principal>, AuthError> {
-        let digest = match self.codec().parse(token) {
-            Ok(digest) => digest,
+        let codec = self.codec();
+        let key = match codec.check(token) {
+            Ok(key) => key,
             Err(MalformedToken::UnknownKey(id)) => {
                 // Refused like any invalid token, without a lookup; the key may be a rotation's
                 // new key this process has not loaded yet, so whoever reloads the ring is told.
@@ -71,9 +79,8 @@ impl Core {
                 if TokenCodec::is_durin_token(token)
                     && self.legacy.open(self.settings.accept_legacy_tokens, self.store.as_ref()).await? =>
             {
-                let codec = self.codec();
                 for (_, digest) in codec.legacy_digests(token) {
-                    match self.verify_digest(digest, true, purpose, cached, ip, observed).await {
+                    match self.verify_digest(digest, true, None, purpose, cached, ip, observed).await {
                         Err(AuthError::InvalidToken) => continue,
                         verdict => return verdict,
                     }
@@ -82,23 +89,42 @@ impl Core {
             }
             Err(_) => return Err(AuthError::InvalidToken),
         };
-        self.verify_digest(digest, false, purpose, cached, ip, observed).await
+
+        // The cache finds a native token's verdict by its name (a keyed hash, see
+        // `cache::Presented`), so a hit costs no HMAC; a miss computes the digest.
+        let now = self.now();
+        let name = (cached && self.cache.trusted()).then(|| self.cache.name(token));
+        if let Some(name) = &name
+            && let Some((principal, stored_expiry, meter)) = self.cache.get_named(name)
+            && !principal.token.is_legacy()
+            && !principal.token.has_expired(now)
+            && principal.user.is_active
+            && fits(purpose, &principal.client)
+        {
+            observed.cache = Some(CacheResult::Hit);
+            observed.client = meter;
+            return Ok(self.after_use(principal, stored_expiry, now, None, None).await);
+        }
+        let digest = codec.digest_of(key, token);
+        drop(codec);
+        self.verify_digest(digest, false, name, purpose, cached, ip, observed).await
     }
 
     /// Authenticates the token whose digest this is; `legacy`: it was presented as a durin token
-    /// (and must be stored as one).
+    /// (and must be stored as one); `name`: the cache's name for the presented token, to be given
+    /// the digest once its verdict is cached (native tokens, with the cache trusted).
+    #[allow(clippy::too_many_arguments)]
     async fn verify_digest(
         &self,
         digest: TokenDigest,
         legacy: bool,
+        name: Option<Presented>,
         purpose: TokenUse,
         cached: bool,
         ip: Option<std::net::IpAddr>,
         observed: &mut Observed,
     ) -> Result<Arc<Principal>, AuthError> {
-        let fits = |client: &tessera_core::Client| {
-            crate::staff::is_staff_client(&client.name) == (purpose == TokenUse::StaffSession)
-        };
+        let fits = |client: &tessera_core::Client| fits(purpose, client);
         let now = self.now();
 
         let trusted = cached && self.cache.trusted();
@@ -109,6 +135,10 @@ impl Core {
             && principal.user.is_active
             && fits(&principal.client)
         {
+            if let Some(name) = name {
+                // Cached under its digest, but its name was not (yet, or no longer: a full shard).
+                self.cache.name_digest(name, digest);
+            }
             observed.cache = Some(CacheResult::Hit);
             observed.client = meter;
             return Ok(self.after_use(principal, stored_expiry, now, None, None).await);
@@ -149,7 +179,12 @@ impl Core {
         }
         let principal = Arc::new(Principal { user, client, token });
         let meter = observed.client.clone();
-        Ok(self.after_use(principal, stored_expiry, now, cached.then_some(read_started), meter).await)
+        let principal = self.after_use(principal, stored_expiry, now, cached.then_some(read_started), meter).await;
+        if let Some(name) = name {
+            // Harmless when the cache refused the verdict: a name without an entry is a miss.
+            self.cache.name_digest(name, digest);
+        }
+        Ok(principal)
     }
 
     /// Records the use and applies sliding expiry; returns the principal as it now stands.

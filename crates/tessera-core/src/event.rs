@@ -359,6 +359,8 @@ mod tests {
             EventKind::ClientCreated,
             EventKind::ClientChanged { fields: vec!["name".into()], renamed_from: Some("web".into()) },
             EventKind::ClientDeleted { tokens: 0 },
+            EventKind::KeyRotated { key: "1".into(), verify_only: vec!["0".into()] },
+            EventKind::KeyRetired { key: "0".into(), tokens_revoked: 2 },
             EventKind::Imported {
                 source: "durin sqlite:///db.sqlite3".into(),
                 users_created: 1,

@@ -468,7 +468,8 @@ impl TokenCodec {
     /// character and is refused; its owner's next login replaces it (see
     /// [`TokenCodec::rederive`]).
     pub fn parse(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
-        self.parse_native(presented)
+        let key = self.check(presented)?;
+        Ok(self.digest_of(key, presented))
     }
 
     /// Whether `presented` has durin's token format: 64 lowercase hexadecimal characters
@@ -496,7 +497,10 @@ impl TokenCodec {
             .filter_map(move |(_, id)| self.legacy_digest(id, presented).map(|d| (id, d)))
     }
 
-    fn parse_native(&self, presented: &str) -> Result<TokenDigest, MalformedToken> {
+    /// [`TokenCodec::parse`]'s checks alone — format, checksum, a key the ring holds — without
+    /// the digest: the key the token names. For a cache keyed by something cheaper than the
+    /// digest; whatever it finds must still be a token that passed these checks.
+    pub fn check(&self, presented: &str) -> Result<KeyId, MalformedToken> {
         let bytes = presented.as_bytes();
         if bytes.len() != self.length {
             return Err(MalformedToken::Length);
@@ -515,8 +519,19 @@ impl TokenCodec {
         } else {
             return Err(MalformedToken::Checksum);
         };
-        let macs = self.macs(key).ok_or(MalformedToken::UnknownKey(key))?;
-        Ok(digest(macs, presented))
+        match self.macs(key) {
+            Some(_) => Ok(key),
+            None => Err(MalformedToken::UnknownKey(key)),
+        }
+    }
+
+    /// The digest of a token that [`TokenCodec::check`] accepted as naming `key`.
+    pub fn digest_of(&self, key: KeyId, checked: &str) -> TokenDigest {
+        match self.macs(key) {
+            Some(macs) => digest(macs, checked),
+            // `check` only names keys the ring holds, and a codec's ring never changes.
+            None => unreachable!("digest_of is given the key check returned"),
+        }
     }
 }
 
@@ -526,8 +541,28 @@ fn digest(macs: &KeyMacs, token: &str) -> TokenDigest {
     TokenDigest(mac.finalize().into_bytes().into())
 }
 
+/// A token's checksum: six base62 characters, made without allocating (it is checked on every
+/// request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checksum([u8; CHECKSUM_LEN]);
+
+impl Checksum {
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Checksum {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Base62 characters only: ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The checksum of a token with a key id: CRC32 over [`CHECKSUM_TAG`] and the text.
-fn checksum(payload: &[u8]) -> String {
+fn checksum(payload: &[u8]) -> Checksum {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(CHECKSUM_TAG);
     hasher.update(payload);
@@ -535,18 +570,18 @@ fn checksum(payload: &[u8]) -> String {
 }
 
 /// The checksum of a token issued before tokens carried a key id: CRC32 over the text.
-fn legacy_checksum(payload: &[u8]) -> String {
+fn legacy_checksum(payload: &[u8]) -> Checksum {
     base62_checksum(crc32fast::hash(payload))
 }
 
-fn base62_checksum(crc: u32) -> String {
+fn base62_checksum(crc: u32) -> Checksum {
     let mut n = crc as u64;
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    Checksum(out)
 }
 
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {

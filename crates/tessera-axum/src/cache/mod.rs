@@ -32,11 +32,62 @@ pub(crate) const MAX_SYNC_AGE: Duration = Duration::from_secs(1);
 /// the store before a revocation cannot put its stale verdict back after the revocation removed it.
 const TOMBSTONE_KEEP: Duration = Duration::from_secs(30);
 
+/// A presented token's name in the cache: two SipHash-1-3 of its text under two random keys of
+/// this process (128 bits). A cache hit finds the token's digest through it, so that a verdict
+/// already cached costs no HMAC: the keyed digest (three SHA-256 blocks) is computed on a miss
+/// only. It is a keyed hash, not a digest: it never leaves the process, and to make a forged
+/// token share a cached token's name one would need both keys (a blind guess succeeds with odds
+/// of about 2^-128 per entry). What it names is the digest the token had when it was checked in
+/// full; every removal, tombstone and invalidation still works on digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Presented(u64, u64);
+
+/// Hashes keys that are already uniformly random and not chosen by a caller — keyed digests and
+/// [`Presented`] names — by taking their bits as they are, instead of hashing them again.
+#[derive(Default, Clone, Copy)]
+struct Random;
+
+impl std::hash::BuildHasher for Random {
+    type Hasher = RandomBits;
+
+    fn build_hasher(&self) -> RandomBits {
+        RandomBits(0)
+    }
+}
+
+#[derive(Default)]
+struct RandomBits(u64);
+
+impl std::hash::Hasher for RandomBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A digest: its first eight bytes (a length prefix, if any, arrives through write_usize).
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(word);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(29) ^ n;
+    }
+
+    fn write_usize(&mut self, _length: usize) {
+        // Slices' length prefixes: the same for every key of a map here.
+    }
+}
+
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<TokenDigest, Entry>,
+    entries: HashMap<TokenDigest, Entry, Random>,
     /// Tokens removed recently, and when.
-    removed: HashMap<TokenDigest, Instant>,
+    removed: HashMap<TokenDigest, Instant, Random>,
+    /// Presented tokens' names, to their digests (see [`Presented`]). Not cleaned when an entry
+    /// goes: a name whose digest has no entry is a miss, after which the token is checked in full.
+    aliases: HashMap<Presented, TokenDigest, Random>,
 }
 
 /// What [`TokenCache::get`] finds: the principal, the expiry the store held when it was read, and
@@ -45,6 +96,8 @@ pub(crate) type Cached = (Arc<Principal>, Option<DateTime<Utc>>, Option<Arc<Clie
 
 pub(crate) struct TokenCache {
     shards: Vec<Mutex<Shard>>,
+    /// The two keys of [`Presented`] names (std's SipHash-1-3, randomly keyed per process).
+    name_keys: (std::hash::RandomState, std::hash::RandomState),
     /// Milliseconds since `epoch` of the last change that touched every entry (a user or client
     /// invalidated, the cache cleared): a lookup that read the store before it is not kept.
     owners_changed_at: AtomicU64,
@@ -79,6 +132,7 @@ impl TokenCache {
     pub(crate) fn new(max_entries: usize, ttl: Duration) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            name_keys: (std::hash::RandomState::new(), std::hash::RandomState::new()),
             owners_changed_at: AtomicU64::new(0),
             max_per_shard: (max_entries / SHARDS).max(1),
             ttl,
@@ -128,6 +182,36 @@ impl TokenCache {
 
     fn ms_of(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// The cache's name for a presented token (one that passed `TokenCodec::check`).
+    pub(crate) fn name(&self, token: &str) -> Presented {
+        use std::hash::BuildHasher;
+        Presented(self.name_keys.0.hash_one(token), self.name_keys.1.hash_one(token))
+    }
+
+    fn alias_shard(&self, name: &Presented) -> std::sync::MutexGuard<'_, Shard> {
+        let m = &self.shards[name.0 as usize % SHARDS];
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The principal of the token with this name, as [`TokenCache::get`] gives it; `None` when
+    /// the name or its entry is not cached.
+    pub(crate) fn get_named(&self, name: &Presented) -> Option<Cached> {
+        let digest = *self.alias_shard(name).aliases.get(name)?;
+        self.get(&digest)
+    }
+
+    /// Remembers that the token named `name` has `digest`, once its verdict is cached.
+    pub(crate) fn name_digest(&self, name: Presented, digest: TokenDigest) {
+        let mut shard = self.alias_shard(&name);
+        if shard.aliases.len() >= self.max_per_shard * 2
+            && !shard.aliases.contains_key(&name)
+            && let Some(victim) = shard.aliases.keys().next().copied()
+        {
+            shard.aliases.remove(&victim);
+        }
+        shard.aliases.insert(name, digest);
     }
 
     /// The principal, the expiry the store held when it was read, and the client's counters.
@@ -216,7 +300,9 @@ impl TokenCache {
     pub(crate) fn clear(&self) {
         self.owners_changed_at.store(self.now_ms(), Ordering::Release);
         for shard in &self.shards {
-            shard.lock().unwrap_or_else(|p| p.into_inner()).entries.clear();
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.entries.clear();
+            shard.aliases.clear();
         }
     }
 }
@@ -277,6 +363,46 @@ mod tests {
         // A read that began after it is kept.
         cache.insert(digest, p.clone(), None, Instant::now(), None);
         assert!(cache.get(&digest).is_some());
+    }
+
+    #[test]
+    fn a_name_finds_its_entry_only_while_the_entry_stands() {
+        let cache = TokenCache::new(100, Duration::from_secs(60));
+        let p = principal();
+        let digest = p.token.digest;
+        let name = cache.name("tsr_the presented text");
+        assert_eq!(name, cache.name("tsr_the presented text"), "a name is a function of the text");
+        assert!(name != cache.name("tsr_the presented texT"));
+        let other = TokenCache::new(100, Duration::from_secs(60));
+        assert!(name != other.name("tsr_the presented text"), "each cache has keys of its own");
+
+        assert!(cache.get_named(&name).is_none());
+        cache.insert(digest, p.clone(), None, Instant::now(), None);
+        assert!(cache.get_named(&name).is_none(), "no name until one is given");
+        cache.name_digest(name, digest);
+        assert!(cache.get_named(&name).is_some_and(|(found, _, _)| Arc::ptr_eq(&found, &p)));
+        // A revocation removes the entry by digest; the name then finds nothing.
+        cache.invalidate(&Invalidation::Token(digest));
+        assert!(cache.get_named(&name).is_none());
+        cache.insert(digest, p.clone(), None, Instant::now(), None);
+        assert!(cache.get_named(&name).is_some());
+        cache.invalidate(&Invalidation::User(UserId(1)));
+        assert!(cache.get_named(&name).is_none(), "an owner's change removes it too");
+        cache.insert(digest, p.clone(), None, Instant::now() + Duration::from_millis(5), None);
+        cache.name_digest(name, digest);
+        cache.clear();
+        assert!(cache.get_named(&name).is_none());
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        let cache = TokenCache::new(SHARDS, Duration::from_secs(60));
+        let digest = principal().token.digest;
+        for i in 0..10_000 {
+            cache.name_digest(cache.name(&format!("token {i}")), digest);
+        }
+        let names: usize = cache.shards.iter().map(|s| s.lock().map(|s| s.aliases.len()).unwrap_or(0)).sum();
+        assert!(names <= SHARDS * 2, "{names} names kept");
     }
 
     #[test]
