@@ -192,30 +192,21 @@ async fn render(
             key: t.key_id.to_string(),
         })
         .collect();
+    // The search as it stands, for the pages' links (with `page`) and the way back (without).
+    let filters: [(&str, &str); 5] = [
+        ("user", &search.user),
+        ("client", &search.client),
+        ("status", &search.status),
+        ("days", &search.days),
+        ("sort", &search.sort),
+    ];
     let link = |p: usize| {
         let page = p.to_string();
-        format!(
-            "?{}",
-            query(&[
-                ("user", &search.user),
-                ("client", &search.client),
-                ("status", &search.status),
-                ("days", &search.days),
-                ("sort", &search.sort),
-                ("page", &page),
-            ])
-        )
+        let mut pairs = filters.to_vec();
+        pairs.push(("page", &page));
+        format!("?{}", query(&pairs))
     };
-    let back = format!(
-        "?{}",
-        query(&[
-            ("user", &search.user),
-            ("client", &search.client),
-            ("status", &search.status),
-            ("days", &search.days),
-            ("sort", &search.sort),
-        ])
-    );
+    let back = format!("?{}", query(&filters));
     let prev = (page_no > 1).then(|| link(page_no - 1));
     let next = (page_no < pages).then(|| link(page_no + 1));
     let client_names = clients.iter().filter(|c| c.name.as_str() != STAFF_CLIENT).map(|c| c.name.to_string()).collect();
