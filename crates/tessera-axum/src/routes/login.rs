@@ -181,6 +181,9 @@ pub(crate) async fn verify_credentials(
             let reason = match other {
                 None => "unknown user",
                 Some(u) if !u.is_active && verified => "inactive user",
+                // Imported from durin with a hash Tessera refuses: the operator's log says why
+                // (the client's answer is the same as for a wrong password).
+                Some(u) if tessera_core::password::django::is_must_reset(&u.password_hash) => "password must be reset",
                 Some(_) => "wrong password",
             };
             core.publish(failed(reason, Some(username.to_string())));

@@ -102,7 +102,7 @@ impl std::fmt::Debug for DjangoHash {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DjangoHashError {
     /// A format that stores passwords weakly; the user must reset their password.
-    #[error("the '{0}' hasher stores passwords weakly; the user must have their password reset")]
+    #[error("the '{0}' hasher stores passwords weakly")]
     Weak(String),
     /// A format Tessera does not know.
     #[error("unknown password hash format '{0}'")]

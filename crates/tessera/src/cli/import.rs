@@ -153,7 +153,10 @@ fn batch(data: &DurinData, codec: &TokenCodec, warnings: &mut Warnings) -> Impor
             Ok(_) => u.password.clone(),
             Err(DjangoHashError::Unusable) => must_reset_marker("unusable"),
             Err(e) => {
-                warnings.add(format!("user {username}: {e}; imported without a password: it must be reset"));
+                warnings.add(format!(
+                    "user {username}: {e}; imported without a password, so no login succeeds until an admin \
+                     sets one (`tessera user set-password {username}`)"
+                ));
                 let algorithm = match &e {
                     DjangoHashError::Weak(a) | DjangoHashError::Unknown(a) => a.as_str(),
                     DjangoHashError::Malformed(a, _) | DjangoHashError::TooCostly(a, _) => a,

@@ -220,6 +220,10 @@ fn scenario(backend: Backend) {
     for t in &all {
         assert!(!log.iter().any(|line| line.contains(t.as_str())), "a durin token in the server's log");
     }
+    // The operator's audit log says why carol's login failed; her answer was a wrong password's.
+    let failed = env.ok(&["audit", "--kind", "login_failed", "--user", "carol", "--json"]);
+    let failed: Value = serde_json::from_str(&failed).expect("audit --json");
+    assert_eq!(failed[0]["detail"], json!({"reason": "password must be reset"}), "{failed}");
     assert!(
         env.ok(&["token", "list", "--legacy"]).contains("3 legacy token(s) remain"),
         "alice/ios, bob/web, dave/web"
