@@ -142,7 +142,9 @@ impl ForwardAuth {
                 let verdict = self.decide(req.headers(), &original, ip).await;
                 tracing::debug!(?convention, method = %original.method, host = ?original.host, path = %original.path,
                     allowed = matches!(verdict, super::Verdict::Allow(_)), "forward-auth decision");
-                self.respond(verdict, self.audience(&original), convention)
+                // The rules are searched again for the audience only when it is used.
+                let audience = self.config.identity_token.as_ref().and_then(|_| self.audience(&original));
+                self.respond(verdict, audience, convention)
             }
             Err(e) => self.respond(super::Verdict::Refuse(e), None, convention),
         }
