@@ -102,7 +102,7 @@ fn app(tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
         .route("/uncached", get(hello).layer(tessera.layer()))
         .route("/guarded", get(hello).route_layer(tessera.guard().throttled()).layer(tessera.cached_layer()))
         .nest("/api/auth", tessera.auth_router())
-        .nest("/auth/forward", tessera.forward_auth(forward).router())
+        .merge(tessera.forward_auth(forward).router_at("/auth/forward"))
 }
 
 /// Argon2id with the smallest parameters the algorithm allows, and a fixed salt: the same string

@@ -44,7 +44,7 @@ pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConf
         .route(SERVER_PATHS[1], get(ready))
         .with_state(ServerState { store })
         .nest(AUTH_PREFIX, tessera.auth_router())
-        .nest(FORWARD_PREFIX, tessera.forward_auth(forward).router())
+        .merge(tessera.forward_auth(forward).router_at(FORWARD_PREFIX))
         .merge(signer.jwks_router())
         .merge(crate::openapi::router())
 }
@@ -88,7 +88,6 @@ fn admin_router(app: &App, tessera: &Tessera) -> Router {
         secure_cookie: settings.secure_cookie,
         sessions: tessera_axum::StaffSessionPolicy { idle: settings.idle, absolute: settings.lifetime },
         base: ADMIN_PREFIX.into(),
-        ..tessera_admin::AdminConfig::default()
     };
     let mut admin = tessera_admin::Admin::new(tessera.clone()).config(config);
     if app.config.audit {

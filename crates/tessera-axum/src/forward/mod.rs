@@ -183,6 +183,9 @@ pub enum Verdict {
 pub struct ForwardAuth {
     core: Arc<Core>,
     config: Arc<ForwardAuthConfig>,
+    /// Where [`ForwardAuth::router_at`] put the endpoints (empty for [`ForwardAuth::router`],
+    /// which is nested): what precedes `/envoy` in the path the handler sees.
+    mount: Arc<str>,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -193,7 +196,7 @@ impl std::fmt::Debug for ForwardAuth {
 
 impl ForwardAuth {
     pub(crate) fn new(core: Arc<Core>, config: ForwardAuthConfig) -> Self {
-        Self { core, config: Arc::new(config) }
+        Self { core, config: Arc::new(config), mount: Arc::from("") }
     }
 
     /// The configuration in force.
