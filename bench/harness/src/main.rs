@@ -15,6 +15,8 @@
 //! | `login` | `POST /api/auth/login/`: a full, successful login (see below for what counts) |
 //! | `counted` | `cached`, with usage analytics and metrics on (`TesseraBuilder::usage` + `metrics`) |
 //! | `counted-guard` | `guard`, with usage analytics and metrics on |
+//! | `forward-auth` | `GET /auth/forward/nginx`: an nginx `auth_request` subrequest (`X-Original-URI`, `-Method`, `-Host`) from loopback, cached authentication, four route rules, the throttle on for the matched one |
+//! | `forward-auth-signed` | `forward-auth` with the signed identity (`X-Tessera-Identity`, Ed25519) on |
 //!
 //! Each request is built, answered, its body read to the end and its status checked, so every
 //! scenario pays the same request and response handling; only the route differs.
@@ -50,6 +52,9 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tessera_axum::core::route_rules::{ClientRule, NoMatch, RouteRule, RouteRules};
+use tessera_axum::forward::identity::IdentityKeys;
+use tessera_axum::forward::{ForwardAuthConfig, IdentitySigner, IdentityToken};
 use tessera_axum::sql::SqlStore;
 use tessera_axum::testing::TestKit;
 use tessera_axum::{Authenticated, Tessera};
@@ -57,8 +62,8 @@ use tessera_core::store::UserStore;
 use tessera_core::{NewUser, Settings};
 use tower::ServiceExt;
 
-const USAGE: &str =
-    "usage: tessera-cost <bare|cached|uncached|guard|login|counted|counted-guard> <iterations> [warm-up]";
+const USAGE: &str = "usage: tessera-cost \
+     <bare|cached|uncached|guard|login|counted|counted-guard|forward-auth|forward-auth-signed> <iterations> [warm-up]";
 const LOGIN_PASSWORD: &str = "correct horse battery";
 
 async fn ping() -> Json<Value> {
@@ -69,13 +74,35 @@ async fn hello(auth: Authenticated) -> Json<Value> {
     Json(json!({"hello": auth.user.username.as_str()}))
 }
 
-fn app(tessera: &Tessera) -> Router {
+/// The forward-auth configuration of the `forward-auth` scenarios: a handful of rules, as a small
+/// deployment has (the request matches `/api`, whose throttle is on), the signed identity on or off.
+fn forward_config(signed: bool) -> ForwardAuthConfig {
+    let mut api = RouteRule::new(None, "/api").expect("rule");
+    api.throttle = true;
+    api.clients = ClientRule::Only(vec!["web".to_string(), "cli".to_string()]);
+    let mut public = RouteRule::new(None, "/public").expect("rule");
+    public.anonymous = true;
+    let admin = RouteRule::new(Some("admin.example.com"), "/").expect("rule");
+    let mut internal = RouteRule::new(None, "/api/internal").expect("rule");
+    internal.clients = ClientRule::Only(vec!["ops".to_string()]);
+    let rules = RouteRules::new(vec![api, public, admin, internal], NoMatch::Deny).expect("rules");
+    let identity_token = signed.then(|| {
+        let keys = IdentityKeys::new(vec![[7u8; 32]]).expect("a key");
+        let mut token = IdentityToken::new(IdentitySigner::new(keys));
+        token.audience = Some("service".to_string());
+        token
+    });
+    ForwardAuthConfig { rules, identity_token, ..ForwardAuthConfig::default() }
+}
+
+fn app(tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
     Router::new()
         .route("/ping", get(ping))
         .route("/cached", get(hello).layer(tessera.cached_layer()))
         .route("/uncached", get(hello).layer(tessera.layer()))
         .route("/guarded", get(hello).route_layer(tessera.guard().throttled()).layer(tessera.cached_layer()))
         .nest("/api/auth", tessera.auth_router())
+        .merge(tessera.forward_auth(forward).router_at("/auth/forward"))
 }
 
 /// Argon2id with the smallest parameters the algorithm allows, and a fixed salt: the same string
@@ -100,6 +127,10 @@ enum Scenario {
     Counted,
     /// `Guard` with the analytics and the metrics counting.
     CountedGuard,
+    /// An nginx `auth_request` subrequest to the forward-auth endpoint.
+    Forward,
+    /// `Forward` with the signed identity.
+    ForwardSigned,
 }
 
 impl Scenario {
@@ -112,6 +143,8 @@ impl Scenario {
             "login" => Scenario::Login,
             "counted" => Scenario::Counted,
             "counted-guard" => Scenario::CountedGuard,
+            "forward-auth" => Scenario::Forward,
+            "forward-auth-signed" => Scenario::ForwardSigned,
             _ => return None,
         })
     }
@@ -175,7 +208,7 @@ impl Bench {
         let authorization = format!("{} {token}", kit.tessera().settings().auth_header_prefix);
         Bench {
             scenario,
-            app: app(kit.tessera()),
+            app: app(kit.tessera(), forward_config(scenario == Scenario::ForwardSigned)),
             authorization,
             _usage: usage.map(|(_, path)| UsageDb(path)),
             _kit: kit,
@@ -188,6 +221,7 @@ impl Bench {
             Scenario::Cached | Scenario::Counted => (Method::GET, "/cached", None),
             Scenario::Uncached => (Method::GET, "/uncached", None),
             Scenario::Guard | Scenario::CountedGuard => (Method::GET, "/guarded", None),
+            Scenario::Forward | Scenario::ForwardSigned => (Method::GET, "/auth/forward/nginx", None),
             Scenario::Login => (
                 Method::POST,
                 "/api/auth/login/",
@@ -199,6 +233,16 @@ impl Bench {
             Some(_) => request.header(header::CONTENT_TYPE, "application/json"),
             None => request.header(header::AUTHORIZATION, &self.authorization),
         };
+        if matches!(self.scenario, Scenario::Forward | Scenario::ForwardSigned) {
+            // What the bench/forward-auth nginx sends (and a browser's request would bring).
+            request = request
+                .header(header::HOST, "127.0.0.1:18181")
+                .header("x-original-uri", "/api/orders/42?expand=items")
+                .header("x-original-method", "GET")
+                .header("x-original-host", "shop.example.com")
+                .header(header::USER_AGENT, "wrk")
+                .header(header::ACCEPT, "*/*");
+        }
         let mut request = request.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("a valid request");
         request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
         request

@@ -229,20 +229,23 @@ pub fn normalize_path(target: &str) -> Result<String, RuleError> {
         decoded.push(b);
         i += 1;
     }
-    let Ok(text) = String::from_utf8(decoded) else { return refuse("not UTF-8") };
+    let Ok(mut text) = String::from_utf8(decoded) else { return refuse("not UTF-8") };
     if text.chars().any(|c| c.is_control() || c == '\\' || c == ';') {
         return refuse("a control character, backslash or ';'");
     }
-    let trimmed = if text.len() > 1 { text.strip_suffix('/').unwrap_or(&text) } else { &text };
-    if trimmed == "/" {
-        return Ok("/".into());
+    // The trailing slash dropped in place: one allocation for the whole reading.
+    if text.len() > 1 && text.ends_with('/') {
+        text.pop();
     }
-    for segment in trimmed[1..].split('/') {
+    if text == "/" {
+        return Ok(text);
+    }
+    for segment in text[1..].split('/') {
         if segment.is_empty() || segment == "." || segment == ".." {
             return refuse("an empty, '.' or '..' segment");
         }
     }
-    Ok(trimmed.to_string())
+    Ok(text)
 }
 
 /// A host as rules name it: lower-case, without a port or a trailing dot. Refused when it is

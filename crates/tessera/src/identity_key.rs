@@ -5,7 +5,8 @@
 //!
 //! `tessera identity-key rotate` puts a new signing key first and keeps the previous one, so that
 //! tokens it signed (they live a minute at most) still verify against the JWKS; a running server
-//! re-reads the file every [`RELOAD_EVERY`](crate::key::RELOAD_EVERY). Keys are never logged or
+//! looks at the file's metadata every [`IDENTITY_CHECK_EVERY`] (1 s) and re-reads it when it
+//! changed (and every [`RELOAD_EVERY`](crate::key::RELOAD_EVERY) regardless). Keys are never logged or
 //! printed; only their ids (RFC 7638 thumbprints, as in the JWKS) are.
 
 use crate::config::{Config, ensure_dir};
@@ -148,21 +149,64 @@ pub fn rotate(config: &Config) -> Result<(String, String)> {
     Ok((kids[0].clone(), kids[1].clone()))
 }
 
-/// Re-reads `path` into `signer` every [`RELOAD_EVERY`](crate::key::RELOAD_EVERY) until the
-/// process ends: a rotation reaches a running server without a restart.
+/// How often a running server looks at the identity key file's metadata (size, modification
+/// time, inode): one `stat` a second, and a read only when they changed. A rotation is signed
+/// with and published by every instance sharing the file within about a second — which matters
+/// because a verifier that meets the new `kid` refetches the JWKS from whichever instance its
+/// request reaches, and a 10 s reload left that instance up to 10 s behind the one that signed.
+pub const IDENTITY_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What identifies a version of the key file without reading it: `tessera identity-key rotate`
+/// writes a new file and renames it over the old one (a new inode); an editor that rewrites in
+/// place changes the modification time or the size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        inode: {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        },
+    })
+}
+
+/// Follows `path` into `signer` until the process ends: a rotation reaches a running server
+/// within [`IDENTITY_CHECK_EVERY`] (when the file's metadata changed), and the file is re-read
+/// every [`RELOAD_EVERY`](crate::key::RELOAD_EVERY) regardless, in case a change kept all of
+/// size, time and inode (a coarse-clock file system).
 pub fn spawn_reload(signer: IdentitySigner, path: PathBuf) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut seen = stamp(&path);
+        let mut last_read = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(crate::key::RELOAD_EVERY).await;
+            tokio::time::sleep(IDENTITY_CHECK_EVERY).await;
+            let now = stamp(&path);
+            if now == seen && last_read.elapsed() < crate::key::RELOAD_EVERY {
+                continue;
+            }
+            last_read = tokio::time::Instant::now();
             let read_path = path.clone();
             match tokio::task::spawn_blocking(move || read_seeds(&read_path).and_then(keys)).await {
                 Ok(Ok(keys)) => {
+                    seen = now;
                     let current = keys.current_kid().to_string();
                     if signer.set(keys) {
                         tracing::info!(kid = %current, "identity keys reloaded from the key file");
                     }
                 }
                 Ok(Err(e)) => {
+                    // Not read again until it changes (or RELOAD_EVERY): one warning, not one a second.
+                    seen = now;
                     tracing::warn!(error = %format!("{e:#}"), "cannot reload the identity key file; keeping the keys in force")
                 }
                 Err(e) => tracing::warn!(error = %e, "the identity key file reader failed"),

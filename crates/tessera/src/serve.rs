@@ -44,13 +44,31 @@ pub fn router(store: Arc<dyn Store>, tessera: &Tessera, forward: ForwardAuthConf
         .route(SERVER_PATHS[1], get(ready))
         .with_state(ServerState { store })
         .nest(AUTH_PREFIX, tessera.auth_router())
-        .nest(FORWARD_PREFIX, tessera.forward_auth(forward).router())
+        .merge(tessera.forward_auth(forward).router_at(FORWARD_PREFIX))
         .merge(signer.jwks_router())
         .merge(crate::openapi::router())
 }
 
-/// Every path [`router`] serves, as axum writes them (`{id}`, `{*path}`), from the same tables
-/// the router is built from: what the OpenAPI document is checked against.
+/// Where the admin web UI is mounted (when `admin.enabled`).
+pub const ADMIN_PREFIX: &str = "/admin";
+
+/// The parts of the API listener that the OpenAPI document (`docs/openapi.json`) leaves out, by
+/// path prefix, and why. Everything else [`route_paths`] lists must be in the document, and
+/// nothing under these may be. (`/metrics` is not here: it is served on a listener of its own,
+/// `metrics_bind`, never on this one, in Prometheus's text format.)
+pub const OUTSIDE_THE_DOCUMENT: [(&str, &str); 2] = [
+    (
+        ADMIN_PREFIX,
+        "the staff web UI: HTML pages and form posts for a browser, behind a session cookie and CSRF \
+         tokens; not an API to generate a client from",
+    ),
+    (crate::openapi::VIEWER_PATH, "the document's viewer: an HTML page and its vendored script, for a browser"),
+];
+
+/// Every path the API listener serves, as axum writes them (`{id}`, `{*path}`), from the same
+/// tables the router is built from (the admin UI by its prefix): what the OpenAPI document is
+/// checked against, with [`OUTSIDE_THE_DOCUMENT`] set aside. A route added to [`router`] must be
+/// added to its table too.
 pub fn route_paths() -> Vec<String> {
     let mut paths: Vec<String> = SERVER_PATHS.iter().map(|p| p.to_string()).collect();
     paths.extend(
@@ -59,6 +77,7 @@ pub fn route_paths() -> Vec<String> {
     paths.extend(tessera_axum::forward::adapters::PATHS.iter().map(|p| format!("{FORWARD_PREFIX}{p}")));
     paths.push(tessera_axum::forward::identity::JWKS_PATH.to_string());
     paths.extend(crate::openapi::PATHS.iter().map(|p| p.to_string()));
+    paths.push(format!("{ADMIN_PREFIX}/{{*page}}"));
     paths
 }
 
@@ -68,7 +87,7 @@ fn admin_router(app: &App, tessera: &Tessera) -> Router {
     let config = tessera_admin::AdminConfig {
         secure_cookie: settings.secure_cookie,
         sessions: tessera_axum::StaffSessionPolicy { idle: settings.idle, absolute: settings.lifetime },
-        ..tessera_admin::AdminConfig::default()
+        base: ADMIN_PREFIX.into(),
     };
     let mut admin = tessera_admin::Admin::new(tessera.clone()).config(config);
     if app.config.audit {

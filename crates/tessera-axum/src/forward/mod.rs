@@ -183,6 +183,9 @@ pub enum Verdict {
 pub struct ForwardAuth {
     core: Arc<Core>,
     config: Arc<ForwardAuthConfig>,
+    /// Where [`ForwardAuth::router_at`] put the endpoints (empty for [`ForwardAuth::router`],
+    /// which is nested): what precedes `/envoy` in the path the handler sees.
+    mount: Arc<str>,
 }
 
 impl std::fmt::Debug for ForwardAuth {
@@ -193,7 +196,7 @@ impl std::fmt::Debug for ForwardAuth {
 
 impl ForwardAuth {
     pub(crate) fn new(core: Arc<Core>, config: ForwardAuthConfig) -> Self {
-        Self { core, config: Arc::new(config) }
+        Self { core, config: Arc::new(config), mount: Arc::from("") }
     }
 
     /// The configuration in force.
@@ -321,19 +324,22 @@ impl ForwardAuth {
                 // allowed_upstream_headers) overwrites a client's copies instead of leaving them,
                 // or — Caddy 2.6 — copying its own unreplaced placeholder. nginx drops an empty
                 // header.
-                for name in [&ids.user_id, &ids.user, &ids.client, &ids.token_id] {
-                    headers.insert(name.clone(), HeaderValue::from_static(""));
-                }
-                if let Some(p) = principal {
-                    headers.insert(ids.user_id.clone(), HeaderValue::from(p.user.id.0));
-                    if let Ok(v) = HeaderValue::from_bytes(p.user.username.as_str().as_bytes()) {
-                        headers.insert(ids.user.clone(), v);
-                    }
-                    if let Ok(v) = HeaderValue::from_bytes(p.client.name.as_str().as_bytes()) {
-                        headers.insert(ids.client.clone(), v);
-                    }
-                    headers.insert(ids.token_id.clone(), HeaderValue::from(p.token.id.0));
-                }
+                let empty = || HeaderValue::from_static("");
+                let text = |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| empty());
+                let [user_id, user, client, token_id] = match principal {
+                    Some(p) => [
+                        HeaderValue::from(p.user.id.0),
+                        text(p.user.username.as_str()),
+                        text(p.client.name.as_str()),
+                        HeaderValue::from(p.token.id.0),
+                    ],
+                    None => [empty(), empty(), empty(), empty()],
+                };
+                headers.reserve(6);
+                headers.insert(ids.user_id.clone(), user_id);
+                headers.insert(ids.user.clone(), user);
+                headers.insert(ids.client.clone(), client);
+                headers.insert(ids.token_id.clone(), token_id);
                 response
             }
             Err(e) => {

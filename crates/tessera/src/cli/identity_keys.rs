@@ -10,7 +10,7 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum IdentityKeyCommand {
     /// Make a new signing key; the previous one stays published in the JWKS (tokens it signed
-    /// live a minute at most), older ones are dropped. Running servers pick it up within 10 s
+    /// live a minute at most), older ones are dropped. Running servers pick it up within about a second
     Rotate,
     /// List the identity key ids: the signing key first, then the verify-only ones
     List,

@@ -281,3 +281,140 @@ fn forward_auth_refuses_attacker_probes_without_a_500() {
     assert_eq!(query.status, 200, "{query:?}");
     server.stop();
 }
+
+#[test]
+fn forward_auth_refuses_conflicting_forwarded_headers_and_ignores_foreign_ones() {
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    let (web, cli, metered) = prepare(&mut env, "");
+    let server = env.serve(&[]);
+    let base = server.base.as_str();
+    let web = format!("Token {web}");
+    let cli = format!("Token {cli}");
+    let host: &[u8] = b"app.example.com";
+
+    // Repeated description headers from a trusted proxy, agreeing or not, are refused — never
+    // resolved by picking one: nginx gets 403 (all it understands), Traefik and Caddy 400.
+    let refused: Vec<(&str, Vec<(&str, &[u8])>, u16)> = vec![
+        (
+            "/auth/forward/nginx",
+            vec![
+                ("X-Original-URI", b"/public"),
+                ("X-Original-Host", host),
+                ("X-Original-Method", b"GET"),
+                ("X-Original-Method", b"DELETE"),
+            ],
+            403,
+        ),
+        (
+            "/auth/forward/nginx",
+            vec![("X-Original-URI", b"/api"), ("X-Original-Host", host), ("X-Original-Host", b"admin.example.com")],
+            403,
+        ),
+        ("/auth/forward/nginx", vec![("X-Original-URI", b"/public"), ("X-Original-Host", b"app\xff.example.com")], 403),
+        ("/auth/forward/nginx", vec![("X-Original-URI", b"/public"), ("X-Original-Host", b"")], 403),
+        (
+            "/auth/forward/traefik",
+            vec![("X-Forwarded-Uri", b"/public"), ("X-Forwarded-Host", host), ("X-Forwarded-Host", host)],
+            400,
+        ),
+        (
+            "/auth/forward/traefik",
+            vec![
+                ("X-Forwarded-Uri", b"/public"),
+                ("X-Forwarded-Host", host),
+                ("X-Forwarded-Method", b"GET"),
+                ("X-Forwarded-Method", b"POST"),
+            ],
+            400,
+        ),
+        (
+            "/auth/forward/caddy",
+            vec![("X-Forwarded-Uri", b"/public"), ("X-Forwarded-Host", host), ("X-Forwarded-Proto", b"http\xff")],
+            400,
+        ),
+        ("/auth/forward/caddy", vec![("X-Forwarded-Uri", b"/pub\x80lic"), ("X-Forwarded-Host", host)], 400),
+    ];
+    for (endpoint, headers, want) in &refused {
+        let a = raw(base, "GET", endpoint, headers);
+        assert_eq!(a.status, *want, "{endpoint} {headers:?}: {a:?}");
+        assert_eq!(a.header("cache-control"), Some("no-store"), "{a:?}");
+        assert!(IDENTITY.iter().all(|h| a.header(h).is_none()), "no identity on a refusal: {a:?}");
+    }
+
+    // Each endpoint reads its own convention only: the other convention's headers change nothing.
+    let nginx = raw(
+        base,
+        "GET",
+        "/auth/forward/nginx",
+        &[("X-Original-URI", b"/api/x"), ("X-Original-Host", host), ("X-Forwarded-Uri", b"/public")],
+    );
+    assert_eq!(nginx.status, 401, "X-Original-URI decides at /nginx: {nginx:?}");
+    let traefik = raw(
+        base,
+        "GET",
+        "/auth/forward/traefik",
+        &[("X-Forwarded-Uri", b"/api/x"), ("X-Forwarded-Host", host), ("X-Original-URI", b"/public")],
+    );
+    assert_eq!(traefik.status, 401, "X-Forwarded-Uri decides at /traefik: {traefik:?}");
+
+    // Headers no convention here uses are ignored, whoever sends them: RFC 7239 `Forwarded`,
+    // `X-Forwarded-Prefix` (Traefik's CVE-2026-35051), `X-Original-URL` / `X-Rewrite-URL`.
+    let foreign: [(&str, &[u8]); 5] = [
+        ("Forwarded", b"for=203.0.113.9;host=app.example.com;proto=https"),
+        ("X-Forwarded-Prefix", b"/public"),
+        ("X-Original-URL", b"/public"),
+        ("X-Rewrite-URL", b"/public"),
+        ("X-Forwarded-Path", b"/public"),
+    ];
+    let mut anonymous = vec![("X-Forwarded-Uri", b"/web/x".as_slice()), ("X-Forwarded-Host", host)];
+    anonymous.extend(foreign);
+    assert_eq!(raw(base, "GET", "/auth/forward/traefik", &anonymous).status, 401);
+    // A rule naming a host is not escaped through `Forwarded: host=`: the cli client may use /api
+    // on admin.example.com only, and web may not.
+    let mut by_host = vec![
+        ("X-Forwarded-Uri", b"/api/x".as_slice()),
+        ("X-Forwarded-Host", b"ADMIN.example.com:8443".as_slice()),
+        ("Forwarded", b"host=app.example.com"),
+        ("Authorization", web.as_bytes()),
+    ];
+    assert_eq!(raw(base, "GET", "/auth/forward/traefik", &by_host).status, 403, "{by_host:?}");
+    by_host[3] = ("Authorization", cli.as_bytes());
+    let ok = raw(base, "GET", "/auth/forward/traefik", &by_host);
+    assert_eq!((ok.status, ok.header("x-tessera-client")), (200, Some("cli")), "{ok:?}");
+
+    // Huge originals: refused with a 4xx, never a 5xx or a pass. An Envoy path past the longest
+    // matched path; an X-Original-URI of 30 KB (under the server's 32 KB head limit, far past
+    // the longest matched path); 200 copies of X-Original-URI (hyper's header count limit).
+    let long_path = format!("/auth/forward/envoy/public/{}", "a".repeat(9000));
+    let a = raw(base, "GET", &long_path, &[]);
+    assert!((400..500).contains(&a.status), "{a:?}");
+    let huge = format!("/public/{}", "b".repeat(30_000));
+    let a = raw(base, "GET", "/auth/forward/nginx", &[("X-Original-URI", huge.as_bytes()), ("X-Original-Host", host)]);
+    assert_eq!(a.status, 403, "{:?}", (a.status, &a.headers));
+    let many: Vec<(&str, &[u8])> = (0..200).map(|_| ("X-Original-URI", b"/public".as_slice())).collect();
+    let a = raw(base, "GET", "/auth/forward/nginx", &many);
+    assert!(a.status == 403 || a.status == 431, "{a:?}");
+
+    // Envoy relays any status: the throttle's 429 and Retry-After reach the client as they are.
+    let metered = format!("Token {metered}");
+    let envoy = |token: &str| {
+        raw(base, "GET", "/auth/forward/envoy/metered/x", &[("Host", host), ("Authorization", token.as_bytes())])
+    };
+    for _ in 0..2 {
+        assert_eq!(envoy(&metered).status, 200);
+    }
+    let throttled = envoy(&metered);
+    assert_eq!(throttled.status, 429, "{throttled:?}");
+    assert!(throttled.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s > 0)), "{throttled:?}");
+    // And the nginx convention maps the same to its configured status (403 by default), with the
+    // Retry-After for `auth_request_set`.
+    let nginx = raw(
+        base,
+        "GET",
+        "/auth/forward/nginx",
+        &[("X-Original-URI", b"/metered/x"), ("X-Original-Host", host), ("Authorization", metered.as_bytes())],
+    );
+    assert_eq!(nginx.status, 403, "{nginx:?}");
+    assert!(nginx.header("retry-after").is_some(), "{nginx:?}");
+    server.stop();
+}

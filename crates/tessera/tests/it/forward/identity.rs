@@ -129,17 +129,18 @@ fn forward_auth_identity_verified_by_pyjwt() {
     assert_eq!(results[5]["error"], "InvalidIssuerError", "{results:?}");
     let old_kid = results[0]["kid"].as_str().expect("kid").to_string();
 
-    // Rollover: a new signing key; the running server picks it up (every 10 s) and keeps the old
-    // public key published, so the token signed before still verifies.
+    // Rollover: a new signing key; the running server notices the file changed (a stat a second)
+    // and keeps the old public key published, so the token signed before still verifies. The
+    // bound is under the 10 s unconditional re-read, so only the metadata check can meet it.
     let said = env.ok(&["identity-key", "rotate"]);
     assert!(said.contains(&old_kid) && said.contains("stays published"), "{said}");
-    let deadline = Instant::now() + Duration::from_secs(25);
+    let deadline = Instant::now() + Duration::from_secs(8);
     let fresh = loop {
         let t = jwt_of(&ask(base, "/api/items", Some(&web)));
         if !t.starts_with(parts[0]) {
             break t;
         }
-        assert!(Instant::now() < deadline, "the server never signed with the rotated key");
+        assert!(Instant::now() < deadline, "the server did not sign with the rotated key within 8 s");
         std::thread::sleep(Duration::from_millis(250));
     };
     let (_, jwks) = server.get("/.well-known/jwks.json");
