@@ -48,6 +48,8 @@ pub struct TesseraBuilder {
     usage: Option<Arc<dyn UsageSink>>,
     usage_retention: TimeDelta,
     metrics: bool,
+    #[cfg(feature = "metrics")]
+    metrics_facade: bool,
 }
 
 impl std::fmt::Debug for TesseraBuilder {
@@ -77,6 +79,8 @@ impl TesseraBuilder {
             usage: None,
             usage_retention: crate::analytics::DEFAULT_RETENTION,
             metrics: false,
+            #[cfg(feature = "metrics")]
+            metrics_facade: false,
         }
     }
 
@@ -189,6 +193,25 @@ impl TesseraBuilder {
         self
     }
 
+    /// Every metric also through the [`metrics`](https://docs.rs/metrics) facade, to the recorder
+    /// the service installs (before [`Tessera::start`]): the names, labels, units and help texts
+    /// of [`Tessera::render_metrics`]. Default off. Turns counting on, as
+    /// [`metrics`](Self::metrics) does. Counters and gauges are pushed by a background task once a
+    /// second (and at [`Tessera::shutdown`]), never from a request; histogram observations are
+    /// recorded as they are made. Feature `metrics`.
+    ///
+    /// ```no_run
+    /// # fn demo(store: std::sync::Arc<dyn tessera_core::store::Store>, key: tessera_core::ServerKey) {
+    /// // metrics::set_global_recorder(my_exporter)?;  (before start)
+    /// let tessera = tessera_axum::Tessera::builder(store, key).metrics_facade(true).build();
+    /// # let _ = tessera; }
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn metrics_facade(mut self, on: bool) -> Self {
+        self.metrics_facade = on;
+        self
+    }
+
     /// The most lookups the cached authenticator keeps (default 100,000).
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.cache_capacity = entries;
@@ -235,7 +258,21 @@ impl TesseraBuilder {
             usage: usage::UsageBuffer::default(),
             events: self.events,
             audit: self.audit.map(|sink| AuditRecorder::new(sink, self.audit_retention)),
-            meter: (self.metrics || self.usage.is_some()).then(Default::default),
+            meter: {
+                #[cfg(not(feature = "metrics"))]
+                let facade = false;
+                #[cfg(feature = "metrics")]
+                let facade = self.metrics_facade;
+                (self.metrics || self.usage.is_some() || facade).then(|| {
+                    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+                    let mut meter = crate::meter::Meter::default();
+                    #[cfg(feature = "metrics")]
+                    {
+                        meter.to_facade = facade;
+                    }
+                    Arc::new(meter)
+                })
+            },
             analytics: self.usage.map(|sink| UsageRecorder::new(sink, self.usage_retention)),
             limiter: self.limiter,
             login_limiter: self.login_limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::default())),

@@ -129,6 +129,8 @@ mod client_ip;
 mod error;
 mod events;
 mod extract;
+#[cfg(feature = "metrics")]
+mod facade;
 pub mod forward;
 mod guard;
 mod header;

@@ -19,9 +19,9 @@ use tessera_core::usage::{AuthOutcome, LoginOutcome, UNKNOWN_CLIENT};
 use tessera_core::{Event, EventKind, Revoker};
 
 /// How many [`Revoker`]s there are (`tessera_tokens_revoked_total`'s `by`).
-const REVOKERS: [Revoker; 4] = [Revoker::User, Revoker::Admin, Revoker::Cli, Revoker::DeviceLimit];
+pub(crate) const REVOKERS: [Revoker; 4] = [Revoker::User, Revoker::Admin, Revoker::Cli, Revoker::DeviceLimit];
 
-fn revoker_index(by: Revoker) -> usize {
+pub(crate) fn revoker_index(by: Revoker) -> usize {
     match by {
         Revoker::User => 0,
         Revoker::Admin => 1,
@@ -34,10 +34,10 @@ fn revoker_index(by: Revoker) -> usize {
 #[derive(Debug)]
 pub(crate) struct ClientMeter {
     pub(crate) name: Arc<str>,
-    auth: [AtomicU64; 6],
-    login: [AtomicU64; 3],
-    issued: AtomicU64,
-    revoked: [AtomicU64; 4],
+    pub(crate) auth: [AtomicU64; 6],
+    pub(crate) login: [AtomicU64; 3],
+    pub(crate) issued: AtomicU64,
+    pub(crate) revoked: [AtomicU64; 4],
 }
 
 /// A client's counts at one moment, in the order of `usage_daily`'s columns: requests by
@@ -84,6 +84,10 @@ pub(crate) struct Histogram {
     /// Per bucket (not cumulative); the last is +Inf.
     buckets: Box<[AtomicU64]>,
     sum_nanos: AtomicU64,
+    /// The `metrics` facade's histogram of the same name, once the facade is published to: every
+    /// observation is recorded there too (a histogram cannot be pushed as a total).
+    #[cfg(feature = "metrics")]
+    pub(crate) facade: std::sync::OnceLock<metrics::Histogram>,
 }
 
 /// Authentication durations: sub-millisecond buckets (a cached check is microseconds).
@@ -125,6 +129,8 @@ impl Histogram {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_nanos: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            facade: std::sync::OnceLock::new(),
         }
     }
 
@@ -133,24 +139,30 @@ impl Histogram {
         let i = self.bounds.iter().position(|b| nanos <= *b).unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(facade) = self.facade.get() {
+            facade.record(elapsed.as_secs_f64());
+        }
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    /// The series of one histogram, labelled with `labels` (`key="value"` pairs, or nothing);
+    /// the family's `# HELP` and `# TYPE` are the caller's.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let (open, sep, close) = if labels.is_empty() { ("", "", "") } else { ("{", ",", "}") };
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
             match self.bounds.get(i) {
                 Some(bound) => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", seconds(*bound));
+                    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cumulative}", seconds(*bound));
                 }
                 None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
                 }
             }
         }
-        let _ = writeln!(out, "{name}_sum {}", seconds(self.sum_nanos.load(Ordering::Relaxed)));
-        let _ = writeln!(out, "{name}_count {cumulative}");
+        let _ = writeln!(out, "{name}_sum{open}{labels}{close} {}", seconds(self.sum_nanos.load(Ordering::Relaxed)));
+        let _ = writeln!(out, "{name}_count{open}{labels}{close} {cumulative}");
     }
 }
 
@@ -184,7 +196,7 @@ pub(crate) enum StoreOp {
     CountTokens,
 }
 
-const STORE_OPS: [(StoreOp, &str); 5] = [
+pub(crate) const STORE_OPS: [(StoreOp, &str); 5] = [
     (StoreOp::Authenticate, "authenticate"),
     (StoreOp::LastUsed, "last_used"),
     (StoreOp::Audit, "audit"),
@@ -220,17 +232,78 @@ pub(crate) fn outcome_of(error: &crate::error::AuthError) -> Option<AuthOutcome>
     }
 }
 
+/// One metric family: its name, its Prometheus type and its help text (also the `metrics`
+/// facade's description).
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) help: &'static str,
+}
+
+pub(crate) const AUTHENTICATIONS: Family = Family {
+    name: "tessera_authentications_total",
+    kind: "counter",
+    help: "Requests that presented a token, by client and outcome (invalid tokens under client \"unknown\").",
+};
+pub(crate) const AUTH_DURATION: Family = Family {
+    name: "tessera_authentication_duration_seconds",
+    kind: "histogram",
+    help: "Time to verify a request's token (header, cache or store, expiry, user).",
+};
+pub(crate) const LOGINS: Family =
+    Family { name: "tessera_logins_total", kind: "counter", help: "Login attempts by client and outcome." };
+pub(crate) const ISSUED: Family =
+    Family { name: "tessera_tokens_issued_total", kind: "counter", help: "Tokens issued, by client." };
+pub(crate) const REVOKED: Family =
+    Family { name: "tessera_tokens_revoked_total", kind: "counter", help: "Tokens revoked, by client and by whom." };
+pub(crate) const THROTTLED: Family = Family {
+    name: "tessera_throttled_total",
+    kind: "counter",
+    help: "Requests and logins the throttle refused, by client (logins under \"unknown\").",
+};
+pub(crate) const CACHE_REQUESTS: Family = Family {
+    name: "tessera_cache_requests_total",
+    kind: "counter",
+    help: "Token verifications by cache result: hit, miss (the store was read), bypass (no cache, or not trusted).",
+};
+pub(crate) const CACHE_TRUSTED: Family = Family {
+    name: "tessera_cache_trusted",
+    kind: "gauge",
+    help: "1 while the token cache is trusted (invalidations followed), else 0.",
+};
+pub(crate) const STORE_ERRORS: Family =
+    Family { name: "tessera_store_errors_total", kind: "counter", help: "Store errors by operation." };
+pub(crate) const INVALIDATION_LAG: Family = Family {
+    name: "tessera_invalidation_lag_seconds",
+    kind: "histogram",
+    help: "Age of an invalidation when applied to the token cache. source=\"bus\": since its bus message was \
+             published (by the publisher's clock); source=\"log\": for each new invalidation-log entry, the time \
+             since the previous read of the log (an upper bound on how long it waited).",
+};
+pub(crate) const ACTIVE_TOKENS: Family = Family {
+    name: "tessera_active_tokens",
+    kind: "gauge",
+    help: "Tokens in the store per client, counted once a minute.",
+};
+
 /// Every counter of one Tessera.
 #[derive(Debug)]
 pub(crate) struct Meter {
     clients: RwLock<HashMap<Arc<str>, Arc<ClientMeter>>>,
     pub(crate) unknown: Arc<ClientMeter>,
     pub(crate) auth_duration: Histogram,
-    pub(crate) invalidation_lag: Histogram,
-    cache: [AtomicU64; 3],
-    store_errors: [AtomicU64; 5],
+    /// The age of each invalidation a bus delivered, when applied: now less its publish time.
+    pub(crate) invalidation_lag_bus: Histogram,
+    /// For each new invalidation-log entry applied, the time since the log's previous read.
+    pub(crate) invalidation_lag_log: Histogram,
+    pub(crate) cache: [AtomicU64; 3],
+    pub(crate) store_errors: [AtomicU64; 5],
     /// Live tokens per client, as last counted (`tessera_active_tokens`).
-    active_tokens: Mutex<Vec<(String, u64)>>,
+    pub(crate) active_tokens: Mutex<Vec<(String, u64)>>,
+    /// Whether the counts are also pushed to the `metrics` facade (`facade.rs`).
+    #[cfg(feature = "metrics")]
+    pub(crate) to_facade: bool,
 }
 
 impl Default for Meter {
@@ -239,10 +312,13 @@ impl Default for Meter {
             clients: RwLock::new(HashMap::new()),
             unknown: Arc::new(ClientMeter::new(UNKNOWN_CLIENT)),
             auth_duration: Histogram::new(AUTH_BOUNDS),
-            invalidation_lag: Histogram::new(LAG_BOUNDS),
+            invalidation_lag_bus: Histogram::new(LAG_BOUNDS),
+            invalidation_lag_log: Histogram::new(LAG_BOUNDS),
             cache: Default::default(),
             store_errors: Default::default(),
             active_tokens: Mutex::new(Vec::new()),
+            #[cfg(feature = "metrics")]
+            to_facade: false,
         }
     }
 }
@@ -331,15 +407,10 @@ impl Meter {
     pub(crate) fn render(&self, cache_trusted: bool) -> String {
         let mut out = String::with_capacity(8192);
         let clients = self.all_clients();
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let family = |out: &mut String, family: &Family| {
+            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", family.name, family.help, family.name, family.kind);
         };
-        family(
-            &mut out,
-            "tessera_authentications_total",
-            "counter",
-            "Requests that presented a token, by client and outcome (invalid tokens under client \"unknown\").",
-        );
+        family(&mut out, &AUTHENTICATIONS);
         for c in &clients {
             for outcome in AuthOutcome::ALL {
                 let n = c.auth[outcome.index()].load(Ordering::Relaxed);
@@ -351,12 +422,9 @@ impl Meter {
                 );
             }
         }
-        self.auth_duration.render(
-            &mut out,
-            "tessera_authentication_duration_seconds",
-            "Time to verify a request's token (header, cache or store, expiry, user).",
-        );
-        family(&mut out, "tessera_logins_total", "counter", "Login attempts by client and outcome.");
+        family(&mut out, &AUTH_DURATION);
+        self.auth_duration.render(&mut out, AUTH_DURATION.name, "");
+        family(&mut out, &LOGINS);
         for c in &clients {
             for outcome in LoginOutcome::ALL {
                 let n = c.login[outcome.index()].load(Ordering::Relaxed);
@@ -368,12 +436,12 @@ impl Meter {
                 );
             }
         }
-        family(&mut out, "tessera_tokens_issued_total", "counter", "Tokens issued, by client.");
+        family(&mut out, &ISSUED);
         for c in &clients {
             let n = c.issued.load(Ordering::Relaxed);
             let _ = writeln!(out, "tessera_tokens_issued_total{{client=\"{}\"}} {n}", escape(&c.name));
         }
-        family(&mut out, "tessera_tokens_revoked_total", "counter", "Tokens revoked, by client and by whom.");
+        family(&mut out, &REVOKED);
         for c in &clients {
             for by in REVOKERS {
                 let n = c.revoked[revoker_index(by)].load(Ordering::Relaxed);
@@ -385,46 +453,28 @@ impl Meter {
                 );
             }
         }
-        family(
-            &mut out,
-            "tessera_throttled_total",
-            "counter",
-            "Requests and logins the throttle refused, by client (logins under \"unknown\").",
-        );
+        family(&mut out, &THROTTLED);
         for c in &clients {
             let n = c.auth[AuthOutcome::Throttled.index()].load(Ordering::Relaxed)
                 + c.login[LoginOutcome::Throttled.index()].load(Ordering::Relaxed);
             let _ = writeln!(out, "tessera_throttled_total{{client=\"{}\"}} {n}", escape(&c.name));
         }
-        family(
-            &mut out,
-            "tessera_cache_requests_total",
-            "counter",
-            "Token verifications by cache result: hit, miss (the store was read), bypass (no cache, or not trusted).",
-        );
+        family(&mut out, &CACHE_REQUESTS);
         for (i, result) in ["hit", "miss", "bypass"].iter().enumerate() {
             let n = self.cache[i].load(Ordering::Relaxed);
             let _ = writeln!(out, "tessera_cache_requests_total{{result=\"{result}\"}} {n}");
         }
-        family(
-            &mut out,
-            "tessera_cache_trusted",
-            "gauge",
-            "1 while the token cache is trusted (invalidations followed), else 0.",
-        );
+        family(&mut out, &CACHE_TRUSTED);
         let _ = writeln!(out, "tessera_cache_trusted {}", u8::from(cache_trusted));
-        family(&mut out, "tessera_store_errors_total", "counter", "Store errors by operation.");
+        family(&mut out, &STORE_ERRORS);
         for (op, name) in STORE_OPS {
             let n = self.store_errors[op as usize].load(Ordering::Relaxed);
             let _ = writeln!(out, "tessera_store_errors_total{{op=\"{name}\"}} {n}");
         }
-        self.invalidation_lag.render(
-            &mut out,
-            "tessera_invalidation_lag_seconds",
-            "For each new invalidation-log entry applied to the cache, the time since the previous read of the \
-             log: an upper bound on how long it waited.",
-        );
-        family(&mut out, "tessera_active_tokens", "gauge", "Tokens in the store per client, counted once a minute.");
+        family(&mut out, &INVALIDATION_LAG);
+        self.invalidation_lag_bus.render(&mut out, INVALIDATION_LAG.name, "source=\"bus\"");
+        self.invalidation_lag_log.render(&mut out, INVALIDATION_LAG.name, "source=\"log\"");
+        family(&mut out, &ACTIVE_TOKENS);
         for (client, n) in self.active_tokens.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "tessera_active_tokens{{client=\"{}\"}} {n}", escape(client));
         }

@@ -63,6 +63,10 @@ impl Tessera {
         {
             tracing::warn!(error = %e, "could not write the audit log at shutdown");
         }
+        #[cfg(feature = "metrics")]
+        if let Some(meter) = self.core.meter.as_ref().filter(|meter| meter.to_facade) {
+            crate::facade::push(meter, self.core.cache.trusted());
+        }
     }
 
     /// Deletes the audit records older than the retention now (the background task does it once
@@ -332,6 +336,10 @@ impl Tessera {
         tokio::spawn(follow_invalidations(Arc::downgrade(&self.core)));
         if let Some(bus) = self.core.bus.clone() {
             tokio::spawn(follow_bus(bus, Arc::downgrade(&self.core)));
+        }
+        #[cfg(feature = "metrics")]
+        if self.core.meter.as_ref().is_some_and(|meter| meter.to_facade) {
+            tokio::spawn(crate::facade::publish(Arc::downgrade(&self.core)));
         }
     }
 }

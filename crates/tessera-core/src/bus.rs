@@ -21,9 +21,32 @@ pub struct BusError(pub String);
 /// Reads the invalidations in a bus message, in the one wire format every bus uses:
 /// whitespace-separated `t:<hex digest>`, `u:<user id>` and `c:<client id>` items. A bare number (the
 /// PostgreSQL log position that precedes them) is skipped; an item this version does not
-/// understand is logged and skipped.
+/// understand is logged and skipped. (The publish time, `at:`, is read by [`decode_message`].)
 pub fn decode_invalidations(payload: &str) -> Vec<Invalidation> {
-    let mut changes = Vec::new();
+    decode_message(payload).changes
+}
+
+/// One bus message, read: its invalidations and, when it says, when it was published.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusMessage {
+    /// The changes, in order.
+    pub changes: Vec<Invalidation>,
+    /// When the publisher sent it, by the publisher's clock: the item `at:<Unix microseconds>`.
+    /// `None` for a message of an older version, which did not say, or a time that does not parse.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The item that says when a message was published: `at:<Unix microseconds>`.
+pub fn sent_at_item(at: DateTime<Utc>) -> String {
+    format!("at:{}", at.timestamp_micros())
+}
+
+/// Reads a bus message (see [`decode_invalidations`]) with its publish time, the item
+/// `at:<Unix microseconds>` that publishers add so that a subscriber can measure how old an
+/// invalidation is when it applies it (`tessera_invalidation_lag_seconds`). A message without it
+/// — an older publisher's — still reads, with no time.
+pub fn decode_message(payload: &str) -> BusMessage {
+    let mut message = BusMessage::default();
     for item in payload.split_ascii_whitespace() {
         if item.bytes().all(|b| b.is_ascii_digit()) {
             continue;
@@ -32,16 +55,20 @@ pub fn decode_invalidations(payload: &str) -> Vec<Invalidation> {
             Some(("t", hex)) => TokenDigest::from_hex(hex).map(Invalidation::Token),
             Some(("u", id)) => id.parse().ok().map(|id| Invalidation::User(UserId(id))),
             Some(("c", id)) => id.parse().ok().map(|id| Invalidation::Client(ClientId(id))),
+            Some(("at", micros)) => {
+                message.sent_at = micros.parse().ok().and_then(DateTime::<Utc>::from_timestamp_micros);
+                continue;
+            }
             _ => None,
         };
         match change {
-            Some(change) => changes.push(change),
+            Some(change) => message.changes.push(change),
             None => {
                 tracing::warn!(item = %item.chars().take(80).collect::<String>(), "ignoring an invalidation this version does not understand")
             }
         }
     }
-    changes
+    message
 }
 
 /// Carries invalidations to every instance.
@@ -51,12 +78,13 @@ pub trait InvalidationBus: Send + Sync + std::fmt::Debug + 'static {
     async fn publish(&self, changes: &[Invalidation]) -> Result<(), BusError>;
 
     /// Subscribes: calls `on_ready` once the subscription is in place, then `on_change` for every
-    /// change published, until the subscription drops. Returns why it dropped. A caller that sees
-    /// this return must assume it missed changes.
+    /// change published, with the time its message was published when the message says (see
+    /// [`BusMessage::sent_at`]), until the subscription drops. Returns why it dropped. A caller that
+    /// sees this return must assume it missed changes.
     async fn subscribe(
         &self,
         on_ready: &(dyn Fn() + Send + Sync),
-        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+        on_change: &(dyn Fn(Invalidation, Option<DateTime<Utc>>) + Send + Sync),
     ) -> BusError;
 }
 
@@ -191,5 +219,34 @@ crate::forward_store! {
     impl Store for NotifyingStore {
         forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
             user_and_client;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_their_publish_time_and_old_ones_still_read() {
+        let at = DateTime::<Utc>::from_timestamp_micros(1_764_850_000_123_456).expect("time");
+        let hex = "0a".repeat(32);
+        let new = format!("17 {} t:{hex} u:3", sent_at_item(at));
+        assert_eq!(
+            decode_message(&new),
+            BusMessage {
+                changes: vec![Invalidation::Token(TokenDigest([10; 32])), Invalidation::User(UserId(3))],
+                sent_at: Some(at)
+            }
+        );
+        // An older publisher's message: the same changes, no time.
+        let old = decode_message(&format!("17 t:{hex} u:3"));
+        assert_eq!(old.changes, decode_message(&new).changes);
+        assert_eq!(old.sent_at, None);
+        assert_eq!(decode_invalidations(&new), old.changes);
+        // A time that does not parse, or is out of range, is no time; the changes still read.
+        for bad in ["at:", "at:x", "at:-", "at:99999999999999999999999", "at:1e9"] {
+            let m = decode_message(&format!("{bad} c:7"));
+            assert_eq!(m, BusMessage { changes: vec![Invalidation::Client(ClientId(7))], sent_at: None }, "{bad}");
+        }
     }
 }

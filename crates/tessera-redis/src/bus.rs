@@ -2,12 +2,13 @@
 
 use crate::connection::RedisConnection;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::Duration;
 use tessera_core::TokenDigest;
-use tessera_core::bus::{BusError, InvalidationBus};
+use tessera_core::bus::{BusError, BusMessage, InvalidationBus};
 use tessera_core::store::Invalidation;
 
 /// Changes per published message.
@@ -79,7 +80,7 @@ impl RedisBus {
     async fn listen(
         &self,
         on_ready: &(dyn Fn() + Send + Sync),
-        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+        on_change: &(dyn Fn(Invalidation, Option<DateTime<Utc>>) + Send + Sync),
     ) -> Result<Infallible, BusError> {
         let server = self.conn.server();
         let connect = tokio::time::timeout(self.conn.deadline(), self.conn.client().get_async_pubsub());
@@ -115,11 +116,13 @@ impl RedisBus {
                         return Err(BusError(format!("the subscription connection to Redis at {server} was closed")));
                     };
                     if message.get_channel_name() == self.channel {
-                        for change in decode(message.get_payload_bytes()) {
-                            on_change(change);
+                        let decoded = decode(message.get_payload_bytes());
+                        for change in decoded.changes {
+                            on_change(change, decoded.sent_at);
                         }
                     } else if let Some(change) = self.gone_token(message.get_channel_name(), message.get_payload_bytes()) {
-                        on_change(change);
+                        // Redis's keyspace events say no time.
+                        on_change(change, None);
                     }
                 }
                 _ = pings.tick() => {
@@ -161,7 +164,7 @@ async fn next<S: Stream>(mut stream: Pin<&mut S>) -> Option<S::Item> {
 #[async_trait]
 impl InvalidationBus for RedisBus {
     async fn publish(&self, changes: &[Invalidation]) -> Result<(), BusError> {
-        for payload in encode(changes) {
+        for payload in encode(changes, Utc::now()) {
             let mut cmd = redis::cmd("PUBLISH");
             cmd.arg(&self.channel).arg(payload);
             let _receivers: i64 = self.conn.query("publish invalidations", cmd).await?;
@@ -172,7 +175,7 @@ impl InvalidationBus for RedisBus {
     async fn subscribe(
         &self,
         on_ready: &(dyn Fn() + Send + Sync),
-        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+        on_change: &(dyn Fn(Invalidation, Option<DateTime<Utc>>) + Send + Sync),
     ) -> BusError {
         match self.listen(on_ready, on_change).await {
             Ok(never) => match never {},
@@ -181,27 +184,27 @@ impl InvalidationBus for RedisBus {
     }
 }
 
-/// The messages that carry `changes`.
-pub(crate) fn encode(changes: &[Invalidation]) -> Vec<String> {
+/// The messages that carry `changes`, each saying it was published `at`.
+pub(crate) fn encode(changes: &[Invalidation], at: DateTime<Utc>) -> Vec<String> {
+    let sent = tessera_core::bus::sent_at_item(at);
     changes
         .chunks(PER_MESSAGE)
         .map(|chunk| {
-            chunk
-                .iter()
-                .map(|change| match change {
+            std::iter::once(sent.clone())
+                .chain(chunk.iter().map(|change| match change {
                     Invalidation::Token(digest) => format!("t:{}", crate::store::hex(digest.as_bytes())),
                     Invalidation::User(id) => format!("u:{id}"),
                     Invalidation::Client(id) => format!("c:{id}"),
-                })
+                }))
                 .collect::<Vec<_>>()
                 .join(" ")
         })
         .collect()
 }
 
-/// The changes in a message (see [`tessera_core::bus::decode_invalidations`]).
-pub(crate) fn decode(payload: &[u8]) -> Vec<Invalidation> {
-    tessera_core::bus::decode_invalidations(&String::from_utf8_lossy(payload))
+/// The changes in a message and its publish time (see [`tessera_core::bus::decode_message`]).
+pub(crate) fn decode(payload: &[u8]) -> BusMessage {
+    tessera_core::bus::decode_message(&String::from_utf8_lossy(payload))
 }
 
 #[cfg(test)]
@@ -218,15 +221,20 @@ mod tests {
                 _ => Invalidation::Client(ClientId(-i)),
             })
             .collect();
-        let messages = encode(&changes);
+        let at = DateTime::<Utc>::from_timestamp_micros(1_764_850_000_000_007).expect("time");
+        let messages = encode(&changes, at);
         assert_eq!(messages.len(), 2);
-        assert!(messages[0].starts_with(&format!("t:{} u:1 c:-2 ", "00".repeat(32))), "{}", &messages[0][..80]);
-        let decoded: Vec<Invalidation> = messages.iter().flat_map(|m| decode(m.as_bytes())).collect();
-        assert_eq!(decoded, changes);
-        assert_eq!(
-            decode(b"x:1 t:zz u:7 u:x  c:3\n"),
-            vec![Invalidation::User(UserId(7)), Invalidation::Client(ClientId(3))]
+        assert!(
+            messages[0].starts_with(&format!("at:1764850000000007 t:{} u:1 c:-2 ", "00".repeat(32))),
+            "{}",
+            &messages[0][..80]
         );
-        assert!(encode(&[]).is_empty());
+        assert!(messages.iter().all(|m| decode(m.as_bytes()).sent_at == Some(at)));
+        let decoded: Vec<Invalidation> = messages.iter().flat_map(|m| decode(m.as_bytes()).changes).collect();
+        assert_eq!(decoded, changes);
+        let old = decode(b"x:1 t:zz u:7 u:x  c:3\n");
+        assert_eq!(old.changes, vec![Invalidation::User(UserId(7)), Invalidation::Client(ClientId(3))]);
+        assert_eq!(old.sent_at, None, "an older publisher's message says no time");
+        assert!(encode(&[], at).is_empty());
     }
 }

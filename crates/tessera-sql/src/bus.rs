@@ -2,11 +2,12 @@
 
 use crate::{Pools, SqlStore};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use std::convert::Infallible;
 use std::time::Duration;
-use tessera_core::bus::{BusError, InvalidationBus};
+use tessera_core::bus::{BusError, BusMessage, InvalidationBus};
 use tessera_core::store::Invalidation;
 
 /// Whether the server still runs the backend of the LISTEN connection.
@@ -24,7 +25,8 @@ pub const INVALIDATION_CHANNEL: &str = "tessera_invalidations";
 /// notification when that transaction commits (never for one rolled back), so an instance that
 /// listens drops the stale entries from its cache within milliseconds of the commit instead of at
 /// its next read of the log. A payload is the log entry's position then the change:
-/// `<seq> t:<hex digest>`, `<seq> u:<id>` or `<seq> c:<id>`.
+/// `<seq> at:<µs> t:<hex digest>`, `<seq> at:<µs> u:<id>` or `<seq> at:<µs> c:<id>`, where `at:` is
+/// when the trigger ran, in Unix microseconds by the database server's clock (migration 9).
 ///
 /// [`publish`](InvalidationBus::publish) does nothing: the triggers publish. So the store needs
 /// no [`NotifyingStore`](tessera_core::bus::NotifyingStore) around it for this bus.
@@ -80,7 +82,7 @@ impl PgListenBus {
     async fn listen(
         &self,
         on_ready: &(dyn Fn() + Send + Sync),
-        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+        on_change: &(dyn Fn(Invalidation, Option<DateTime<Utc>>) + Send + Sync),
     ) -> Result<Infallible, BusError> {
         let lost = |what: &str, e: sqlx::Error| BusError(format!("PostgreSQL LISTEN connection: {what}: {e}"));
         let mut listener = PgListener::connect_with(&self.pool).await.map_err(|e| lost("connect", e))?;
@@ -98,8 +100,9 @@ impl PgListenBus {
             // cancel-safely, and the next `try_recv` reads what arrived meanwhile.
             match tokio::time::timeout(self.ping_interval, listener.try_recv()).await {
                 Ok(Ok(Some(notification))) => {
-                    for change in decode(notification.payload()) {
-                        on_change(change);
+                    let decoded = decode(notification.payload());
+                    for change in decoded.changes {
+                        on_change(change, decoded.sent_at);
                     }
                 }
                 Ok(Ok(None)) => return Err(BusError("the PostgreSQL LISTEN connection was closed".into())),
@@ -137,7 +140,7 @@ impl InvalidationBus for PgListenBus {
     async fn subscribe(
         &self,
         on_ready: &(dyn Fn() + Send + Sync),
-        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+        on_change: &(dyn Fn(Invalidation, Option<DateTime<Utc>>) + Send + Sync),
     ) -> BusError {
         match self.listen(on_ready, on_change).await {
             Ok(never) => match never {},
@@ -146,9 +149,10 @@ impl InvalidationBus for PgListenBus {
     }
 }
 
-/// The changes in a notification's payload: the log position, then the items every bus carries.
-pub(crate) fn decode(payload: &str) -> Vec<Invalidation> {
-    tessera_core::bus::decode_invalidations(payload)
+/// The changes in a notification's payload and when it was sent: the log position, then the items
+/// every bus carries (`at:` since migration 9).
+pub(crate) fn decode(payload: &str) -> BusMessage {
+    tessera_core::bus::decode_message(payload)
 }
 
 #[cfg(test)]
@@ -159,11 +163,16 @@ mod tests {
     #[test]
     fn payloads_decode() {
         let hex = "0a".repeat(32);
-        assert_eq!(decode(&format!("17 t:{hex}")), vec![Invalidation::Token(TokenDigest([10; 32]))]);
-        assert_eq!(decode(&format!("17 t:{}", hex.to_uppercase())), vec![Invalidation::Token(TokenDigest([10; 32]))]);
-        assert_eq!(decode("18 u:-42"), vec![Invalidation::User(UserId(-42))]);
-        assert_eq!(decode("19 c:7"), vec![Invalidation::Client(ClientId(7))]);
-        assert_eq!(decode("x:1 t:zz t:0a u:x 20  c:3\n"), vec![Invalidation::Client(ClientId(3))]);
-        assert!(decode("").is_empty());
+        let changes = |payload: &str| decode(payload).changes;
+        assert_eq!(changes(&format!("17 t:{hex}")), vec![Invalidation::Token(TokenDigest([10; 32]))]);
+        assert_eq!(changes(&format!("17 t:{}", hex.to_uppercase())), vec![Invalidation::Token(TokenDigest([10; 32]))]);
+        assert_eq!(changes("18 u:-42"), vec![Invalidation::User(UserId(-42))]);
+        assert_eq!(changes("19 c:7"), vec![Invalidation::Client(ClientId(7))]);
+        assert_eq!(changes("x:1 t:zz t:0a u:x 20  c:3\n"), vec![Invalidation::Client(ClientId(3))]);
+        let sent = decode("21 at:1764850000000001 c:7");
+        assert_eq!(sent.changes, vec![Invalidation::Client(ClientId(7))]);
+        assert_eq!(sent.sent_at.map(|t| t.timestamp_micros()), Some(1_764_850_000_000_001));
+        assert_eq!(decode("19 c:7").sent_at, None, "migration 7's payload says no time");
+        assert!(decode("").changes.is_empty());
     }
 }

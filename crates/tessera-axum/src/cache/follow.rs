@@ -42,9 +42,15 @@ pub(crate) async fn follow_bus(bus: Arc<dyn InvalidationBus>, core: Weak<Core>) 
                 tracing::info!("invalidation bus subscribed again; the token cache is trusted again");
             }
         };
-        let on_change = |change: tessera_core::Invalidation| {
+        let on_change = |change: tessera_core::Invalidation, sent_at: Option<chrono::DateTime<chrono::Utc>>| {
             if let Some(core) = core.upgrade() {
                 core.apply_invalidation(&change);
+                // By the wall clock, not the injected one: the publisher stamped it by its own.
+                // A publisher whose clock runs ahead counts as no lag, never a negative one.
+                if let (Some(meter), Some(sent_at)) = (&core.meter, sent_at) {
+                    let age = (chrono::Utc::now() - sent_at).to_std().unwrap_or_default();
+                    meter.invalidation_lag_bus.observe(age);
+                }
             }
         };
         let error = bus.subscribe(&on_ready, &on_change).await;
@@ -95,7 +101,7 @@ pub(crate) async fn follow_invalidations(core: Weak<Core>) {
                     if let (Some(meter), Some(at)) = (&core.meter, last_read)
                         && *seq > furthest
                     {
-                        meter.invalidation_lag.observe(at.elapsed());
+                        meter.invalidation_lag_log.observe(at.elapsed());
                     }
                 }
                 let newest = changes.iter().map(|(seq, _)| *seq).max().unwrap_or(from);

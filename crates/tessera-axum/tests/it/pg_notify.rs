@@ -86,7 +86,7 @@ impl InvalidationBus for Gated {
     async fn subscribe(
         &self,
         on_ready: &(dyn Fn() + Send + Sync),
-        on_change: &(dyn Fn(Invalidation) + Send + Sync),
+        on_change: &(dyn Fn(Invalidation, Option<chrono::DateTime<chrono::Utc>>) + Send + Sync),
     ) -> BusError {
         if self.subscribes.fetch_add(1, Ordering::AcqRel) > 0 {
             self.gate.acquire().await.expect("gate").forget();
@@ -95,9 +95,9 @@ impl InvalidationBus for Gated {
             on_ready();
             self.readies.fetch_add(1, Ordering::AcqRel);
         };
-        let change = |c: Invalidation| {
+        let change = |c: Invalidation, sent_at| {
             self.delivered.lock().unwrap_or_else(|p| p.into_inner()).push(c);
-            on_change(c);
+            on_change(c, sent_at);
         };
         self.inner.subscribe(&ready, &change).await
     }
@@ -151,6 +151,7 @@ async fn revocations_reach_the_cache_by_notify_and_a_lost_listener_distrusts_it(
     let listening = Tessera::builder(Arc::new(BlindLog { inner: Arc::new(listening_sql) }), key.clone())
         .settings(settings.clone())
         .bus(bus.clone())
+        .metrics(true)
         .build()
         .expect("tessera");
     let control = Tessera::builder(Arc::new(BlindLog { inner: Arc::new(control_sql) }), key)
@@ -196,6 +197,10 @@ async fn revocations_reach_the_cache_by_notify_and_a_lost_listener_distrusts_it(
     until("refused by the listening instance", async || status(&http, &on_listening, &token).await == 401).await;
     assert!(bus.delivered().contains(&Invalidation::Token(digest)), "{:?}", bus.delivered());
     assert_eq!(status(&http, &on_control, &token).await, 200, "the control's blind cache still holds it");
+    // The notification said when the trigger ran: its age when applied is observed (the blind
+    // log applies nothing, so its source observes nothing).
+    assert!(crate::lag::lag_count(&listening, "bus") >= 1);
+    assert_eq!(crate::lag::lag_count(&listening, "log"), 0);
 
     // A user deactivated through another connection.
     let bobs = issue(&bob, &cli).await;

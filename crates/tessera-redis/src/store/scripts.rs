@@ -56,12 +56,17 @@ local function remove(r)
   redis.call('SREM', P .. 'client:' .. r[4], r[1])
 end
 
--- Invalidations for these digests on the bus channel, at most 256 a message.
+-- Invalidations for these digests on the bus channel, at most 256 a message, each led by its
+-- publish time by Redis's clock, `at:<Unix microseconds>` (subscribers measure the lag).
 local function publish(digests)
   local batch = {}
   for i, d in ipairs(digests) do
+    if #batch == 0 then
+      local t = redis.call('TIME')
+      batch[1] = 'at:' .. t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+    end
     batch[#batch + 1] = 't:' .. d
-    if #batch == 256 or i == #digests then
+    if #batch == 257 or i == #digests then
       redis.call('PUBLISH', P .. 'invalidations', table.concat(batch, ' '))
       batch = {}
     end

@@ -14,6 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 /// A running subscription: its changes, and how it ended.
 pub(crate) struct Subscription {
     pub(crate) changes: mpsc::UnboundedReceiver<Invalidation>,
+    /// Each change's message's publish time, in the order of `changes`.
+    sent: mpsc::UnboundedReceiver<Option<DateTime<Utc>>>,
+    /// The publish time of the change [`next_change`] returned last.
+    last_sent: Option<DateTime<Utc>>,
     ended: oneshot::Receiver<BusError>,
 }
 
@@ -21,6 +25,7 @@ pub(crate) struct Subscription {
 pub(crate) async fn subscribe(bus: RedisBus) -> Subscription {
     let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let (change_tx, changes) = mpsc::unbounded_channel();
+    let (sent_tx, sent) = mpsc::unbounded_channel();
     let (end_tx, ended) = oneshot::channel();
     tokio::spawn(async move {
         let ready = std::sync::Mutex::new(Some(ready_tx));
@@ -29,18 +34,33 @@ pub(crate) async fn subscribe(bus: RedisBus) -> Subscription {
                 let _ = tx.send(());
             }
         };
-        let on_change = move |change| {
+        let on_change = move |change, sent_at| {
+            let _ = sent_tx.send(sent_at);
             let _ = change_tx.send(change);
         };
         let error = bus.subscribe(&on_ready, &on_change).await;
         let _ = end_tx.send(error);
     });
     tokio::time::timeout(Duration::from_secs(5), ready_rx).await.expect("subscribed in time").expect("ready");
-    Subscription { changes, ended }
+    Subscription { changes, sent, last_sent: None, ended }
+}
+
+/// The publish time of the message of the change [`next_change`] returned last: `Some` and within a
+/// day of now (microseconds, not another unit), or the test fails.
+pub(crate) fn sent_at_of_last(sub: &mut Subscription) -> DateTime<Utc> {
+    let at = sub.last_sent.expect("the message says when it was sent");
+    assert!((Utc::now() - at).abs() < TimeDelta::days(1), "implausible publish time {at}");
+    at
 }
 
 pub(crate) async fn next_change(sub: &mut Subscription) -> Invalidation {
-    tokio::time::timeout(Duration::from_secs(5), sub.changes.recv()).await.expect("a change in time").expect("open")
+    let change = tokio::time::timeout(Duration::from_secs(5), sub.changes.recv())
+        .await
+        .expect("a change in time")
+        .expect("open");
+    // Sent before the change, on a channel of its own.
+    sub.last_sent = sub.sent.try_recv().expect("a publish time per change");
+    change
 }
 
 fn new_token(user: i64, client: i64, expiry: Option<DateTime<Utc>>) -> NewToken {
@@ -78,6 +98,7 @@ async fn subscribers_receive_every_published_change() {
     for sub in [&mut first, &mut second] {
         for want in &changes {
             assert_eq!(&next_change(sub).await, want);
+            sent_at_of_last(sub);
         }
     }
     // Another prefix is another channel.
@@ -174,6 +195,7 @@ async fn the_token_store_publishes_what_it_revokes() {
     store.record_last_used(&[(a.id, Utc::now())]).await.unwrap();
     assert!(store.delete_token(a.id).await.unwrap());
     assert_eq!(next_change(&mut sub).await, Invalidation::Token(a.digest));
+    sent_at_of_last(&mut sub); // the script stamps its messages with Redis's TIME
 
     // Bringing an expiry forward publishes; so does an admin's set_expiry.
     let b = store.create_token(t(2)).await.unwrap();
@@ -189,7 +211,9 @@ async fn the_token_store_publishes_what_it_revokes() {
         .await
         .unwrap();
     assert_eq!(gone.len(), 2);
-    let mut got = vec![next_change(&mut sub).await, next_change(&mut sub).await];
+    let mut got = vec![next_change(&mut sub).await];
+    sent_at_of_last(&mut sub);
+    got.push(next_change(&mut sub).await);
     got.sort_by_key(|c| format!("{c:?}"));
     let mut want = vec![Invalidation::Token(b.digest), Invalidation::Token(c.digest)];
     want.sort_by_key(|c| format!("{c:?}"));
@@ -200,6 +224,7 @@ async fn the_token_store_publishes_what_it_revokes() {
     store.create_token(new_token(2, 2, Some(in_an_hour))).await.unwrap();
     assert_eq!(store.purge_expired(Utc::now()).await.unwrap(), 1);
     assert_eq!(next_change(&mut sub).await, Invalidation::Token(expired.digest));
+    sent_at_of_last(&mut sub);
     assert!(sub.changes.try_recv().is_err(), "nothing else was published");
 }
 

@@ -75,7 +75,7 @@ async fn subscribing_to_an_absent_server_fails_cleanly() {
     let conn =
         RedisConnection::new(&unreachable_config(format!("redis://:hunter2@127.0.0.1:{}", closed_port()))).unwrap();
     let started = Instant::now();
-    let error = RedisBus::new(conn).subscribe(&|| panic!("not ready"), &|_| {}).await;
+    let error = RedisBus::new(conn).subscribe(&|| panic!("not ready"), &|_, _| {}).await;
     assert!(error.to_string().contains("invalidation bus unavailable"), "{error}");
     assert!(!error.to_string().contains("hunter2"));
     assert!(started.elapsed() < Duration::from_secs(1));

@@ -15,7 +15,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 #[derive(Debug, PartialEq)]
 enum Seen {
     Ready,
+    /// A change whose notification said when it was sent (a time within a day of now: the
+    /// trigger's clock, in microseconds, not some other unit).
     Change(Invalidation),
+    /// A change whose notification said no time, or an implausible one.
+    Untimed(Invalidation),
     Dropped,
 }
 
@@ -26,7 +30,11 @@ fn follow(bus: PgListenBus) -> (UnboundedReceiver<Seen>, tokio::task::JoinHandle
         loop {
             let (ready, change) = (tx.clone(), tx.clone());
             let error = bus
-                .subscribe(&move || drop(ready.send(Seen::Ready)), &move |c| drop(change.send(Seen::Change(c))))
+                .subscribe(&move || drop(ready.send(Seen::Ready)), &move |c, sent_at| {
+                    let plausible =
+                        sent_at.is_some_and(|at| (chrono::Utc::now() - at).abs() < chrono::TimeDelta::days(1));
+                    drop(change.send(if plausible { Seen::Change(c) } else { Seen::Untimed(c) }))
+                })
                 .await;
             eprintln!("subscription dropped: {error}");
             if tx.send(Seen::Dropped).is_err() {

@@ -235,3 +235,92 @@ fn host_is_required_once_and_bare_lf_is_accepted() {
     assert_eq!(server.get("/health").0, 200);
     server.stop();
 }
+
+/// The metrics listener (`metrics_bind`) under a slow, aborting or hostile client: the same
+/// connection limits as the API — a dribbled head is closed after the header timeout without an
+/// answer while scrapes go on, aborted requests leave it working, and huge or malformed requests
+/// get a 4xx, never a 500 or a hang.
+#[test]
+fn the_metrics_listener_withstands_slow_aborted_and_malformed_requests() {
+    let header = Duration::from_secs(1);
+    let Some(mut env) = TestEnv::new(TESSERA, Backend::Sqlite) else { return };
+    env.env.insert("TESSERA_HEADER_READ_TIMEOUT".into(), "1s".into());
+    let server = env.serve(&["--metrics-bind", "127.0.0.1:0"]);
+    let line = server.wait_for_log("metrics at http://", Duration::from_secs(10));
+    let addr: String = line
+        .split("metrics at http://")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(|c| !c.is_whitespace() && *c != '"' && *c != '/').collect())
+        .expect("the metrics address");
+    let addr = addr.as_str();
+    const SCRAPE: &str = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    let scrape = || {
+        let reply = exchange(&mut connect(addr), SCRAPE);
+        assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+        assert!(reply.contains("# TYPE tessera_authentications_total counter"), "{reply}");
+    };
+    std::thread::scope(|s| {
+        // A scrape dribbled a byte at a time: closed after the header timeout, unanswered.
+        s.spawn(|| {
+            let mut stream = connect(addr);
+            let start = Instant::now();
+            for byte in SCRAPE.as_bytes()[..20].iter() {
+                if stream.write_all(&[*byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let (received, took) = until_closed(&mut stream, start, header + SLACK + Duration::from_secs(2));
+            assert!(received.is_empty(), "{received}");
+            assert!(took >= header - Duration::from_millis(100), "closed early: {took:?}");
+        });
+        // Meanwhile scrapes are answered.
+        std::thread::sleep(Duration::from_millis(300));
+        scrape();
+    });
+    // Aborted: half a head then gone; a whole request then gone before the answer is read.
+    drop(connect(addr).write_all(b"GET /metrics HTTP/1.1\r\nHo"));
+    drop(connect(addr).write_all(SCRAPE.as_bytes()));
+    scrape();
+    // Huge and malformed requests: a clear 4xx each.
+    let cases: Vec<(String, &str)> = vec![
+        (format!("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100_000)), "431"),
+        (format!("GET /metrics?{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(100_000)), "4"),
+        ("BLAH\r\n\r\n".into(), "400"),
+        ("GET /metrics HTTP/1.1\r\n\r\n".into(), "400"),
+        ("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".into(), "405"),
+        ("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n".into(), "404"),
+    ];
+    for (request, want) in &cases {
+        let mut stream = connect(addr);
+        let _ = stream.write_all(request.as_bytes());
+        let (received, _) = until_closed_or_answered(&mut stream);
+        assert!(received.starts_with(&format!("HTTP/1.1 {want}")), "{}: {received}", &request[..request.len().min(40)]);
+        assert!(!received.starts_with("HTTP/1.1 5"), "{received}");
+    }
+    let reply = exchange(&mut connect(addr), "GET /metrics?name=x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 200 "), "a query string is ignored: {reply}");
+    scrape();
+    assert_eq!(server.get("/health").0, 200, "the API is unaffected");
+}
+
+/// Reads one response head (the connection may stay open): what arrived, once the head ended or
+/// the server closed.
+fn until_closed_or_answered(stream: &mut TcpStream) -> (String, bool) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if String::from_utf8_lossy(&received).contains("\r\n\r\n") {
+            return (String::from_utf8_lossy(&received).into_owned(), true);
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&received).into_owned(), false),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&received).into_owned(), false);
+            }
+            Err(e) => panic!("no answer within 10 s: {e}"),
+        }
+    }
+}

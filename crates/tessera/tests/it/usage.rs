@@ -251,7 +251,14 @@ fn counts_add_up(backend: Backend) {
     // Bad flags: one line, nothing read.
     env.fails(&["stats", "--client", " web"], "invalid --client ' web'");
     assert!(env.ok(&["stats", "--client", "never/used"]).contains("no usage counted"));
-    for bad in [["stats", "--days", "0"], ["stats", "--days", "many"], ["stats", "--days", "99999"]] {
+    for bad in [
+        ["stats", "--days", "0"],
+        ["stats", "--days", "many"],
+        ["stats", "--days", "99999"],
+        ["stats", "--days=-5", "--json"],
+        ["stats", "--days", "18446744073709551616"],
+        ["stats", "--days", ""],
+    ] {
         let out = env.run(&bad);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains("--days"), "{stderr}");
