@@ -26,7 +26,7 @@ pub const INVALIDATION_CHANNEL: &str = "tessera_invalidations";
 /// listens drops the stale entries from its cache within milliseconds of the commit instead of at
 /// its next read of the log. A payload is the log entry's position then the change:
 /// `<seq> at:<µs> t:<hex digest>`, `<seq> at:<µs> u:<id>` or `<seq> at:<µs> c:<id>`, where `at:` is
-/// when the trigger ran, in Unix microseconds by the database server's clock (migration 9).
+/// when the trigger ran, in Unix microseconds by the database server's clock (migration 11).
 ///
 /// [`publish`](InvalidationBus::publish) does nothing: the triggers publish. So the store needs
 /// no [`NotifyingStore`](tessera_core::bus::NotifyingStore) around it for this bus.
@@ -150,7 +150,7 @@ impl InvalidationBus for PgListenBus {
 }
 
 /// The changes in a notification's payload and when it was sent: the log position, then the items
-/// every bus carries (`at:` since migration 9).
+/// every bus carries (`at:` since migration 11).
 pub(crate) fn decode(payload: &str) -> BusMessage {
     tessera_core::bus::decode_message(payload)
 }

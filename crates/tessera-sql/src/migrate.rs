@@ -30,7 +30,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/sqlite/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/sqlite/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/sqlite/0008_usage.sql") },
-    Migration { version: 9, name: "notify_sent_at", sql: include_str!("../migrations/sqlite/0009_notify_sent_at.sql") },
+    Migration { version: 11, name: "notify_sent_at", sql: include_str!("../migrations/sqlite/0011_notify_sent_at.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -44,9 +44,9 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/postgres/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/postgres/0008_usage.sql") },
     Migration {
-        version: 9,
+        version: 11,
         name: "notify_sent_at",
-        sql: include_str!("../migrations/postgres/0009_notify_sent_at.sql"),
+        sql: include_str!("../migrations/postgres/0011_notify_sent_at.sql"),
     },
 ];
 
