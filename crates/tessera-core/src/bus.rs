@@ -190,6 +190,6 @@ crate::forward_store! {
 crate::forward_store! {
     impl Store for NotifyingStore {
         forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
-            user_and_client;
+            user_and_client, search_tokens;
     }
 }

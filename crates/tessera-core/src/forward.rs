@@ -293,6 +293,10 @@ macro_rules! forward_store {
             token_with_owner(digest: &$crate::token::TokenDigest)
                 -> ::core::option::Option<$crate::store::TokenWithOwner>);
     };
+    (@each $h:tt $t:tt [search_tokens $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            search_tokens(search: &$crate::search::TokenSearch) -> $crate::search::TokenPage);
+    };
     (@each $h:tt $t:tt [user_and_client $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             user_and_client(user: $crate::model::UserId, client: $crate::model::ClientId) -> (

@@ -15,6 +15,7 @@ use crate::model::{
     UserId, Username,
 };
 use crate::rate::Rate;
+use crate::search::{TokenPage, TokenSearch};
 use crate::token::{KeyId, TokenDigest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -274,4 +275,10 @@ pub trait Store: UserStore + ClientStore + TokenStore {
         user: UserId,
         client: ClientId,
     ) -> Result<(Option<User>, Option<Client>), StoreError>;
+
+    /// One page of a token search (the admin's token list): filtered, sorted with the id as
+    /// tie-break, addressed by a keyset cursor, with the count of all matching tokens. SQL stores
+    /// answer from indexes; a store without a query language may use
+    /// [`search_tokens_in_memory`](crate::search::search_tokens_in_memory).
+    async fn search_tokens(&self, search: &TokenSearch) -> Result<TokenPage, StoreError>;
 }

@@ -30,6 +30,7 @@ const SQLITE: &[Migration] = &[
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/sqlite/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/sqlite/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/sqlite/0008_usage.sql") },
+    Migration { version: 9, name: "token_search", sql: include_str!("../migrations/sqlite/0009_token_search.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -42,6 +43,7 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/postgres/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/postgres/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/postgres/0008_usage.sql") },
+    Migration { version: 9, name: "token_search", sql: include_str!("../migrations/postgres/0009_token_search.sql") },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

@@ -129,7 +129,7 @@ mod counting {
     }
     forward_store! {
         impl Store for LookupsCounted {
-            forward to inner: latest_invalidation, invalidations_after, prune_invalidations, user_and_client;
+            forward to inner: latest_invalidation, invalidations_after, prune_invalidations, user_and_client, search_tokens;
 
             async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
                 self.lookups.fetch_add(1, Ordering::SeqCst);

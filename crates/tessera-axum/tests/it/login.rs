@@ -401,7 +401,7 @@ mod racing_deactivation {
     forward_store! {
         impl Store for DeactivateOnIssue {
             forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
-                user_and_client;
+                user_and_client, search_tokens;
         }
     }
 }

@@ -45,7 +45,7 @@ tessera_core::forward_store! {
 }
 tessera_core::forward_store! {
     impl Store for BlindLog {
-        forward to inner: prune_invalidations, token_with_owner, user_and_client;
+        forward to inner: prune_invalidations, token_with_owner, user_and_client, search_tokens;
 
         async fn latest_invalidation(&self) -> Result<i64, StoreError> {
             Ok(0)

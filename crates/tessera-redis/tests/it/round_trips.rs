@@ -48,7 +48,7 @@ forward_store! {
 forward_store! {
     impl Store for Counted<SqlStore> {
         forward via counted(): latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
-            user_and_client;
+            user_and_client, search_tokens;
     }
 }
 forward_store! {

@@ -353,6 +353,15 @@ fn pagination(backend: Backend) {
     let first: Vec<_> = first.as_array().expect("ids").clone();
     assert!(second.as_array().expect("ids").iter().all(|id| !first.contains(id)), "pages overlap");
     b.assert_no_console_errors("page 2");
+    // Back by cursor: the same first page.
+    b.click("#prev-page");
+    assert!(b.text("#token-count").contains("page 1 of 200"), "{}", b.text("#token-count"));
+    assert_eq!(ids(b).as_array().expect("ids"), &first, "previous is the first page again");
+    // Part of a name, in any case: every user whose name contains it.
+    site.open("/tokens?user=U9");
+    assert!(b.text("#token-count").starts_with("1100 tokens"), "u9, u90 … u99: {}", b.text("#token-count"));
+    site.open("/tokens?user=U7_");
+    assert!(b.text("#token-count").starts_with("0 tokens"), "`_` is literal: {}", b.text("#token-count"));
     site.open("/tokens?user=u7&sort=created");
     assert!(b.text("#token-count").starts_with("100 tokens"), "{}", b.text("#token-count"));
     site.open("/tokens?user=u7&client=c3");
