@@ -31,6 +31,11 @@ const SQLITE: &[Migration] = &[
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/sqlite/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/sqlite/0008_usage.sql") },
     Migration { version: 9, name: "token_search", sql: include_str!("../migrations/sqlite/0009_token_search.sql") },
+    Migration {
+        version: 10,
+        name: "audit_actor_name",
+        sql: include_str!("../migrations/sqlite/0010_audit_actor_name.sql"),
+    },
 ];
 
 #[cfg(feature = "postgres")]
@@ -44,6 +49,11 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/postgres/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/postgres/0008_usage.sql") },
     Migration { version: 9, name: "token_search", sql: include_str!("../migrations/postgres/0009_token_search.sql") },
+    Migration {
+        version: 10,
+        name: "audit_actor_name",
+        sql: include_str!("../migrations/postgres/0010_audit_actor_name.sql"),
+    },
 ];
 
 /// The key of the PostgreSQL advisory lock held while migrating ("tessera" in ASCII).

@@ -274,10 +274,10 @@ fn tokens_and_users(backend: Backend) {
     refused_within(&other, &bob_web, Duration::from_secs(1));
     refused_within(&other, &bob_ios, Duration::from_secs(1));
 
-    // The audit log names the admin as the actor of those changes.
+    // The audit log names the admin, by name, as the actor of those changes.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        site.open("/audit?actor=admin&kind=token_revoked");
+        site.open("/audit?actor=admin&by=admin&kind=token_revoked");
         if b.count("#audit tbody tr") >= 3 {
             break;
         }
@@ -285,7 +285,16 @@ fn tokens_and_users(backend: Backend) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let actors = b.script("return [...document.querySelectorAll('#audit td.actor')].map(td => td.textContent)");
-    assert!(actors.as_array().expect("actors").iter().all(|a| a == "admin"), "{actors}");
+    assert!(actors.as_array().expect("actors").iter().all(|a| a == "admin (admin)"), "{actors}");
+    site.open("/audit?actor=admin&by=someone-else&kind=token_revoked");
+    assert_eq!(b.count("#audit tbody tr"), 0, "filtered by the staff member's name");
+    site.open("/audit?actor=admin&by=admin&kind=token_revoked");
+    let cli = site.env.ok(&["audit", "--json", "--kind", "token_revoked"]);
+    let cli: serde_json::Value = serde_json::from_str(&cli).expect("audit json");
+    let by_admin = cli.as_array().expect("records").iter().filter(|r| r["actor_name"] == "admin").count();
+    assert!(by_admin >= 3, "tessera audit --json names the admin: {cli}");
+    let table = site.env.ok(&["audit", "--kind", "token_revoked"]);
+    assert!(table.contains("admin (admin)"), "{table}");
     b.assert_no_console_errors("audit");
     b.screenshot("audit");
     // The CSV export of the same filter, as the browser would fetch it (with its session cookie).
@@ -295,7 +304,7 @@ fn tokens_and_users(backend: Backend) {
     ));
     let csv = csv.as_str().expect("csv");
     assert!(csv.starts_with("at,kind,actor,username,client,token_id,ip,user_agent,detail\r\n"), "{csv}");
-    assert!(csv.lines().skip(1).all(|l| l.contains(",token_revoked,admin,")), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",token_revoked,admin (admin),")), "{csv}");
     assert!(csv.lines().count() >= 4, "{csv}");
 
     // Set carol's password: the new one logs in (and her tokens went with the old one).
