@@ -101,7 +101,7 @@ impl NotifyingStore {
 // Only the changes that make a cached verdict stale publish; everything else is the inner store's.
 crate::forward_store! {
     impl UserStore for NotifyingStore {
-        forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash,
+        forward to inner: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash,
             upgrade_password_hash;
 
         async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError> {

@@ -55,7 +55,9 @@ pub use model::{
     UserId, Username,
 };
 pub use rate::{Period, Rate};
-pub use search::{PageAt, SortKey, TokenCursor, TokenPage, TokenSearch, TokenSort, TokenStatus};
+pub use search::{
+    PageAt, SortKey, TokenCursor, TokenPage, TokenSearch, TokenSort, TokenStatus, UserPage, UserPageAt, UserSearch,
+};
 pub use settings::{LegacyTokens, Settings};
 pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
 pub use token::{

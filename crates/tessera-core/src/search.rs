@@ -9,8 +9,8 @@
 //! [`search_tokens_in_memory`] is the same search over `list_tokens` and `list_users`, for stores
 //! that cannot do better (tokens in Redis); the SQL stores are checked against it.
 
-use crate::model::{AuthToken, ClientId, UserId, Username};
-use crate::store::{Store, StoreError, TokenFilter};
+use crate::model::{AuthToken, ClientId, User, UserId, Username};
+use crate::store::{Store, StoreError, TokenFilter, UserStore};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
 use std::fmt;
@@ -256,4 +256,77 @@ pub fn page_of(search: &TokenSearch, mut matching: Vec<(AuthToken, Username)>) -
     let next = (end < matching.len()).then(|| rows.last().map(|(t, _)| sort.cursor_of(t))).flatten();
     let prev = (start > 0).then(|| rows.first().map(|(t, _)| sort.cursor_of(t))).flatten();
     TokenPage { rows, total, next, prev }
+}
+
+/// Which users, which page: the admin's user list, by username (the store's text order), a page
+/// after or before a username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearch {
+    /// Only users whose name contains this text, case-insensitively (as [`TokenSearch`]'s).
+    pub username_contains: String,
+    /// Rows per page, 1 to [`MAX_PAGE_SIZE`].
+    pub limit: u32,
+    /// Which page.
+    pub page: UserPageAt,
+}
+
+impl UserSearch {
+    /// The page size actually used.
+    pub fn page_size(&self) -> u32 {
+        self.limit.clamp(1, MAX_PAGE_SIZE)
+    }
+
+    /// Whether `user` passes the filter.
+    pub fn matches(&self, user: &User) -> bool {
+        let text = self.username_contains.trim();
+        text.is_empty() || user.username.as_str().to_lowercase().contains(&text.to_lowercase())
+    }
+}
+
+/// Which page of users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum UserPageAt {
+    /// The first.
+    #[default]
+    First,
+    /// The users after this username.
+    After(String),
+    /// The users before this username (the previous page), still in order.
+    Before(String),
+}
+
+/// One page of users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// The users, by username.
+    pub users: Vec<User>,
+    /// How many users match, on all pages.
+    pub total: u64,
+    /// The username the next page follows, when there is one.
+    pub next: Option<String>,
+    /// The username the previous page precedes, when there is one.
+    pub prev: Option<String>,
+}
+
+/// `search` over `list_users`, in memory: for stores without a query language.
+pub async fn search_users_in_memory(store: &dyn UserStore, search: &UserSearch) -> Result<UserPage, StoreError> {
+    let mut users: Vec<User> = store.list_users().await?.into_iter().filter(|u| search.matches(u)).collect();
+    users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+    let total = users.len() as u64;
+    let size = search.page_size() as usize;
+    let (start, end) = match &search.page {
+        UserPageAt::First => (0, size.min(users.len())),
+        UserPageAt::After(name) => {
+            let start = users.partition_point(|u| u.username.as_str() <= name.as_str());
+            (start, (start + size).min(users.len()))
+        }
+        UserPageAt::Before(name) => {
+            let end = users.partition_point(|u| u.username.as_str() < name.as_str());
+            (end.saturating_sub(size), end)
+        }
+    };
+    let page: Vec<User> = users[start..end].to_vec();
+    let next = (end < users.len()).then(|| page.last().map(|u| u.username.to_string())).flatten();
+    let prev = (start > 0).then(|| page.first().map(|u| u.username.to_string())).flatten();
+    Ok(UserPage { users: page, total, next, prev })
 }

@@ -33,7 +33,7 @@ impl SplitStore {
 // Deleting a user or a client deletes their tokens on the token side first, as a cascade would.
 crate::forward_store! {
     impl UserStore for SplitStore {
-        forward to directory: create_user, user_by_id, user_by_username, list_users, set_password_hash,
+        forward to directory: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash,
             upgrade_password_hash, set_active, set_staff;
 
         async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {

@@ -184,3 +184,57 @@ pub async fn page_plan(store: &SqlStore, search: &TokenSearch) -> Result<Vec<Str
         }
     }
 }
+
+/// [`UserStore::search_users`](tessera_core::store::UserStore::search_users): a page by username
+/// (the `UNIQUE` index on it) and a `COUNT`.
+pub(crate) async fn search_users(
+    store: &SqlStore,
+    search: &tessera_core::UserSearch,
+) -> Result<tessera_core::UserPage, StoreError> {
+    use tessera_core::UserPageAt;
+    let mut binds = Vec::new();
+    let text = search.username_contains.trim();
+    let mut conds = vec!["1 = 1".to_string()];
+    if !text.is_empty() {
+        binds.push(Bind::Text(contains_pattern(text)));
+        conds.push(format!("LOWER(username) LIKE ${} ESCAPE '\\'", binds.len()));
+    }
+    let count_sql = format!("SELECT COUNT(*) FROM users WHERE {}", conds.join(" AND "));
+    let count_binds = binds.clone();
+    let backwards = matches!(search.page, UserPageAt::Before(_));
+    match &search.page {
+        UserPageAt::First => {}
+        UserPageAt::After(name) | UserPageAt::Before(name) => {
+            binds.push(Bind::Text(name.clone()));
+            conds.push(format!("username {} ${}", if backwards { "<" } else { ">" }, binds.len()));
+        }
+    }
+    let size = search.page_size() as usize;
+    let sql = format!(
+        concat!("SELECT ", crate::rows::user_columns!(), " FROM users WHERE {} ORDER BY username {} LIMIT {}"),
+        conds.join(" AND "),
+        if backwards { "DESC" } else { "ASC" },
+        size + 1
+    );
+    let (mut users, total) = with_reader!(store, |pool| {
+        let found = bind_all!(sqlx::query(&sql), &binds).fetch_all(pool).await.map_err(from_sqlx)?;
+        let users = rows::all(&found, rows::user)?;
+        let total: i64 = bind_all!(sqlx::query_scalar::<_, i64>(&count_sql), &count_binds)
+            .fetch_one(pool)
+            .await
+            .map_err(from_sqlx)?;
+        (users, total)
+    });
+    let more = users.len() > size;
+    users.truncate(size);
+    let name = |u: Option<&tessera_core::User>| u.map(|u| u.username.to_string());
+    let (next, prev) = match &search.page {
+        UserPageAt::First => (if more { name(users.last()) } else { None }, None),
+        UserPageAt::After(_) => (if more { name(users.last()) } else { None }, name(users.first())),
+        UserPageAt::Before(_) => {
+            users.reverse();
+            (name(users.last()), if more { name(users.first()) } else { None })
+        }
+    };
+    Ok(tessera_core::UserPage { users, total: u64::try_from(total).unwrap_or(0), next, prev })
+}

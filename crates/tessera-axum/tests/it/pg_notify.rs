@@ -27,7 +27,7 @@ struct BlindLog {
 
 tessera_core::forward_store! {
     impl UserStore for BlindLog {
-        forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash, upgrade_password_hash, set_active,
+        forward to inner: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash, upgrade_password_hash, set_active,
             set_staff, delete_user;
     }
 }

@@ -253,3 +253,46 @@ on_both!(the_page_query_reads_an_index_with_100k_tokens, |db| {
         filtered.total
     );
 });
+
+on_both!(user_pages_agree_with_the_in_memory_search, |db| {
+    // Lower-case names: PostgreSQL's text order is the database's collation, the same as memory's
+    // byte order for these.
+    for i in 0..23 {
+        db.store.create_user(new_user(&format!("user{i:02}"))).await.expect("user");
+    }
+    db.store.create_user(new_user("other")).await.expect("other");
+    for (text, size) in [("", 5), ("USER1", 3), ("r0", 50), ("%", 5), ("nobody", 5)] {
+        let search = tessera_core::UserSearch {
+            username_contains: text.into(),
+            limit: size,
+            page: tessera_core::UserPageAt::First,
+        };
+        let all = tessera_core::search::search_users_in_memory(
+            &db.store,
+            &tessera_core::UserSearch { limit: 500, ..search.clone() },
+        )
+        .await
+        .expect("memory");
+        let names = |users: &[tessera_core::User]| users.iter().map(|u| u.username.to_string()).collect::<Vec<_>>();
+        let want = names(&all.users);
+        // Forward, then back.
+        let mut page = db.store.search_users(&search).await.expect("first");
+        assert_eq!(page.total, want.len() as u64, "{text}");
+        let mut forward = names(&page.users);
+        while let Some(next) = page.next.clone() {
+            let s = tessera_core::UserSearch { page: tessera_core::UserPageAt::After(next), ..search.clone() };
+            page = db.store.search_users(&s).await.expect("next");
+            forward.extend(names(&page.users));
+        }
+        assert_eq!(forward, want, "forward: {text}");
+        let mut backward = names(&page.users);
+        while let Some(prev) = page.prev.clone() {
+            let s = tessera_core::UserSearch { page: tessera_core::UserPageAt::Before(prev), ..search.clone() };
+            page = db.store.search_users(&s).await.expect("prev");
+            let mut before = names(&page.users);
+            before.extend(backward);
+            backward = before;
+        }
+        assert_eq!(backward, want, "backward: {text}");
+    }
+});

@@ -373,6 +373,23 @@ fn pagination(backend: Backend) {
     assert!(b.text("#token-count").starts_with("0 tokens"), "`_` is literal: {}", b.text("#token-count"));
     site.open("/tokens?user=u7&sort=created");
     assert!(b.text("#token-count").starts_with("100 tokens"), "{}", b.text("#token-count"));
+    // Users: pages of 50 by name, searched server-side.
+    site.open("/users");
+    assert!(b.text("#user-count").starts_with("101 users"), "{}", b.text("#user-count"));
+    assert_eq!(b.count("tr[data-user]"), 50);
+    let names = |b: &super::Browser| {
+        b.script("return [...document.querySelectorAll('tr[data-user]')].map(r => r.dataset.user)")
+    };
+    let first_users = names(b);
+    b.click("#next-users");
+    let second_users = names(b);
+    let first_users = first_users.as_array().expect("names").clone();
+    assert!(second_users.as_array().expect("names").iter().all(|n| !first_users.contains(n)), "user pages overlap");
+    b.click("#prev-users");
+    assert_eq!(names(b).as_array().expect("names"), &first_users);
+    b.assert_no_console_errors("users page");
+    site.open("/users?q=U9");
+    assert!(b.text("#user-count").starts_with("11 users"), "{}", b.text("#user-count"));
     site.open("/tokens?user=u7&client=c3");
     assert!(b.text("#token-count").starts_with("1 token"), "{}", b.text("#token-count"));
     b.screenshot("search");
