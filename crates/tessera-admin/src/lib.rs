@@ -10,9 +10,12 @@
 //! Map:
 //! - `session.rs`: the staff session cookie (a Tessera token of the reserved client, see
 //!   `tessera_axum`'s `STAFF_CLIENT`) and the layer that requires it.
-//! - `protect.rs`: CSRF (Origin / `Sec-Fetch-Site`) and the security headers on every response.
+//! - `protect.rs`: CSRF (Origin / `Sec-Fetch-Site`), form bodies (at most 64 KiB, UTF-8) and the
+//!   security headers on every response.
 //! - `pages/`: one module per page; every change goes through `Tessera`'s admin methods with
-//!   [`Revoker::Admin`](tessera_core::Revoker::Admin), so the audit log and every instance hear of it.
+//!   [`Revoker::Admin`](tessera_core::Revoker::Admin), so the audit log and every instance hear of it;
+//!   each signed-in request runs in `tessera_axum::acting_as_staff`, so those events name the staff
+//!   member (`actor_name`). The tokens page is one `Store::search_tokens` page (keyset cursor).
 //! - `dashboard.rs`: the dashboard's figures, from the store and the audit log (one module, so that
 //!   a usage-analytics reader can replace it).
 //! - `assets.rs`: the stylesheet and the one script, compiled in (no CDN, no network).

@@ -18,13 +18,23 @@ use axum::response::{IntoResponse, Response};
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Refuses cross-site state changes, then adds the security headers to whatever is answered.
+/// The largest form body the admin reads: its forms are a few short fields (a bulk revocation of
+/// 500 ids is about 10 KiB).
+pub(crate) const FORM_MAX: usize = 64 * 1024;
+
+/// Refuses cross-site state changes and form bodies no admin page sends, then adds the security
+/// headers to whatever is answered.
 pub(crate) async fn protect(req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let mut response = if safe || same_origin(req.headers()) {
+    let mut response = if safe {
         next.run(req).await
-    } else {
+    } else if !same_origin(req.headers()) {
         (StatusCode::FORBIDDEN, "Cross-site request refused (CSRF protection).").into_response()
+    } else {
+        match checked_form(req).await {
+            Ok(req) => next.run(req).await,
+            Err(refusal) => refusal,
+        }
     };
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -37,6 +47,51 @@ pub(crate) async fn protect(req: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// The request with its body read (at most [`FORM_MAX`]) and checked: a form's fields must be
+/// UTF-8 once decoded — `%FF` or raw non-UTF-8 bytes would otherwise reach the handlers as U+FFFD
+/// and could be saved as part of a name. Refused requests change nothing.
+async fn checked_form(req: Request) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_MAX).await else {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "That form is too large; nothing changed.").into_response());
+    };
+    if !form_is_utf8(&bytes) {
+        return Err((StatusCode::BAD_REQUEST, "That form is not valid UTF-8; nothing changed.").into_response());
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// Whether every field of an `application/x-www-form-urlencoded` body decodes to UTF-8 (a text a
+/// browser sends always does).
+fn form_is_utf8(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else { return false };
+    text.split('&').all(|pair| {
+        let decoded: Vec<u8> = percent_decode(&pair.replace('+', " "));
+        std::str::from_utf8(&decoded).is_ok()
+    })
+}
+
+/// `%XX` decoding; a `%` not followed by two hex digits stays as it is (as browsers and
+/// `form_urlencoded` read it).
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Whether a state-changing request comes from this origin.
@@ -54,7 +109,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::same_origin;
+    use super::{form_is_utf8, same_origin};
     use axum::http::{HeaderMap, HeaderValue};
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -72,5 +127,14 @@ mod tests {
         assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a:8000")])));
         assert!(!same_origin(&headers(&[("host", "a:8000")])));
         assert!(!same_origin(&headers(&[])));
+    }
+
+    #[test]
+    fn forms_must_decode_to_utf8() {
+        assert!(form_is_utf8(b"name=caf%C3%A9&ttl=1h+2&x=%&y=%zz"));
+        assert!(form_is_utf8(b""));
+        assert!(!form_is_utf8(b"name=caf%FF"), "percent-encoded bytes that are not UTF-8");
+        assert!(!form_is_utf8(b"name=caf\xff"), "raw bytes that are not UTF-8");
+        assert!(!form_is_utf8(b"na%E9me=x"), "names too");
     }
 }

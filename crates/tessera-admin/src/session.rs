@@ -3,11 +3,10 @@
 //! revocation anywhere ends it at once (the admin reads sessions from the store, never a cache).
 
 use crate::{AdminState, State};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tessera_axum::{AuthError, Principal};
 
@@ -65,23 +64,26 @@ pub(crate) fn session_token<'a>(state: &AdminState, headers: &'a HeaderMap) -> O
         .map(|(_, v)| v)
 }
 
-/// The client's address, when the server recorded it.
-pub(crate) fn peer_ip(req_extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-    req_extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+/// The client's address, when the server recorded it: behind a trusted proxy, the address it
+/// forwarded for (`trusted_proxies`, the rule of the API and forward-auth).
+pub(crate) fn peer_ip(state: &crate::AdminState, req: &Request) -> Option<std::net::IpAddr> {
+    state.tessera.client_ip(req.extensions(), req.headers())
 }
 
 /// Lets a request through only with a live staff session; otherwise to the login page (and the
 /// stale cookie is dropped).
 pub(crate) async fn require_staff(axum::extract::State(state): State, mut req: Request, next: Next) -> Response {
-    let ip = peer_ip(req.extensions());
+    let ip = peer_ip(&state, &req);
     let found = match session_token(&state, req.headers()) {
         Some(token) => Some(state.tessera.staff_session(token, ip).await),
         None => None,
     };
     match found {
         Some(Ok(principal)) => {
+            let name = principal.user.username.to_string();
             req.extensions_mut().insert(Staff(principal));
-            next.run(req).await
+            // Events of this request name the staff member as the actor.
+            tessera_axum::acting_as_staff(&name, next.run(req)).await
         }
         Some(Err(AuthError::Unavailable)) => crate::view::error_page(
             &state,

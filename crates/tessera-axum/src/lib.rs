@@ -220,7 +220,7 @@ pub use principal::Principal;
 /// Every path [`Tessera::auth_router`] serves (under its mount point), grouped by view.
 pub use routes::PATHS as AUTH_ROUTE_PATHS;
 pub use routes::PasswordChecks;
-pub use staff::{STAFF_CLIENT, StaffLogin, StaffSessionPolicy};
+pub use staff::{STAFF_CLIENT, StaffLogin, StaffSessionPolicy, acting_as_staff};
 pub use tessera::Tessera;
 pub use tessera_core::throttle::{Budget, Decision, Grant, LimiterError, MemoryRateLimiter, RateLimiter, Reservation};
 pub use tokens::{IfPairHasToken, PairToken, PairTokenError, PendingToken, TokenRequest};

@@ -174,3 +174,21 @@ async fn staff_client(core: &Core, policy: StaffSessionPolicy) -> Result<Client,
     };
     core.store.update_client(client.id, update).await
 }
+
+tokio::task_local! {
+    /// The staff member the current admin request acts for (see [`acting_as_staff`]).
+    static ACTING_STAFF: Arc<str>;
+}
+
+/// Runs `work` on behalf of the staff member `username`: every event it publishes with the
+/// actor [`Actor::Admin`](tessera_core::Actor::Admin) names them as `actor_name` (audit log,
+/// hooks), without each admin path passing the name along. The admin UI wraps each signed-in
+/// request in it.
+pub async fn acting_as_staff<F: std::future::Future>(username: &str, work: F) -> F::Output {
+    ACTING_STAFF.scope(Arc::from(username), work).await
+}
+
+/// The staff member the current task acts for, if any.
+pub(crate) fn acting_staff() -> Option<String> {
+    ACTING_STAFF.try_with(|name| name.to_string()).ok()
+}

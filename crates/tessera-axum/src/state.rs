@@ -122,7 +122,10 @@ impl Core {
 
     /// Hands `event` to the hooks, then to the audit recorder (which only buffers it) and the
     /// counters (logins, tokens issued and revoked).
-    pub(crate) fn publish(&self, event: Event) {
+    pub(crate) fn publish(&self, mut event: Event) {
+        if event.actor == Actor::Admin && event.actor_name.is_none() {
+            event.actor_name = crate::staff::acting_staff();
+        }
         self.events.emit(&event);
         if let Some(meter) = &self.meter {
             meter.event(&event);

@@ -155,6 +155,17 @@ impl Tessera {
         &self.core.settings
     }
 
+    /// The client's IP address for a request: the peer's, or — when the peer is one of the
+    /// `trusted_proxies` — the right-most `X-Forwarded-For` address that is not (the rule the
+    /// layer, the login route and forward-auth use; the admin UI uses it for its logins).
+    pub fn client_ip(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<std::net::IpAddr> {
+        crate::client_ip::client_ip(extensions, headers, &self.core.settings.trusted_proxies)
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.core.store

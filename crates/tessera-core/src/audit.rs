@@ -29,6 +29,8 @@ pub struct AuditRecord {
     pub kind: String,
     /// Who did it.
     pub actor: Actor,
+    /// The acting staff member's username, for changes made in the admin UI.
+    pub actor_name: Option<String>,
     /// The user it is about, when known.
     pub user_id: Option<UserId>,
     /// Their name (for a failed login: the name tried), kept after the user is deleted.
@@ -66,6 +68,7 @@ impl AuditRecord {
             at: event.at,
             kind: event.kind.name().to_string(),
             actor: event.actor,
+            actor_name: text(&event.actor_name),
             user_id: event.user_id,
             username: text(&event.username),
             client: text(&event.client),
@@ -95,13 +98,26 @@ pub struct AuditQuery {
     pub since: Option<DateTime<Utc>>,
     /// Only records before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only records by this kind of actor.
+    pub actor: Option<Actor>,
+    /// Only records by the staff member of this username (changes made in the admin UI).
+    pub actor_name: Option<String>,
     /// At most this many (capped at [`QUERY_LIMIT_MAX`]).
     pub limit: u32,
 }
 
 impl Default for AuditQuery {
     fn default() -> Self {
-        AuditQuery { username: None, client: None, kind: None, since: None, until: None, limit: 100 }
+        AuditQuery {
+            username: None,
+            client: None,
+            kind: None,
+            since: None,
+            until: None,
+            actor: None,
+            actor_name: None,
+            limit: 100,
+        }
     }
 }
 

@@ -129,7 +129,7 @@ impl NotifyingStore {
 // Only the changes that make a cached verdict stale publish; everything else is the inner store's.
 crate::forward_store! {
     impl UserStore for NotifyingStore {
-        forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash,
+        forward to inner: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash,
             upgrade_password_hash;
 
         async fn set_active(&self, id: UserId, active: bool) -> Result<(), StoreError> {
@@ -218,7 +218,7 @@ crate::forward_store! {
 crate::forward_store! {
     impl Store for NotifyingStore {
         forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
-            user_and_client;
+            user_and_client, search_tokens;
     }
 }
 

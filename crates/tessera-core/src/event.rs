@@ -283,6 +283,10 @@ pub struct Event {
     /// revoker there as `by`).
     #[serde(skip)]
     pub actor: Actor,
+    /// The username of the staff member who acted, when `actor` is [`Actor::Admin`] and the change
+    /// came through the admin UI (tessera-axum fills it in from the request's staff session).
+    #[serde(skip)]
+    pub actor_name: Option<String>,
     /// The request's user agent, where known (a login; the token's own for a logout). Not in the
     /// hook's JSON.
     #[serde(skip)]
@@ -305,6 +309,7 @@ impl Event {
             ip: None,
             at,
             actor,
+            actor_name: None,
             user_agent: None,
             token_id: None,
         }
@@ -326,6 +331,7 @@ mod tests {
             ip: None,
             at,
             actor: Actor::Cli,
+            actor_name: None,
             user_agent: Some("curl/8".into()),
             token_id: None,
         };

@@ -46,7 +46,7 @@ pub mod __private {
 ///
 /// forward_store! {
 ///     impl UserStore for KeepFirstUser {
-///         forward to inner: create_user, user_by_id, user_by_username, list_users,
+///         forward to inner: create_user, user_by_id, user_by_username, list_users, search_users,
 ///             set_password_hash, upgrade_password_hash, set_active, set_staff;
 ///
 ///         async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
@@ -69,7 +69,7 @@ pub mod __private {
 /// # struct Forgetful { inner: Arc<dyn UserStore> }
 /// forward_store! {
 ///     impl UserStore for Forgetful {
-///         forward to inner: create_user, user_by_id, user_by_username, list_users,
+///         forward to inner: create_user, user_by_id, user_by_username, list_users, search_users,
 ///             set_password_hash, upgrade_password_hash, set_active, delete_user;
 ///     }
 /// }
@@ -85,7 +85,7 @@ pub mod __private {
 /// # struct Confused { inner: Arc<dyn UserStore> }
 /// forward_store! {
 ///     impl UserStore for Confused {
-///         forward to inner: create_user, user_by_id, user_by_username, list_users,
+///         forward to inner: create_user, user_by_id, user_by_username, list_users, search_users,
 ///             set_password_hash, upgrade_password_hash, set_active, set_staff, delete_user, ping;
 ///     }
 /// }
@@ -141,6 +141,10 @@ macro_rules! forward_store {
     (@each $h:tt $t:tt [list_users $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             list_users() -> ::std::vec::Vec<$crate::model::User>);
+    };
+    (@each $h:tt $t:tt [search_users $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            search_users(search: &$crate::search::UserSearch) -> $crate::search::UserPage);
     };
     (@each $h:tt $t:tt [set_password_hash $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
@@ -292,6 +296,10 @@ macro_rules! forward_store {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o
             token_with_owner(digest: &$crate::token::TokenDigest)
                 -> ::core::option::Option<$crate::store::TokenWithOwner>);
+    };
+    (@each $h:tt $t:tt [search_tokens $($r:ident)*] $d:tt $o:tt) => {
+        $crate::forward_store!(@fn $h $t [$($r)*] $d $o
+            search_tokens(search: &$crate::search::TokenSearch) -> $crate::search::TokenPage);
     };
     (@each $h:tt $t:tt [user_and_client $($r:ident)*] $d:tt $o:tt) => {
         $crate::forward_store!(@fn $h $t [$($r)*] $d $o

@@ -37,6 +37,7 @@ pub mod net;
 pub mod password;
 pub mod rate;
 pub mod route_rules;
+pub mod search;
 pub mod settings;
 pub mod split;
 pub mod store;
@@ -54,6 +55,9 @@ pub use model::{
     UserId, Username,
 };
 pub use rate::{Period, Rate};
+pub use search::{
+    PageAt, SortKey, TokenCursor, TokenPage, TokenSearch, TokenSort, TokenStatus, UserPage, UserPageAt, UserSearch,
+};
 pub use settings::{LegacyTokens, Settings};
 pub use store::{ClientUpdate, DeviceToken, Invalidation, Store, StoreError, TokenFilter, TokenWithOwner};
 pub use token::{

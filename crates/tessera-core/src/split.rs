@@ -1,6 +1,7 @@
 //! A store with users and clients in one backend and tokens in another (SQL + Redis).
 
 use crate::model::{AuthToken, ClientId, NewToken, OnDeviceLimit, UserId};
+use crate::search::{TokenPage, TokenSearch};
 use crate::store::{DeviceToken, Store, StoreError, TokenFilter, TokenStore, TokenWithOwner};
 use crate::token::TokenDigest;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ impl SplitStore {
 // Deleting a user or a client deletes their tokens on the token side first, as a cascade would.
 crate::forward_store! {
     impl UserStore for SplitStore {
-        forward to directory: create_user, user_by_id, user_by_username, list_users, set_password_hash,
+        forward to directory: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash,
             upgrade_password_hash, set_active, set_staff;
 
         async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
@@ -93,6 +94,11 @@ crate::forward_store! {
 crate::forward_store! {
     impl Store for SplitStore {
         forward to directory: latest_invalidation, invalidations_after, prune_invalidations, user_and_client;
+
+        /// Tokens in one backend, names in the other: searched in memory.
+        async fn search_tokens(&self, search: &TokenSearch) -> Result<TokenPage, StoreError> {
+            crate::search::search_tokens_in_memory(self, search).await
+        }
 
         /// Two round trips, one per backend: the token, then its user and client together.
         async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {

@@ -15,6 +15,7 @@ use crate::model::{
     UserId, Username,
 };
 use crate::rate::Rate;
+use crate::search::{TokenPage, TokenSearch, UserPage, UserSearch};
 use crate::token::{KeyId, TokenDigest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -144,6 +145,9 @@ pub trait UserStore: Send + Sync + std::fmt::Debug {
     async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
     /// Every user, by username.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// One page of users by username, filtered (the admin's user list); a store without a query
+    /// language may use [`search_users_in_memory`](crate::search::search_users_in_memory).
+    async fn search_users(&self, search: &UserSearch) -> Result<UserPage, StoreError>;
     /// Replaces the password hash.
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
     /// Replaces the password hash only while it is still `old` (an imported Django hash re-hashed
@@ -274,4 +278,10 @@ pub trait Store: UserStore + ClientStore + TokenStore {
         user: UserId,
         client: ClientId,
     ) -> Result<(Option<User>, Option<Client>), StoreError>;
+
+    /// One page of a token search (the admin's token list): filtered, sorted with the id as
+    /// tie-break, addressed by a keyset cursor, with the count of all matching tokens. SQL stores
+    /// answer from indexes; a store without a query language may use
+    /// [`search_tokens_in_memory`](crate::search::search_tokens_in_memory).
+    async fn search_tokens(&self, search: &TokenSearch) -> Result<TokenPage, StoreError>;
 }

@@ -14,13 +14,13 @@ use tessera_core::audit::QUERY_LIMIT_MAX;
 use tessera_core::{Actor, AuditLog, AuditQuery, AuditRecord, AuditSink, StoreError, TokenId, UserId};
 
 /// The columns written and read, in this order.
-const COLUMNS: &str = "at, kind, actor, user_id, username, client, token_id, ip, user_agent, detail";
-const WIDTH: usize = 10;
-/// Rows in one `INSERT`: 1,000 parameters.
-const ROWS_PER_INSERT: usize = 100;
+const COLUMNS: &str = "at, kind, actor, user_id, username, client, token_id, ip, user_agent, detail, actor_name";
+const WIDTH: usize = 11;
+/// Rows in one `INSERT`: 990 parameters.
+const ROWS_PER_INSERT: usize = 90;
 const PRUNE: &str = "DELETE FROM audit_events WHERE at < $1";
 
-/// `INSERT … VALUES ($1, …, $10), ($11, …)` for `rows` rows.
+/// `INSERT … VALUES ($1, …, $11), ($12, …)` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
     let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
     for row in 0..rows {
@@ -57,6 +57,12 @@ fn select_sql(query: &AuditQuery) -> String {
     if query.until.is_some() {
         and(&mut sql, "at <");
     }
+    if query.actor.is_some() {
+        and(&mut sql, "actor =");
+    }
+    if query.actor_name.is_some() {
+        and(&mut sql, "actor_name =");
+    }
     let _ = write!(sql, " ORDER BY at DESC, id DESC LIMIT ${}", n + 1);
     sql
 }
@@ -78,6 +84,7 @@ fn record(row: &impl RowExt) -> Result<AuditRecord, StoreError> {
         ip: row.opt_text(7)?,
         user_agent: row.opt_text(8)?,
         detail: serde_json::from_str(&detail).map_err(|e| corrupt("detail", e.to_string()))?,
+        actor_name: row.opt_text(10)?,
     })
 }
 
@@ -104,7 +111,8 @@ impl AuditSink for SqlStore {
                             .bind(r.token_id.map(|t| t.0))
                             .bind(r.ip.as_deref())
                             .bind(r.user_agent.as_deref())
-                            .bind(detail.as_str());
+                            .bind(detail.as_str())
+                            .bind(r.actor_name.as_deref());
                     }
                     insert.execute(&mut *tx).await.map_err(from_sqlx)?;
                 }
@@ -142,6 +150,12 @@ impl AuditLog for SqlStore {
             }
             if let Some(until) = query.until {
                 select = select.bind(micros(until));
+            }
+            if let Some(actor) = query.actor {
+                select = select.bind(actor.as_str());
+            }
+            if let Some(name) = &query.actor_name {
+                select = select.bind(name.as_str());
             }
             let rows = select.bind(limit).fetch_all(pool).await.map_err(from_sqlx)?;
             rows.iter().map(record).collect()

@@ -160,6 +160,8 @@ mod lookup;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrate;
 mod rows;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod search;
 #[cfg(all(feature = "testing", any(feature = "sqlite", feature = "postgres")))]
 pub mod testing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

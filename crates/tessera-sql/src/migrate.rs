@@ -30,6 +30,12 @@ const SQLITE: &[Migration] = &[
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/sqlite/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/sqlite/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/sqlite/0008_usage.sql") },
+    Migration { version: 9, name: "token_search", sql: include_str!("../migrations/sqlite/0009_token_search.sql") },
+    Migration {
+        version: 10,
+        name: "audit_actor_name",
+        sql: include_str!("../migrations/sqlite/0010_audit_actor_name.sql"),
+    },
     Migration { version: 11, name: "notify_sent_at", sql: include_str!("../migrations/sqlite/0011_notify_sent_at.sql") },
 ];
 
@@ -43,6 +49,12 @@ const POSTGRES: &[Migration] = &[
     Migration { version: 6, name: "key_ids", sql: include_str!("../migrations/postgres/0006_key_ids.sql") },
     Migration { version: 7, name: "notify", sql: include_str!("../migrations/postgres/0007_notify.sql") },
     Migration { version: 8, name: "usage", sql: include_str!("../migrations/postgres/0008_usage.sql") },
+    Migration { version: 9, name: "token_search", sql: include_str!("../migrations/postgres/0009_token_search.sql") },
+    Migration {
+        version: 10,
+        name: "audit_actor_name",
+        sql: include_str!("../migrations/postgres/0010_audit_actor_name.sql"),
+    },
     Migration {
         version: 11,
         name: "notify_sent_at",

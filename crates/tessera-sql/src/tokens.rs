@@ -466,6 +466,10 @@ impl Store for SqlStore {
         })
     }
 
+    async fn search_tokens(&self, search: &tessera_core::TokenSearch) -> Result<tessera_core::TokenPage, StoreError> {
+        crate::search::search_tokens(self, search).await
+    }
+
     /// One round trip: both rows side by side, either half NULL when that row does not exist.
     async fn user_and_client(
         &self,

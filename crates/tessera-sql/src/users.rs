@@ -67,6 +67,10 @@ impl UserStore for SqlStore {
         })
     }
 
+    async fn search_users(&self, search: &tessera_core::UserSearch) -> Result<tessera_core::UserPage, StoreError> {
+        crate::search::search_users(self, search).await
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         with_reader!(self, |pool| rows::all(&sqlx::query(ALL).fetch_all(pool).await.map_err(from_sqlx)?, rows::user))
     }

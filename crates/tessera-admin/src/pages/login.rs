@@ -37,7 +37,7 @@ pub(crate) struct Credentials {
 }
 
 pub(crate) async fn submit(axum::extract::State(state): State, req: Request) -> Response {
-    let ip = peer_ip(req.extensions());
+    let ip = peer_ip(&state, &req);
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let Ok(Form(form)) = <Form<Credentials> as axum::extract::FromRequest<()>>::from_request(req, &()).await else {
         return refused(&state, "", "Enter a username and a password.", StatusCode::BAD_REQUEST);

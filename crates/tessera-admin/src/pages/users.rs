@@ -4,7 +4,7 @@
 
 use crate::State;
 use crate::session::Staff;
-use crate::view::{Layout, device, flash, page, store_error, when, when_or};
+use crate::view::{Layout, device, flash, page, query, store_error, when, when_or};
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query};
@@ -13,8 +13,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tessera_core::password::hash_password;
-use tessera_core::{NewUser, Revoker, TokenFilter, User, UserId, Username};
+use tessera_core::{NewUser, Revoker, TokenFilter, User, UserId, UserPageAt, Username};
 
+/// Users per page.
+const PAGE_SIZE: u32 = 50;
 /// The shortest password the admin sets.
 const PASSWORD_MIN: usize = 8;
 /// The longest password accepted (Argon2id hashes any length; this bounds the work).
@@ -24,6 +26,12 @@ const PASSWORD_MAX: usize = 1024;
 pub(crate) struct UserSearch {
     #[serde(default)]
     q: String,
+    /// The username the page follows (the next page).
+    #[serde(default)]
+    after: Option<String>,
+    /// The username the page precedes (the previous page).
+    #[serde(default)]
+    before: Option<String>,
     done: Option<String>,
 }
 
@@ -33,6 +41,10 @@ struct ListPage {
     layout: Layout,
     q: String,
     users: Vec<User>,
+    /// How many users match, on all pages.
+    total: u64,
+    prev: Option<String>,
+    next: Option<String>,
     form: NewUserForm,
     errors: BTreeMap<&'static str, String>,
 }
@@ -61,30 +73,40 @@ pub(crate) async fn list(
     Query(search): Query<UserSearch>,
 ) -> Response {
     let layout = Layout::new(&state, &staff, "users", "Users").with_flash(flash(search.done.as_deref()));
-    render_list(&state, layout, search.q, NewUserForm::default(), BTreeMap::new(), StatusCode::OK).await
+    let at = match (search.after, search.before) {
+        (Some(name), _) => UserPageAt::After(name),
+        (None, Some(name)) => UserPageAt::Before(name),
+        (None, None) => UserPageAt::First,
+    };
+    render_list(&state, layout, search.q, at, NewUserForm::default(), BTreeMap::new(), StatusCode::OK).await
 }
 
 async fn render_list(
     state: &crate::AdminState,
     layout: Layout,
     q: String,
+    at: UserPageAt,
     form: NewUserForm,
     errors: BTreeMap<&'static str, String>,
     status: StatusCode,
 ) -> Response {
-    let users = match state.tessera.store().list_users().await {
-        Ok(users) => users,
-        Err(e) => return store_error(state, &e),
+    let search = tessera_core::UserSearch { username_contains: q.trim().to_string(), limit: PAGE_SIZE, page: at };
+    // Longer than any username: nobody matches.
+    let found = if q.trim().chars().count() > 150 {
+        tessera_core::UserPage { users: Vec::new(), total: 0, next: None, prev: None }
+    } else {
+        match state.tessera.store().search_users(&search).await {
+            Ok(found) => found,
+            Err(e) => return store_error(state, &e),
+        }
     };
-    let needle = q.trim().to_lowercase();
-    let users = users
-        .into_iter()
-        .filter(|u| needle.is_empty() || u.username.as_str().to_lowercase().contains(&needle))
-        .take(500)
-        .collect();
+    let link = |to: &str, name: &str| format!("?{}", query(&[("q", q.as_str()), (to, name)]));
+    let prev = found.prev.as_deref().map(|n| link("before", n));
+    let next = found.next.as_deref().map(|n| link("after", n));
+    let (users, total) = (found.users, found.total);
     // Never show a password back.
     let form = NewUserForm { password: String::new(), password2: String::new(), ..form };
-    page(status, &ListPage { layout, q, users, form, errors })
+    page(status, &ListPage { layout, q, users, total, prev, next, form, errors })
 }
 
 fn check_password(password: &str, again: &str) -> Result<(), String> {
@@ -113,7 +135,8 @@ pub(crate) async fn create(
     }
     let layout = || Layout::new(&state, &staff, "users", "Users");
     let Some(username) = username.filter(|_| errors.is_empty()) else {
-        return render_list(&state, layout(), String::new(), form, errors, crate::view::FORM_ERRORS).await;
+        return render_list(&state, layout(), String::new(), UserPageAt::First, form, errors, crate::view::FORM_ERRORS)
+            .await;
     };
     let password = form.password.clone();
     let hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
@@ -132,7 +155,8 @@ pub(crate) async fn create(
         Ok(user) => Redirect::to(&format!("{}/users/{}?done=user_created", state.config.base, user.id)).into_response(),
         Err(tessera_core::StoreError::Conflict(_)) => {
             errors.insert("username", format!("A user named '{username}' already exists."));
-            render_list(&state, layout(), String::new(), form, errors, crate::view::FORM_ERRORS).await
+            render_list(&state, layout(), String::new(), UserPageAt::First, form, errors, crate::view::FORM_ERRORS)
+                .await
         }
         Err(e) => store_error(&state, &e),
     }

@@ -111,7 +111,7 @@ mod counting {
 
     forward_store! {
         impl UserStore for LookupsCounted {
-            forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash, upgrade_password_hash, set_active,
+            forward to inner: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash, upgrade_password_hash, set_active,
                 set_staff, delete_user;
         }
     }
@@ -129,7 +129,7 @@ mod counting {
     }
     forward_store! {
         impl Store for LookupsCounted {
-            forward to inner: latest_invalidation, invalidations_after, prune_invalidations, user_and_client;
+            forward to inner: latest_invalidation, invalidations_after, prune_invalidations, user_and_client, search_tokens;
 
             async fn token_with_owner(&self, digest: &TokenDigest) -> Result<Option<TokenWithOwner>, StoreError> {
                 self.lookups.fetch_add(1, Ordering::SeqCst);

@@ -377,7 +377,7 @@ mod racing_deactivation {
 
     forward_store! {
         impl UserStore for DeactivateOnIssue {
-            forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash, upgrade_password_hash, set_active,
+            forward to inner: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash, upgrade_password_hash, set_active,
                 set_staff, delete_user;
         }
     }
@@ -401,7 +401,7 @@ mod racing_deactivation {
     forward_store! {
         impl Store for DeactivateOnIssue {
             forward to inner: latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
-                user_and_client;
+                user_and_client, search_tokens;
         }
     }
 }

@@ -27,7 +27,7 @@ struct BlindLog {
 
 tessera_core::forward_store! {
     impl UserStore for BlindLog {
-        forward to inner: create_user, user_by_id, user_by_username, list_users, set_password_hash, upgrade_password_hash, set_active,
+        forward to inner: create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash, upgrade_password_hash, set_active,
             set_staff, delete_user;
     }
 }
@@ -45,7 +45,7 @@ tessera_core::forward_store! {
 }
 tessera_core::forward_store! {
     impl Store for BlindLog {
-        forward to inner: prune_invalidations, token_with_owner, user_and_client;
+        forward to inner: prune_invalidations, token_with_owner, user_and_client, search_tokens;
 
         async fn latest_invalidation(&self) -> Result<i64, StoreError> {
             Ok(0)

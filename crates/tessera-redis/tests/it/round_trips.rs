@@ -29,7 +29,7 @@ impl<S> Counted<S> {
 
 forward_store! {
     impl UserStore for Counted<SqlStore> {
-        forward via counted(): create_user, user_by_id, user_by_username, list_users, set_password_hash, upgrade_password_hash, set_active,
+        forward via counted(): create_user, user_by_id, user_by_username, list_users, search_users, set_password_hash, upgrade_password_hash, set_active,
             set_staff, delete_user;
     }
 }
@@ -48,7 +48,7 @@ forward_store! {
 forward_store! {
     impl Store for Counted<SqlStore> {
         forward via counted(): latest_invalidation, invalidations_after, prune_invalidations, token_with_owner,
-            user_and_client;
+            user_and_client, search_tokens;
     }
 }
 forward_store! {

@@ -6,6 +6,7 @@
 //! reached the test prints why and passes — unless `TESSERA_REQUIRE_SERVICES=1`, where it fails.
 
 use crate::SqlStore;
+pub use crate::search::page_plan;
 #[cfg(feature = "postgres")]
 use sqlx::{Connection, Executor, PgConnection};
 use std::process::Command;

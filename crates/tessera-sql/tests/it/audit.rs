@@ -16,6 +16,7 @@ fn record(minutes: i64, kind: &str, user: &str, client: &str) -> AuditRecord {
         at: t0() + TimeDelta::minutes(minutes),
         kind: kind.into(),
         actor: Actor::User,
+        actor_name: None,
         user_id: Some(UserId(1 << 40)),
         username: Some(user.into()),
         client: Some(client.into()),
@@ -77,25 +78,44 @@ on_both!(filters_and_limits, |_db, store| {
         record(2, "token_revoked", "alice", "ios"),
         record(3, "user_logged_out", "alice", "web"),
         record(4, "user_logged_in", "alice", "ios"),
+        AuditRecord {
+            actor: Actor::Admin,
+            actor_name: Some("root".into()),
+            ..record(5, "token_revoked", "bob", "web")
+        },
     ];
     store.write_audit(&batch).await.expect("write");
     let user = |u: &str| AuditQuery { username: Some(u.into()), ..query() };
     assert_eq!(minutes(&store, user("alice")).await, [4, 3, 2, 0]);
+    let by = |actor: Actor, name: Option<&str>| AuditQuery {
+        actor: Some(actor),
+        actor_name: name.map(Into::into),
+        ..query()
+    };
+    assert_eq!(minutes(&store, by(Actor::Admin, Some("root"))).await, [5], "by the staff member's name");
+    assert_eq!(minutes(&store, by(Actor::Admin, Some("Root"))).await, Vec::<i64>::new());
+    assert_eq!(minutes(&store, by(Actor::User, None)).await, [4, 3, 2, 1, 0]);
+    let stored = store.audit_events(&by(Actor::Admin, None)).await.expect("read");
+    assert_eq!(stored[0].actor_name.as_deref(), Some("root"), "the name is stored and read back");
     assert_eq!(minutes(&store, user("nobody")).await, Vec::<i64>::new());
     assert_eq!(minutes(&store, AuditQuery { client: Some("ios".into()), ..query() }).await, [4, 2]);
+    let bob = AuditQuery { username: Some("bob".into()), ..query() };
+    assert_eq!(minutes(&store, bob).await, [5, 1]);
     assert_eq!(minutes(&store, AuditQuery { kind: Some("user_logged_in".into()), ..query() }).await, [4, 1, 0]);
     let since = Some(t0() + TimeDelta::minutes(1));
     let until = Some(t0() + TimeDelta::minutes(3));
-    assert_eq!(minutes(&store, AuditQuery { since, ..query() }).await, [4, 3, 2, 1], "since is inclusive");
+    assert_eq!(minutes(&store, AuditQuery { since, ..query() }).await, [5, 4, 3, 2, 1], "since is inclusive");
     assert_eq!(minutes(&store, AuditQuery { until, ..query() }).await, [2, 1, 0], "until is exclusive");
     assert_eq!(minutes(&store, AuditQuery { since, until, ..query() }).await, [2, 1]);
-    assert_eq!(minutes(&store, AuditQuery { limit: 2, ..query() }).await, [4, 3]);
+    assert_eq!(minutes(&store, AuditQuery { limit: 2, ..query() }).await, [5, 4]);
     let all = AuditQuery {
         username: Some("alice".into()),
         client: Some("web".into()),
         kind: Some("user_logged_out".into()),
         since,
         until: Some(t0() + TimeDelta::minutes(10)),
+        actor: Some(Actor::User),
+        actor_name: None,
         limit: 10,
     };
     assert_eq!(minutes(&store, all).await, [3]);

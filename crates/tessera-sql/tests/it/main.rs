@@ -8,6 +8,7 @@ mod audit;
 mod dump;
 mod invalidations;
 mod listen;
+mod search;
 mod sql;
 mod usage;
 use tessera_sql::testing::suite;

@@ -44,6 +44,8 @@ impl AuditCommand {
             kind: self.kind.map(|k| kind(&k)).transpose()?,
             since: self.since.map(|s| when("--since", &s, now)).transpose()?,
             until: self.until.map(|u| when("--until", &u, now)).transpose()?,
+            actor: None,
+            actor_name: None,
             limit: self.limit,
         };
         if let (Some(since), Some(until)) = (query.since, query.until)
@@ -66,7 +68,10 @@ impl AuditCommand {
             vec![
                 output::time(r.at),
                 r.kind.clone(),
-                r.actor.as_str().into(),
+                match &r.actor_name {
+                    Some(name) => format!("{} ({})", r.actor.as_str(), output::clean(name)),
+                    None => r.actor.as_str().into(),
+                },
                 dash(&r.username),
                 dash(&r.client),
                 r.token_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),

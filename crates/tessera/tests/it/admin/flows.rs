@@ -274,10 +274,10 @@ fn tokens_and_users(backend: Backend) {
     refused_within(&other, &bob_web, Duration::from_secs(1));
     refused_within(&other, &bob_ios, Duration::from_secs(1));
 
-    // The audit log names the admin as the actor of those changes.
+    // The audit log names the admin, by name, as the actor of those changes.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        site.open("/audit?actor=admin&kind=token_revoked");
+        site.open("/audit?actor=admin&by=admin&kind=token_revoked");
         if b.count("#audit tbody tr") >= 3 {
             break;
         }
@@ -285,7 +285,16 @@ fn tokens_and_users(backend: Backend) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let actors = b.script("return [...document.querySelectorAll('#audit td.actor')].map(td => td.textContent)");
-    assert!(actors.as_array().expect("actors").iter().all(|a| a == "admin"), "{actors}");
+    assert!(actors.as_array().expect("actors").iter().all(|a| a == "admin (admin)"), "{actors}");
+    site.open("/audit?actor=admin&by=someone-else&kind=token_revoked");
+    assert_eq!(b.count("#audit tbody tr"), 0, "filtered by the staff member's name");
+    site.open("/audit?actor=admin&by=admin&kind=token_revoked");
+    let cli = site.env.ok(&["audit", "--json", "--kind", "token_revoked"]);
+    let cli: serde_json::Value = serde_json::from_str(&cli).expect("audit json");
+    let by_admin = cli.as_array().expect("records").iter().filter(|r| r["actor_name"] == "admin").count();
+    assert!(by_admin >= 3, "tessera audit --json names the admin: {cli}");
+    let table = site.env.ok(&["audit", "--kind", "token_revoked"]);
+    assert!(table.contains("admin (admin)"), "{table}");
     b.assert_no_console_errors("audit");
     b.screenshot("audit");
     // The CSV export of the same filter, as the browser would fetch it (with its session cookie).
@@ -295,7 +304,7 @@ fn tokens_and_users(backend: Backend) {
     ));
     let csv = csv.as_str().expect("csv");
     assert!(csv.starts_with("at,kind,actor,username,client,token_id,ip,user_agent,detail\r\n"), "{csv}");
-    assert!(csv.lines().skip(1).all(|l| l.contains(",token_revoked,admin,")), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",token_revoked,admin (admin),")), "{csv}");
     assert!(csv.lines().count() >= 4, "{csv}");
 
     // Set carol's password: the new one logs in (and her tokens went with the old one).
@@ -353,8 +362,34 @@ fn pagination(backend: Backend) {
     let first: Vec<_> = first.as_array().expect("ids").clone();
     assert!(second.as_array().expect("ids").iter().all(|id| !first.contains(id)), "pages overlap");
     b.assert_no_console_errors("page 2");
+    // Back by cursor: the same first page.
+    b.click("#prev-page");
+    assert!(b.text("#token-count").contains("page 1 of 200"), "{}", b.text("#token-count"));
+    assert_eq!(ids(b).as_array().expect("ids"), &first, "previous is the first page again");
+    // Part of a name, in any case: every user whose name contains it.
+    site.open("/tokens?user=U9");
+    assert!(b.text("#token-count").starts_with("1100 tokens"), "u9, u90 … u99: {}", b.text("#token-count"));
+    site.open("/tokens?user=U7_");
+    assert!(b.text("#token-count").starts_with("0 tokens"), "`_` is literal: {}", b.text("#token-count"));
     site.open("/tokens?user=u7&sort=created");
     assert!(b.text("#token-count").starts_with("100 tokens"), "{}", b.text("#token-count"));
+    // Users: pages of 50 by name, searched server-side.
+    site.open("/users");
+    assert!(b.text("#user-count").starts_with("101 users"), "{}", b.text("#user-count"));
+    assert_eq!(b.count("tr[data-user]"), 50);
+    let names = |b: &super::Browser| {
+        b.script("return [...document.querySelectorAll('tr[data-user]')].map(r => r.dataset.user)")
+    };
+    let first_users = names(b);
+    b.click("#next-users");
+    let second_users = names(b);
+    let first_users = first_users.as_array().expect("names").clone();
+    assert!(second_users.as_array().expect("names").iter().all(|n| !first_users.contains(n)), "user pages overlap");
+    b.click("#prev-users");
+    assert_eq!(names(b).as_array().expect("names"), &first_users);
+    b.assert_no_console_errors("users page");
+    site.open("/users?q=U9");
+    assert!(b.text("#user-count").starts_with("11 users"), "{}", b.text("#user-count"));
     site.open("/tokens?user=u7&client=c3");
     assert!(b.text("#token-count").starts_with("1 token"), "{}", b.text("#token-count"));
     b.screenshot("search");

@@ -4,6 +4,7 @@
 
 mod browser;
 mod flows;
+mod probe;
 mod seed;
 
 use crate::TESSERA;
