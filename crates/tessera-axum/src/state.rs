@@ -165,7 +165,12 @@ impl Core {
             }
             return Ok(());
         };
-        let key = format!("throttle:{}:{}", principal.user.id, principal.client.id);
+        // `throttle:{user}:{client}`, without the formatting machinery (this runs on every request).
+        let mut key = String::with_capacity(48);
+        key.push_str("throttle:");
+        push_decimal(&mut key, principal.user.id.0);
+        key.push(':');
+        push_decimal(&mut key, principal.client.id.0);
         match self.limiter.acquire(&key, rate, self.now()).await {
             Ok(Decision::Allowed) => Ok(()),
             Ok(Decision::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
@@ -180,5 +185,37 @@ impl Core {
     pub(crate) fn forget(&self, token: &AuthToken) {
         self.cache.remove(&token.digest);
         self.usage.forget(token.id);
+    }
+}
+
+/// Appends `n` in decimal, as `Display` would write it.
+fn push_decimal(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_decimal_writes_as_display_does() {
+        for n in [0, 1, 9, 10, 42, 1_000_000, -1, -907, i64::MAX, i64::MIN] {
+            let mut out = String::from("x");
+            super::push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 }

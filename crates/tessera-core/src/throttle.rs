@@ -273,6 +273,37 @@ impl Shard {
         (wait_micros as u64).div_ceil(1_000_000)
     }
 
+    /// `wait`, then — when there is room (0) — `push` (not a marker): one request's acquisition.
+    /// A tracked key whose log has spare capacity takes one lookup; anything else goes the long way.
+    fn take(&mut self, key: &str, window: i64, limit: usize, now: i64, max: usize) -> Result<u64, LimiterError> {
+        if let Some(log) = self.keys.get_mut(key) {
+            while log.times.front().is_some_and(|t| *t <= now - window) {
+                log.times.pop_front();
+            }
+            if log.times.len() >= limit {
+                let oldest = log.times.front().copied().unwrap_or(now);
+                let wait_micros = (window - (now - oldest)).max(1);
+                return Ok((wait_micros as u64).div_ceil(1_000_000));
+            }
+            if log.times.len() < log.times.capacity() {
+                // The capacity, and so the key's cost, does not change.
+                log.window = window;
+                log.marker = false;
+                log.times.push_back(now);
+                while log.times.len() > limit.max(1) {
+                    log.times.pop_front();
+                }
+                return Ok(0);
+            }
+        }
+        let wait = self.wait(key, window, limit, now);
+        if wait > 0 {
+            return Ok(wait);
+        }
+        self.push(key, window, limit, now, max, false)?;
+        Ok(0)
+    }
+
     /// Records `now` under the key, keeping at most `limit` times; refuses when that would take
     /// the shard over `max` bytes even after dropping idle keys and evicting remembered ones.
     fn push(
@@ -343,10 +374,14 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn acquire(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
-        Ok(match self.reserve(&[Budget { key, rate }], now).await? {
-            Reservation::Granted(_) => Decision::Allowed,
-            Reservation::Throttled { wait_secs } => Decision::Throttled { wait_secs },
-        })
+        // `reserve` of this one budget, without its vectors of keys, shards and guards and its
+        // grant's string: one lock, and one map lookup when the key is tracked and has room.
+        let key = bounded_key(key);
+        let now = now.timestamp_micros();
+        let (window, limit) = (window_of(rate), limit_of(rate));
+        let max = self.max_bytes_per_shard;
+        let wait = self.with_shard(&key, now, |shard| shard.take(&key, window, limit, now, max))?;
+        Ok(if wait == 0 { Decision::Allowed } else { Decision::Throttled { wait_secs: wait } })
     }
 
     async fn check(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
