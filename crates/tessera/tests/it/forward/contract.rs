@@ -294,7 +294,8 @@ fn forward_auth_refuses_conflicting_forwarded_headers_and_ignores_foreign_ones()
 
     // Repeated description headers from a trusted proxy, agreeing or not, are refused — never
     // resolved by picking one: nginx gets 403 (all it understands), Traefik and Caddy 400.
-    let refused: Vec<(&str, Vec<(&str, &[u8])>, u16)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, u16);
+    let refused: Vec<Case> = vec![
         (
             "/auth/forward/nginx",
             vec![
