@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn statements_number_their_parameters_in_binding_order() {
         assert!(insert_sql(2).ends_with(
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11), ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
         ));
         let query = AuditQuery { client: Some("web".into()), since: Some(Utc::now()), ..AuditQuery::default() };
         assert!(select_sql(&query).ends_with("WHERE client = $1 AND at >= $2 ORDER BY at DESC, id DESC LIMIT $3"));
