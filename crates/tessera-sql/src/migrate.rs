@@ -36,11 +36,7 @@ const SQLITE: &[Migration] = &[
         name: "audit_actor_name",
         sql: include_str!("../migrations/sqlite/0010_audit_actor_name.sql"),
     },
-    Migration {
-        version: 11,
-        name: "notify_sent_at",
-        sql: include_str!("../migrations/sqlite/0011_notify_sent_at.sql"),
-    },
+    Migration { version: 11, name: "notify_sent_at", sql: include_str!("../migrations/sqlite/0011_notify_sent_at.sql") },
 ];
 
 #[cfg(feature = "postgres")]
