@@ -16,8 +16,9 @@
 //!   [`Revoker::Admin`](tessera_core::Revoker::Admin), so the audit log and every instance hear of it;
 //!   each signed-in request runs in `tessera_axum::acting_as_staff`, so those events name the staff
 //!   member (`actor_name`). The tokens page is one `Store::search_tokens` page (keyset cursor).
-//! - `dashboard.rs`: the dashboard's figures, from the store and the audit log (one module, so that
-//!   a usage-analytics reader can replace it).
+//! - `dashboard.rs`: the dashboard's figures, from the store, the usage analytics (when
+//!   [`Admin::usage_log`] is set) and otherwise the audit log; `pages/chart.rs` draws them as inline
+//!   SVG (presentation by stylesheet classes: the CSP has no `unsafe-inline`).
 //! - `assets.rs`: the stylesheet and the one script, compiled in (no CDN, no network).
 //!
 //! The UI has no SQL of its own: it reads through the store traits and changes through core.
@@ -35,7 +36,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use std::sync::Arc;
 use tessera_axum::{StaffSessionPolicy, Tessera};
-use tessera_core::AuditLog;
+use tessera_core::{AuditLog, UsageLog};
 
 /// The admin UI's configuration.
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ impl Default for AdminConfig {
 pub struct Admin {
     tessera: Tessera,
     audit: Option<Arc<dyn AuditLog>>,
+    usage: Option<Arc<dyn UsageLog>>,
     config: AdminConfig,
 }
 
@@ -67,6 +69,7 @@ pub struct Admin {
 pub(crate) struct AdminState {
     pub(crate) tessera: Tessera,
     pub(crate) audit: Option<Arc<dyn AuditLog>>,
+    pub(crate) usage: Option<Arc<dyn UsageLog>>,
     pub(crate) config: AdminConfig,
 }
 
@@ -75,12 +78,21 @@ pub(crate) type State = axum::extract::State<Arc<AdminState>>;
 impl Admin {
     /// The admin UI over `tessera`, mounted at `/admin`, without an audit log page.
     pub fn new(tessera: Tessera) -> Self {
-        Admin { tessera, audit: None, config: AdminConfig::default() }
+        Admin { tessera, audit: None, usage: None, config: AdminConfig::default() }
     }
 
     /// Reads the audit log (the Audit page, the dashboard's logins) from `log`.
     pub fn audit_log(mut self, log: Arc<dyn AuditLog>) -> Self {
         self.audit = Some(log);
+        self
+    }
+
+    /// Reads the usage analytics (the dashboard's authentications and logins per day by outcome,
+    /// per-client totals with throttled requests and distinct active users) from `log` — the
+    /// same store the Tessera's [`usage`](tessera_axum::TesseraBuilder::usage) sink writes to.
+    /// Without it the dashboard says usage analytics is off and charts the audit log's logins.
+    pub fn usage_log(mut self, log: Arc<dyn UsageLog>) -> Self {
+        self.usage = Some(log);
         self
     }
 
@@ -93,7 +105,8 @@ impl Admin {
     /// The routes, at their full paths under the base (merge them into the app's router).
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let base = self.config.base.trim_end_matches('/').to_string();
-        let state = Arc::new(AdminState { tessera: self.tessera, audit: self.audit, config: self.config });
+        let state =
+            Arc::new(AdminState { tessera: self.tessera, audit: self.audit, usage: self.usage, config: self.config });
         let at = |path: &str| format!("{base}{path}");
         let staff = Router::new()
             .route(&at("/"), get(pages::dashboard::show))

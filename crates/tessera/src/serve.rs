@@ -81,7 +81,8 @@ pub fn route_paths() -> Vec<String> {
     paths
 }
 
-/// The admin web UI at `/admin/`, reading the audit log from the SQL database when it is on.
+/// The admin web UI at `/admin/`, reading the audit log and the usage analytics from the SQL
+/// database when they are on.
 fn admin_router(app: &App, tessera: &Tessera) -> Router {
     let settings = &app.config.admin;
     let config = tessera_admin::AdminConfig {
@@ -92,6 +93,9 @@ fn admin_router(app: &App, tessera: &Tessera) -> Router {
     let mut admin = tessera_admin::Admin::new(tessera.clone()).config(config);
     if app.config.audit {
         admin = admin.audit_log(Arc::new(app.sql.clone()));
+    }
+    if app.config.usage {
+        admin = admin.usage_log(Arc::new(app.sql.clone()));
     }
     admin.router()
 }

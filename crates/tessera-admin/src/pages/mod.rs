@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub(crate) mod audit;
+pub(crate) mod chart;
 pub(crate) mod clients;
 pub(crate) mod dashboard;
 pub(crate) mod login;

@@ -153,6 +153,14 @@ impl Browser {
         self.wait_loaded();
     }
 
+    /// Clicks the element matched by `css` that changes the page in place (a `<summary>`).
+    pub fn click_in_place(&self, css: &str) {
+        self.rt.block_on(async {
+            let element = self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+            element.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        });
+    }
+
     fn wait_loaded(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let loaded = "return document.readyState === 'complete' && !document.documentElement.dataset.leaving";

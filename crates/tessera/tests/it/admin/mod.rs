@@ -3,6 +3,7 @@
 //! on any console error (a CSP violation, a script error, a failed load).
 
 mod browser;
+mod dashboard;
 mod flows;
 mod probe;
 mod seed;
@@ -26,7 +27,13 @@ pub struct Site {
 impl Site {
     /// `None` when a service the test needs is absent (and not required).
     pub fn new(name: &str, backend: Backend) -> Option<Site> {
+        Site::with_env(name, backend, &[])
+    }
+
+    /// [`Site::new`] with more environment variables for the server (and the CLI).
+    pub fn with_env(name: &str, backend: Backend, vars: &[(&str, &str)]) -> Option<Site> {
         let mut env = TestEnv::new(TESSERA, backend)?;
+        env.env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         // The tests sign in many times from one address.
         env.env.insert("TESSERA_LOGIN_THROTTLE_PER_IP".into(), "off".into());
         env.create_user("admin", &["--staff"]);
