@@ -61,3 +61,14 @@ macro_rules! test_each_backend {
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+
+/// `token` with its last character replaced by a different one: the same length and alphabet,
+/// a checksum that no longer matches. (Always a different character: appending a fixed one
+/// would give back the token itself whenever it already ended in that character.)
+pub fn forged(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    if let Some(last) = chars.last_mut() {
+        *last = if *last == 'x' { 'y' } else { 'x' };
+    }
+    chars.into_iter().collect()
+}
