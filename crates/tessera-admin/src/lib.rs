@@ -15,7 +15,8 @@
 //! - `pages/`: one module per page; every change goes through `Tessera`'s admin methods with
 //!   [`Revoker::Admin`](tessera_core::Revoker::Admin), so the audit log and every instance hear of it;
 //!   each signed-in request runs in `tessera_axum::acting_as_staff`, so those events name the staff
-//!   member (`actor_name`). The tokens page is one `Store::search_tokens` page (keyset cursor).
+//!   member (`actor_name`) and carry their address. The tokens page is one `Store::search_tokens`
+//!   page (keyset cursor).
 //! - `dashboard.rs`: the dashboard's figures, from the store, the usage analytics (when
 //!   [`Admin::usage_log`] is set) and otherwise the audit log; `pages/chart.rs` draws them as inline
 //!   SVG (presentation by stylesheet classes: the CSP has no `unsafe-inline`).

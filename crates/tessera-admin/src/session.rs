@@ -82,8 +82,8 @@ pub(crate) async fn require_staff(axum::extract::State(state): State, mut req: R
         Some(Ok(principal)) => {
             let name = principal.user.username.to_string();
             req.extensions_mut().insert(Staff(principal));
-            // Events of this request name the staff member as the actor.
-            tessera_axum::acting_as_staff(&name, next.run(req)).await
+            // Events of this request name the staff member as the actor, and their address.
+            tessera_axum::acting_as_staff(&name, ip, next.run(req)).await
         }
         Some(Err(AuthError::Unavailable)) => crate::view::error_page(
             &state,

@@ -135,6 +135,18 @@ impl UsageRecorder {
         }
     }
 
+    /// Counts `user` active on `client` on `day` without a request: a successful login is use of
+    /// the client even when no authenticated request follows it that day.
+    pub(crate) fn logged_in(&self, day: NaiveDate, client: &str, user: UserId) {
+        let mut pending = self.pending();
+        let key = (day, Arc::from(client), user);
+        if pending.active.len() < PENDING_MAX || pending.active.contains(&key) {
+            pending.active.insert(key);
+        } else {
+            pending.dropped += 1;
+        }
+    }
+
     /// Takes the counters' growth since the last flush into the pending batch, under `today`.
     fn take_counts(&self, meter: &Meter, today: NaiveDate) {
         let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());

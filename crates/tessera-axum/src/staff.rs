@@ -175,20 +175,31 @@ async fn staff_client(core: &Core, policy: StaffSessionPolicy) -> Result<Client,
     core.store.update_client(client.id, update).await
 }
 
+/// Who an admin request acts for: the staff member's name and the address the request came from.
+struct ActingStaff {
+    username: Arc<str>,
+    ip: Option<std::net::IpAddr>,
+}
+
 tokio::task_local! {
     /// The staff member the current admin request acts for (see [`acting_as_staff`]).
-    static ACTING_STAFF: Arc<str>;
+    static ACTING_STAFF: ActingStaff;
 }
 
-/// Runs `work` on behalf of the staff member `username`: every event it publishes with the
-/// actor [`Actor::Admin`](tessera_core::Actor::Admin) names them as `actor_name` (audit log,
-/// hooks), without each admin path passing the name along. The admin UI wraps each signed-in
-/// request in it.
-pub async fn acting_as_staff<F: std::future::Future>(username: &str, work: F) -> F::Output {
-    ACTING_STAFF.scope(Arc::from(username), work).await
+/// Runs `work` on behalf of the staff member `username`, whose request came from `ip` (the client
+/// address as [`Tessera::client_ip`](crate::Tessera::client_ip) finds it): every event it publishes
+/// with the actor [`Actor::Admin`](tessera_core::Actor::Admin) names them as `actor_name` and, when
+/// the event has no address of its own, carries `ip` (audit log, hooks), without each admin path
+/// passing them along. The admin UI wraps each signed-in request in it.
+pub async fn acting_as_staff<F: std::future::Future>(
+    username: &str,
+    ip: Option<std::net::IpAddr>,
+    work: F,
+) -> F::Output {
+    ACTING_STAFF.scope(ActingStaff { username: Arc::from(username), ip }, work).await
 }
 
-/// The staff member the current task acts for, if any.
-pub(crate) fn acting_staff() -> Option<String> {
-    ACTING_STAFF.try_with(|name| name.to_string()).ok()
+/// The staff member the current task acts for, and their request's address, if any.
+pub(crate) fn acting_staff() -> Option<(String, Option<std::net::IpAddr>)> {
+    ACTING_STAFF.try_with(|acting| (acting.username.to_string(), acting.ip)).ok()
 }

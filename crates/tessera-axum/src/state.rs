@@ -124,7 +124,11 @@ impl Core {
     /// counters (logins, tokens issued and revoked).
     pub(crate) fn publish(&self, mut event: Event) {
         if event.actor == Actor::Admin && event.actor_name.is_none() {
-            event.actor_name = crate::staff::acting_staff();
+            if let Some((name, ip)) = crate::staff::acting_staff() {
+                event.actor_name = Some(name);
+                // The admin's own address: the change was made from there.
+                event.ip = event.ip.or_else(|| ip.map(|ip| ip.to_string()));
+            }
         }
         self.events.emit(&event);
         if let Some(meter) = &self.meter {
@@ -132,6 +136,11 @@ impl Core {
         }
         if let Some(audit) = &self.audit {
             audit.record(&event);
+        }
+        if let (Some(analytics), EventKind::UserLoggedIn, Some(user), Some(client)) =
+            (&self.analytics, &event.kind, event.user_id, &event.client)
+        {
+            analytics.logged_in(event.at.date_naive(), client, user);
         }
     }
 

@@ -129,6 +129,7 @@ fn counts_add_up(backend: Backend) {
     env.ok(&["client", "create", "slow", "--token-ttl", "1d", "--throttle-rate", "2/m"]);
     env.create_user("alice", &[]);
     env.create_user("bob", &[]);
+    env.create_user("carol", &[]);
     let token = |user: &str, client: &str| {
         let out = env.ok(&["token", "create", "--user", user, "--client", client]);
         out.lines().next().expect("the token").trim().to_string()
@@ -169,6 +170,8 @@ fn counts_add_up(backend: Backend) {
     let (status, _) = tessera_testkit::http(Method::POST, &format!("{}/api/auth/login/", a.base), None, Some(body));
     assert_eq!(status, 400);
     b.token("alice", "web");
+    // carol logs in and makes no request: still an active user of web today.
+    b.token("carol", "web");
 
     // The metrics of A: every family with its type, and A's own counts.
     let families = scrape(&metrics);
@@ -222,10 +225,12 @@ fn counts_add_up(backend: Backend) {
     assert_eq!(web["requests"]["ok"], 43 + bob_ok, "25 + 15 + 3 on two instances: {web:#}");
     assert_eq!(web["requests"]["inactive_user"], 1, "{web:#}");
     assert_eq!(web["requests"]["invalid_token"], 0);
-    let active = if bob_ok > 0 { 2 } else { 1 };
+    // alice and carol (bob too if his token worked on A before the deactivation reached it);
+    // alice's login gave her CLI-made token back, carol's made one.
+    let active = if bob_ok > 0 { 3 } else { 2 };
     assert_eq!(
         (&web["logins"]["ok"], &web["tokens_issued"], &web["active_users"]),
-        (&1.into(), &2.into(), &active.into())
+        (&2.into(), &3.into(), &active.into())
     );
     let slow = row(&report["totals"], "slow");
     assert_eq!((&slow["requests"]["ok"], &slow["requests"]["throttled"]), (&2.into(), &1.into()), "{slow:#}");

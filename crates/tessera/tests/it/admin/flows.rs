@@ -293,6 +293,9 @@ fn tokens_and_users(backend: Backend) {
     let cli: serde_json::Value = serde_json::from_str(&cli).expect("audit json");
     let by_admin = cli.as_array().expect("records").iter().filter(|r| r["actor_name"] == "admin").count();
     assert!(by_admin >= 3, "tessera audit --json names the admin: {cli}");
+    // ... and the address the admin acted from (the browser, on loopback).
+    let records = cli.as_array().expect("records").iter().filter(|r| r["actor_name"] == "admin");
+    assert!(records.clone().all(|r| r["ip"] == "127.0.0.1"), "the admin's address: {cli}");
     let table = site.env.ok(&["audit", "--kind", "token_revoked"]);
     assert!(table.contains("admin (admin)"), "{table}");
     b.assert_no_console_errors("audit");
