@@ -266,6 +266,7 @@ impl TesseraBuilder {
                 (self.metrics || self.usage.is_some() || facade).then(|| {
                     #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
                     let mut meter = crate::meter::Meter::default();
+                    meter.exported = self.metrics || facade;
                     #[cfg(feature = "metrics")]
                     {
                         meter.to_facade = facade;

@@ -3,10 +3,11 @@
 //!
 //! A 64-hex string that is not a native token is refused without a lookup unless legacy tokens are
 //! accepted: native tokens' fast rejection of malformed input stays for everyone who never
-//! imported. With `auto`, the store is asked (a count of legacy tokens) the first time such a
-//! string arrives and again at most once a minute while it held none; once it held some, the
-//! answer stays yes until the process restarts (turning them off is `accept_legacy_tokens =
-//! false`, or revoking them: none is found then, whatever the gate says).
+//! imported. With `auto`, the store is asked (a count of legacy tokens, from their partial index)
+//! the first time such a string arrives and again at most once a minute while it held none, by one
+//! request while the others wait for its answer; once it held some, the answer stays yes until the
+//! process restarts (turning them off is `accept_legacy_tokens = false`, or revoking them: none is
+//! found then, whatever the gate says).
 
 use crate::error::AuthError;
 use std::sync::Mutex;
@@ -21,6 +22,9 @@ const RECHECK_NONE: Duration = Duration::from_secs(60);
 pub(crate) struct LegacyGate {
     /// `auto`'s last answer: `true` (for good), or `false` as of when.
     known: Mutex<Option<(bool, Instant)>>,
+    /// Held while the store is asked: concurrent requests wait for that one answer instead of
+    /// each asking (a burst of 64-hex strings must not become a burst of queries).
+    asking: tokio::sync::Mutex<()>,
 }
 
 impl LegacyGate {
@@ -31,16 +35,27 @@ impl LegacyGate {
             LegacyTokens::Off => return Ok(false),
             LegacyTokens::Auto => {}
         }
-        let known = *self.known.lock().unwrap_or_else(|p| p.into_inner());
-        match known {
-            Some((true, _)) => return Ok(true),
-            Some((false, at)) if at.elapsed() < RECHECK_NONE => return Ok(false),
-            _ => {}
+        if let Some(known) = self.known() {
+            return Ok(known);
         }
-        // Concurrent first requests may each count once; the answer is the same.
+        let _asking = self.asking.lock().await;
+        // Another request may have asked while this one waited.
+        if let Some(known) = self.known() {
+            return Ok(known);
+        }
+        // One index read (the partial index of legacy tokens), however large the store.
         let filter = TokenFilter { legacy: true, ..TokenFilter::default() };
         let any = store.count_tokens(filter).await.map_err(AuthError::from_store)? > 0;
         *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some((any, Instant::now()));
         Ok(any)
+    }
+
+    /// `auto`'s answer while it is still believed.
+    fn known(&self) -> Option<bool> {
+        match *self.known.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((true, _)) => Some(true),
+            Some((false, at)) if at.elapsed() < RECHECK_NONE => Some(false),
+            _ => None,
+        }
     }
 }

@@ -301,6 +301,10 @@ pub(crate) struct Meter {
     pub(crate) store_errors: [AtomicU64; 5],
     /// Live tokens per client, as last counted (`tessera_active_tokens`).
     pub(crate) active_tokens: Mutex<Vec<(String, u64)>>,
+    /// Whether anything reads these counts as metrics (the Prometheus text or the facade), as
+    /// opposed to usage analytics alone: only then are the live tokens counted, a scan of every
+    /// token's index entry once a minute that nothing else needs.
+    pub(crate) exported: bool,
     /// Whether the counts are also pushed to the `metrics` facade (`facade.rs`).
     #[cfg(feature = "metrics")]
     pub(crate) to_facade: bool,
@@ -317,6 +321,7 @@ impl Default for Meter {
             cache: Default::default(),
             store_errors: Default::default(),
             active_tokens: Mutex::new(Vec::new()),
+            exported: false,
             #[cfg(feature = "metrics")]
             to_facade: false,
         }

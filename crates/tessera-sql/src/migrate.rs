@@ -41,6 +41,7 @@ const SQLITE: &[Migration] = &[
         name: "notify_sent_at",
         sql: include_str!("../migrations/sqlite/0011_notify_sent_at.sql"),
     },
+    Migration { version: 12, name: "legacy_tokens", sql: include_str!("../migrations/sqlite/0012_legacy_tokens.sql") },
 ];
 
 #[cfg(feature = "postgres")]
@@ -63,6 +64,11 @@ const POSTGRES: &[Migration] = &[
         version: 11,
         name: "notify_sent_at",
         sql: include_str!("../migrations/postgres/0011_notify_sent_at.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "legacy_tokens",
+        sql: include_str!("../migrations/postgres/0012_legacy_tokens.sql"),
     },
 ];
 

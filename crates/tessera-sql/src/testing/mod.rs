@@ -7,6 +7,7 @@
 
 use crate::SqlStore;
 pub use crate::search::page_plan;
+pub use crate::tokens::count_plan;
 #[cfg(feature = "postgres")]
 use sqlx::{Connection, Executor, PgConnection};
 use std::process::Command;

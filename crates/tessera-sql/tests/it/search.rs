@@ -252,6 +252,23 @@ on_both!(the_page_query_reads_an_index_with_100k_tokens, |db| {
         db.store.backend().display_name(),
         filtered.total
     );
+    // "Any legacy token?" (asked by servers accepting durin tokens automatically) reads the
+    // partial index of legacy tokens, not the 100,000 native ones.
+    let legacy = tessera_core::store::TokenFilter { legacy: true, ..Default::default() };
+    let plan = tessera_sql::testing::count_plan(&db.store, legacy).await.expect("plan").join("\n");
+    assert!(plan.contains("auth_tokens_legacy"), "{plan}");
+    assert_eq!(db.store.count_tokens(legacy).await.expect("count"), 0);
+    let zero_seed = match db.store.backend() {
+        Backend::Sqlite => "zeroblob(32)",
+        Backend::Postgres => "decode(repeat('00', 32), 'hex')",
+    };
+    db.run_sql(&format!(
+        "INSERT INTO auth_tokens (id, user_id, client_id, digest, seed, created, per_device) \
+         SELECT 900000, 1, client_id, {zero_seed}, {zero_seed}, 0, 0 FROM auth_tokens WHERE id = 1"
+    ))
+    .await;
+    assert_eq!(db.store.count_tokens(legacy).await.expect("count"), 1);
+    assert_eq!(db.store.count_tokens(Default::default()).await.expect("count"), 100_001);
 });
 
 on_both!(user_pages_agree_with_the_in_memory_search, |db| {
