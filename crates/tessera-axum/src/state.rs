@@ -123,12 +123,13 @@ impl Core {
     /// Hands `event` to the hooks, then to the audit recorder (which only buffers it) and the
     /// counters (logins, tokens issued and revoked).
     pub(crate) fn publish(&self, mut event: Event) {
-        if event.actor == Actor::Admin && event.actor_name.is_none() {
-            if let Some((name, ip)) = crate::staff::acting_staff() {
-                event.actor_name = Some(name);
-                // The admin's own address: the change was made from there.
-                event.ip = event.ip.or_else(|| ip.map(|ip| ip.to_string()));
-            }
+        if event.actor == Actor::Admin
+            && event.actor_name.is_none()
+            && let Some((name, ip)) = crate::staff::acting_staff()
+        {
+            event.actor_name = Some(name);
+            // The admin's own address: the change was made from there.
+            event.ip = event.ip.or_else(|| ip.map(|ip| ip.to_string()));
         }
         self.events.emit(&event);
         if let Some(meter) = &self.meter {

@@ -300,6 +300,7 @@ struct PasswordChecksInner {
     limit: usize,
     running: AtomicUsize,
     peak: AtomicUsize,
+    threads: HashingThreads,
 }
 
 impl PasswordChecks {
@@ -312,6 +313,7 @@ impl PasswordChecks {
                 limit,
                 running: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
+                threads: HashingThreads::new(limit),
             }),
         }
     }
@@ -336,21 +338,115 @@ impl PasswordChecks {
         self.inner.peak.load(Ordering::SeqCst)
     }
 
-    /// Runs `check` on the blocking pool once a permit is free; `failed` if it could not run.
+    /// Runs `check` on a hashing thread once a permit is free; `failed` if it could not run (or
+    /// panicked).
     pub(crate) async fn run<T: Send + 'static>(&self, check: impl FnOnce() -> T + Send + 'static, failed: T) -> T {
         let Ok(permit) = self.inner.permits.clone().acquire_owned().await else { return failed };
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
             // Moved in: released when the check ends, whether or not anyone still awaits it.
             let _permit = permit;
             let running = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
             inner.peak.fetch_max(running, Ordering::SeqCst);
+            // Counted down however the check ends, a panic included.
+            let _running = Running(&inner.running);
             let verified = check();
-            inner.running.fetch_sub(1, Ordering::SeqCst);
-            verified
-        })
-        .await
-        .unwrap_or(failed)
+            // The request may be gone: nobody to answer then.
+            let _ = answer.send(verified);
+        });
+        if !self.inner.threads.submit(job) {
+            return failed;
+        }
+        answered.await.unwrap_or(failed)
+    }
+}
+
+/// Counts a running check down when dropped.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One password check, as a hashing thread runs it.
+type HashingJob = Box<dyn FnOnce() + Send>;
+
+/// The threads that run password checks: as many as checks may run at once (so a check that holds
+/// a permit never waits for a thread), started on the first login, and on Linux each at a lower
+/// scheduling priority (nice [`HASHING_NICE`]) than the async workers.
+///
+/// A check is seconds of CPU time (Argon2id, 19 MiB) that an attacker can ask for at will; an
+/// authenticated request is microseconds. At equal priority, on a machine with fewer cores than
+/// checks running, the scheduler shares the CPU evenly between the hashing threads and the
+/// workers, so a login flood took two thirds of a one-core server and authenticated requests
+/// slowed to 0.4× (bench/run's login-flood row). At nice 10 a busy worker outweighs a hashing
+/// thread about ten to one: authenticated traffic keeps most of the CPU, and logins still get
+/// every cycle the workers leave (they are slower under load, never starved, as they would be at
+/// `SCHED_IDLE`). Tokio's blocking pool is not used for them: its threads run other blocking work
+/// too, and a thread's priority cannot be raised back without privileges.
+#[derive(Debug)]
+struct HashingThreads {
+    count: usize,
+    queue: std::sync::OnceLock<std::sync::mpsc::Sender<HashingJob>>,
+}
+
+/// The nice value of the hashing threads (Linux; 0 is the default, 19 the lowest priority).
+const HASHING_NICE: i32 = 10;
+
+impl HashingThreads {
+    fn new(count: usize) -> Self {
+        HashingThreads { count: count.max(1), queue: std::sync::OnceLock::new() }
+    }
+
+    /// Hands `job` to a hashing thread (starting them the first time); `false` when no thread
+    /// could be started.
+    fn submit(&self, job: HashingJob) -> bool {
+        self.queue.get_or_init(|| Self::start(self.count)).send(job).is_ok()
+    }
+
+    /// Starts `count` threads taking jobs from one queue; they end when the queue's sender is
+    /// dropped (with the last clone of the [`PasswordChecks`]).
+    fn start(count: usize) -> std::sync::mpsc::Sender<HashingJob> {
+        let (jobs, queue) = std::sync::mpsc::channel::<HashingJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..count {
+            let queue = queue.clone();
+            let started = std::thread::Builder::new().name(format!("tessera-hash-{i}")).spawn(move || {
+                lower_priority();
+                loop {
+                    let job = match queue.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    // A panicking check drops its answer (the login fails closed) and its permit;
+                    // the thread goes on.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+            if let Err(e) = started {
+                tracing::error!(error = %e, "could not start a password-hashing thread");
+            }
+        }
+        jobs
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to [`HASHING_NICE`] (Linux: `setpriority` on
+/// the thread id sets that thread's nice value alone). Elsewhere, and where it is refused, the
+/// thread keeps the process's priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let current = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+        if current < HASHING_NICE
+            && let Err(e) = rustix::process::setpriority_process(Some(tid), HASHING_NICE)
+        {
+            tracing::debug!(error = %e, "could not lower the password-hashing thread's priority");
+        }
     }
 }
 
@@ -454,4 +550,39 @@ fn user_fields(core: &Core, user: &User) -> Value {
         out.insert(field.clone(), value);
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn checks_run_on_low_priority_threads_and_survive_a_panic() {
+        let checks = PasswordChecks::new(2);
+        let (name, nice) = checks
+            .run(
+                || {
+                    let name = std::thread::current().name().map(str::to_string);
+                    #[cfg(target_os = "linux")]
+                    let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid())).ok();
+                    #[cfg(not(target_os = "linux"))]
+                    let nice = None;
+                    (name, nice)
+                },
+                (None, None),
+            )
+            .await;
+        assert!(name.is_some_and(|n| n.starts_with("tessera-hash-")), "ran on a hashing thread");
+        if cfg!(target_os = "linux") {
+            assert!(nice.is_some_and(|n| n >= HASHING_NICE), "the hashing thread's nice value: {nice:?}");
+        }
+        // A check that panics answers `failed`, releases its permit, and the threads go on.
+        let failed = checks.run(|| -> bool { panic!("a check that panics") }, false).await;
+        assert!(!failed);
+        for _ in 0..4 {
+            assert!(checks.run(|| true, false).await, "the threads still answer");
+        }
+        assert_eq!(checks.running(), 0);
+        assert_eq!(checks.inner.permits.available_permits(), 2, "every permit came back");
+    }
 }
