@@ -33,7 +33,7 @@ mod session;
 mod view;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use std::sync::Arc;
 use tessera_axum::{StaffSessionPolicy, Tessera};
@@ -130,6 +130,6 @@ impl Admin {
             .route(&at("/static/admin.css"), get(assets::css))
             .route(&at("/static/admin.js"), get(assets::js))
             .route(&base, get(move || async move { axum::response::Redirect::permanent(&redirect_to) }));
-        staff.merge(open).layer(from_fn(protect::protect)).with_state(state)
+        staff.merge(open).layer(from_fn_with_state(state.clone(), protect::protect)).with_state(state)
     }
 }

@@ -8,10 +8,10 @@
 //! cookie is also `SameSite=Strict`, so a cross-site request carries no session in the first place.
 //! (tower-http 0.6 has no CSRF layer; this is the whole of ours.)
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 /// The Content-Security-Policy: our own stylesheet and script only, no inline script or style, no
 /// framing, forms only to ourselves.
@@ -24,14 +24,19 @@ pub(crate) const FORM_MAX: usize = 64 * 1024;
 
 /// Refuses cross-site state changes and form bodies no admin page sends, then adds the security
 /// headers to whatever is answered.
-pub(crate) async fn protect(req: Request, next: Next) -> Response {
+pub(crate) async fn protect(State(state): crate::State, req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut response = if safe {
         next.run(req).await
     } else if !same_origin(req.headers()) {
-        (StatusCode::FORBIDDEN, "Cross-site request refused (CSRF protection).").into_response()
+        // A page of the admin's own (a person whose browser sent no origin sees where they are).
+        crate::view::error_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "Cross-site request refused (CSRF protection): nothing changed. Submit the form from this admin's own pages.",
+        )
     } else {
-        match checked_form(req).await {
+        match checked_form(&state, req).await {
             Ok(req) => next.run(req).await,
             Err(refusal) => refusal,
         }
@@ -52,13 +57,15 @@ pub(crate) async fn protect(req: Request, next: Next) -> Response {
 /// The request with its body read (at most [`FORM_MAX`]) and checked: a form's fields must be
 /// UTF-8 once decoded — `%FF` or raw non-UTF-8 bytes would otherwise reach the handlers as U+FFFD
 /// and could be saved as part of a name. Refused requests change nothing.
-async fn checked_form(req: Request) -> Result<Request, Response> {
+async fn checked_form(state: &crate::AdminState, req: Request) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, FORM_MAX).await else {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "That form is too large; nothing changed.").into_response());
+        let message = "That form is too large; nothing changed.";
+        return Err(crate::view::error_page(state, StatusCode::PAYLOAD_TOO_LARGE, message));
     };
     if !form_is_utf8(&bytes) {
-        return Err((StatusCode::BAD_REQUEST, "That form is not valid UTF-8; nothing changed.").into_response());
+        let message = "That form is not valid UTF-8; nothing changed.";
+        return Err(crate::view::error_page(state, StatusCode::BAD_REQUEST, message));
     }
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
