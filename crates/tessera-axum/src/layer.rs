@@ -84,7 +84,7 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         if req.extensions().get::<AuthContext>().is_some() {
             // An outer layer already authenticated this request: once is enough.
-            return AuthFuture::now(self.inner.call(req), tracing::Span::none(), None);
+            return AuthFuture::now(self.inner.call(req), None, None);
         }
         // The one reading of the monotonic clock: the cache's freshness, its entry's age and the
         // metrics' duration all use it.
@@ -111,7 +111,7 @@ where
             let outcome = core.authenticate(req.headers(), cached, ip, &mut observed).await;
             let (span, count_after) = settle(&core, &outcome, at, observed);
             req.extensions_mut().insert(AuthContext { outcome, core, ip });
-            let response = inner.call(req).instrument(span).await;
+            let response = inner.call(req).instrument(span.unwrap_or_else(tracing::Span::none)).await;
             if let (Some(count_after), Ok(response)) = (count_after, &response) {
                 count_after.count(response);
             }
@@ -143,7 +143,7 @@ fn settle(
     outcome: &Verdict,
     at: std::time::Instant,
     observed: Observed,
-) -> (tracing::Span, Option<CountAfter>) {
+) -> (Option<tracing::Span>, Option<CountAfter>) {
     // Counted once per request: a failure now, a success once the response tells whether a guard
     // refused it.
     let mut count_after = None;
@@ -164,7 +164,7 @@ fn settle(
     }
     let span = match outcome {
         Ok(Some(p)) => principal_span(p),
-        _ => tracing::Span::none(),
+        _ => None,
     };
     (span, count_after)
 }
@@ -176,15 +176,16 @@ fn settle(
 /// All of it is skipped while no subscriber anywhere is interested in any span: with the global
 /// maximum level off, no span can be enabled, so the current one cannot take the fields and ours
 /// would be disabled. (A disabled span is not free: through the `log` compatibility that sqlx
-/// turns on, entering, leaving and dropping one each ask `log` whether it wants a line.)
-fn principal_span(p: &Principal) -> tracing::Span {
+/// turns on, entering, leaving and dropping one each ask `log` whether it wants a line.) `None`:
+/// no span at all, not even `Span::none()`, whose drop alone is a few dozen instructions.
+fn principal_span(p: &Principal) -> Option<tracing::Span> {
     if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::OFF {
-        return tracing::Span::none();
+        return None;
     }
     let request_span = tracing::Span::current();
     request_span.record("user_id", tracing::field::display(p.user.id));
     request_span.record("client", tracing::field::display(&p.client.name));
-    tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name)
+    Some(tracing::debug_span!("tessera", user_id = %p.user.id, client = %p.client.name))
 }
 
 pin_project! {
@@ -223,10 +224,10 @@ impl<F> AuthFuture<F>
 where
     F: Future<Output = Result<Response, Infallible>>,
 {
-    fn now(inner: F, span: tracing::Span, count_after: Option<CountAfter>) -> Self {
-        let state = match span.is_none() {
-            true => State::Now { inner, count_after },
-            false => State::Traced { inner: inner.instrument(span), count_after },
+    fn now(inner: F, span: Option<tracing::Span>, count_after: Option<CountAfter>) -> Self {
+        let state = match span {
+            None => State::Now { inner, count_after },
+            Some(span) => State::Traced { inner: inner.instrument(span), count_after },
         };
         AuthFuture { state }
     }
