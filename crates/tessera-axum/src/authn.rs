@@ -59,11 +59,15 @@ impl Core {
             Credentials::Invalid(e) => return Some(Err(e)),
             Credentials::Token(bytes) => bytes,
         };
-        if !cached || !self.cache.trusted_at(at) {
+        if !cached {
+            return None;
+        }
+        let moment = self.cache.moment(at);
+        if !self.cache.trusted_at(moment) {
             return None;
         }
         let now = self.now();
-        let (principal, stored_expiry, meter) = self.cache_hit(&self.cache.name(token), TokenUse::Api, now, at)?;
+        let (principal, stored_expiry, meter) = self.cache_hit(&self.cache.name(token), TokenUse::Api, now, moment)?;
         let slid = match self.slide_of(&principal, now) {
             None => None,
             Some((new, false)) => Some(crate::sliding::slid_to(&principal, new)),
@@ -83,7 +87,7 @@ impl Core {
         name: &crate::cache::Presented,
         purpose: TokenUse,
         now: DateTime<Utc>,
-        at: std::time::Instant,
+        at: crate::cache::Moment,
     ) -> Option<crate::cache::Cached> {
         let (key, cached) = self.cache.get_named(name, at)?;
         let principal = &cached.0;
@@ -128,7 +132,7 @@ impl Core {
         // `cache::Presented`), so a hit costs no HMAC, and no format check either: a name is only
         // ever given to a token that passed one. A miss checks the token, then computes the digest.
         let now = self.now();
-        let at = std::time::Instant::now();
+        let at = self.cache.moment(std::time::Instant::now());
         let name = (cached && self.cache.trusted_at(at)).then(|| self.cache.name(token.as_bytes()));
         if let Some(name) = &name
             && let Some((principal, stored_expiry, meter)) = self.cache_hit(name, purpose, now, at)

@@ -97,6 +97,10 @@ struct Shard {
     aliases: HashMap<Presented, (TokenDigest, KeyId), Random>,
 }
 
+/// An instant as the cache reads it: whole milliseconds since its epoch ([`TokenCache::moment`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment(u64);
+
 /// What [`TokenCache::get`] finds: the principal, the expiry the store held when it was read, and
 /// the client's counters (with metrics or analytics on).
 pub(crate) type Cached = (Arc<Principal>, Option<DateTime<Utc>>, Option<Arc<ClientMeter>>);
@@ -110,6 +114,8 @@ pub(crate) struct TokenCache {
     owners_changed_at: AtomicU64,
     max_per_shard: usize,
     ttl: Duration,
+    /// `ttl` in whole milliseconds, for [`TokenCache::get_at`]'s comparison.
+    ttl_ms: u64,
     /// Milliseconds since `epoch` of the last successful sync with the invalidation log (0: never).
     synced_at: AtomicU64,
     /// Whether a bus is configured, and whether its subscription is in place.
@@ -125,6 +131,9 @@ struct Entry {
     /// may be later: a sliding extension this process has not written yet).
     stored_expiry: Option<DateTime<Utc>>,
     inserted: Instant,
+    /// `inserted` in milliseconds since the cache's epoch, for [`TokenCache::get_at`]: the
+    /// request's [`Moment`] is then all the clock a lookup needs.
+    inserted_ms: u64,
     /// The client's counters (metrics and analytics on), resolved once per entry, not per request.
     meter: Option<Arc<ClientMeter>>,
 }
@@ -143,6 +152,7 @@ impl TokenCache {
             owners_changed_at: AtomicU64::new(0),
             max_per_shard: (max_entries / SHARDS).max(1),
             ttl,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             synced_at: AtomicU64::new(0),
             bus_configured: AtomicBool::new(false),
             bus_subscribed: AtomicBool::new(false),
@@ -159,14 +169,15 @@ impl TokenCache {
     /// Whether entries may be trusted: the invalidation log was read recently enough and, with a
     /// bus, its subscription is in place (a dropped subscription may have missed messages).
     pub(crate) fn trusted(&self) -> bool {
-        self.trusted_at(Instant::now())
+        self.trusted_at(self.moment(Instant::now()))
     }
 
     /// [`TokenCache::trusted`] at `now`, read by the caller: a request reads the clock once.
-    pub(crate) fn trusted_at(&self, now: Instant) -> bool {
+    /// Whole milliseconds lose nothing here: `synced_at` is whole milliseconds too, and for a whole
+    /// `s`, `floor(t) - s < 1000` exactly when `t - s < 1000`.
+    pub(crate) fn trusted_at(&self, now: Moment) -> bool {
         let at = self.synced_at.load(Ordering::Acquire);
-        let age = now.saturating_duration_since(self.epoch).saturating_sub(Duration::from_millis(at));
-        let log_fresh = at != 0 && age < MAX_SYNC_AGE;
+        let log_fresh = at != 0 && now.0.saturating_sub(at) < MAX_SYNC_AGE.as_millis() as u64;
         log_fresh && (!self.bus_configured.load(Ordering::Acquire) || self.bus_subscribed.load(Ordering::Acquire))
     }
 
@@ -197,6 +208,12 @@ impl TokenCache {
         at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
+    /// `at` as this cache's lookups read it: one subtraction of instants per request, shared by
+    /// [`TokenCache::trusted_at`] and [`TokenCache::get_at`].
+    pub(crate) fn moment(&self, at: Instant) -> Moment {
+        Moment(self.ms_of(at))
+    }
+
     /// The cache's name for a presented token: its bytes as presented, checked or not (only a
     /// checked token's name is ever given a digest, see [`TokenCache::name_digest`]).
     pub(crate) fn name(&self, token: &[u8]) -> Presented {
@@ -211,7 +228,7 @@ impl TokenCache {
 
     /// The key the token with this name named, and its principal as [`TokenCache::get_at`] gives
     /// it; `None` when the name or its entry is not cached.
-    pub(crate) fn get_named(&self, name: &Presented, now: Instant) -> Option<(KeyId, Cached)> {
+    pub(crate) fn get_named(&self, name: &Presented, now: Moment) -> Option<(KeyId, Cached)> {
         let (digest, key) = *self.alias_shard(name).aliases.get(name)?;
         self.get_at(&digest, now).map(|cached| (key, cached))
     }
@@ -231,14 +248,15 @@ impl TokenCache {
 
     /// The principal, the expiry the store held when it was read, and the client's counters.
     pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Cached> {
-        self.get_at(digest, Instant::now())
+        self.get_at(digest, self.moment(Instant::now()))
     }
 
-    /// [`TokenCache::get`] at `now`, read by the caller.
-    pub(crate) fn get_at(&self, digest: &TokenDigest, now: Instant) -> Option<Cached> {
+    /// [`TokenCache::get`] at `now`, read by the caller. In whole milliseconds an entry can only
+    /// time out early, never late: `floor(now) - floor(inserted)` is at least `floor(now - inserted)`.
+    pub(crate) fn get_at(&self, digest: &TokenDigest, now: Moment) -> Option<Cached> {
         let mut shard = self.shard(digest);
         let entry = shard.entries.get(digest)?;
-        if now.saturating_duration_since(entry.inserted) >= self.ttl {
+        if now.0.saturating_sub(entry.inserted_ms) >= self.ttl_ms {
             shard.entries.remove(digest);
             return None;
         }
@@ -275,7 +293,9 @@ impl TokenCache {
                 shard.entries.remove(&victim);
             }
         }
-        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now(), meter });
+        let inserted = Instant::now();
+        let inserted_ms = self.ms_of(inserted);
+        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted, inserted_ms, meter });
     }
 
     /// Replaces an entry's principal, keeping its age; nothing when the entry is gone.
@@ -407,22 +427,26 @@ mod tests {
         let other = TokenCache::new(100, Duration::from_secs(60));
         assert!(name != other.name(b"tsr_the presented text"), "each cache has keys of its own");
 
-        assert!(cache.get_named(&name, Instant::now()).is_none());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none());
         cache.insert(digest, p.clone(), None, Instant::now(), None);
-        assert!(cache.get_named(&name, Instant::now()).is_none(), "no name until one is given");
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none(), "no name until one is given");
         cache.name_digest(name, digest, KeyId::LEGACY);
-        assert!(cache.get_named(&name, Instant::now()).is_some_and(|(_, (found, _, _))| Arc::ptr_eq(&found, &p)));
+        assert!(
+            cache
+                .get_named(&name, cache.moment(Instant::now()))
+                .is_some_and(|(_, (found, _, _))| Arc::ptr_eq(&found, &p))
+        );
         // A revocation removes the entry by digest; the name then finds nothing.
         cache.invalidate(&Invalidation::Token(digest));
-        assert!(cache.get_named(&name, Instant::now()).is_none());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none());
         cache.insert(digest, p.clone(), None, Instant::now(), None);
-        assert!(cache.get_named(&name, Instant::now()).is_some());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_some());
         cache.invalidate(&Invalidation::User(UserId(1)));
-        assert!(cache.get_named(&name, Instant::now()).is_none(), "an owner's change removes it too");
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none(), "an owner's change removes it too");
         cache.insert(digest, p.clone(), None, Instant::now() + Duration::from_millis(5), None);
         cache.name_digest(name, digest, KeyId::LEGACY);
         cache.clear();
-        assert!(cache.get_named(&name, Instant::now()).is_none());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none());
     }
 
     #[test]
