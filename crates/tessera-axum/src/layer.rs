@@ -23,8 +23,6 @@ use tracing::Instrument;
 pub(crate) struct AuthContext {
     pub(crate) outcome: Result<Option<Arc<Principal>>, AuthError>,
     pub(crate) core: Arc<Core>,
-    /// The client's address (for events), as login records it.
-    pub(crate) ip: Option<std::net::IpAddr>,
 }
 
 /// Authenticates every request passing through it (see [`Tessera::layer`](crate::Tessera::layer)).
@@ -89,14 +87,13 @@ where
         // The one reading of the monotonic clock: the cache's freshness, its entry's age and the
         // metrics' duration all use it.
         let at = std::time::Instant::now();
-        let ip = client_ip(req.extensions(), req.headers(), &self.core.settings.trusted_proxies);
         let mut observed = Observed::default();
         if let Some(outcome) = self.core.authenticate_now(req.headers(), self.cached, at, &mut observed) {
             // Decided without waiting (a cache hit, no credentials, a malformed header): the inner
             // service is called now, on the request as it is, and the future only counts the
             // outcome once the response is there. No box, no clone of the inner service.
             let (span, count_after) = settle(&self.core, &outcome, at, observed);
-            req.extensions_mut().insert(AuthContext { outcome, core: self.core.clone(), ip });
+            req.extensions_mut().insert(AuthContext { outcome, core: self.core.clone() });
             return AuthFuture::now(self.inner.call(req), span, count_after);
         }
         // The store is asked (or a sliding expiry written) before the inner service may be called:
@@ -107,10 +104,12 @@ where
         let core = self.core.clone();
         let cached = self.cached;
         AuthFuture::later(Box::pin(async move {
+            // The client's address, for the events a verification may emit (an expired token).
+            let ip = client_ip(req.extensions(), req.headers(), &core.settings.trusted_proxies);
             let mut observed = Observed::default();
             let outcome = core.authenticate(req.headers(), cached, ip, &mut observed).await;
             let (span, count_after) = settle(&core, &outcome, at, observed);
-            req.extensions_mut().insert(AuthContext { outcome, core, ip });
+            req.extensions_mut().insert(AuthContext { outcome, core });
             let response = inner.call(req).instrument(span.unwrap_or_else(tracing::Span::none)).await;
             if let (Some(count_after), Ok(response)) = (count_after, &response) {
                 count_after.count(response);
