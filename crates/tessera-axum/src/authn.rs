@@ -132,9 +132,10 @@ impl Core {
         // `cache::Presented`), so a hit costs no HMAC, and no format check either: a name is only
         // ever given to a token that passed one. A miss checks the token, then computes the digest.
         let now = self.now();
-        let at = self.cache.moment(std::time::Instant::now());
-        let name = (cached && self.cache.trusted_at(at)).then(|| self.cache.name(token.as_bytes()));
-        if let Some(name) = &name
+        // The monotonic clock is read for the cached authenticator only.
+        let at = cached.then(|| self.cache.moment(std::time::Instant::now())).filter(|at| self.cache.trusted_at(*at));
+        let name = at.map(|_| self.cache.name(token.as_bytes()));
+        if let (Some(name), Some(at)) = (&name, at)
             && let Some((principal, stored_expiry, meter)) = self.cache_hit(name, purpose, now, at)
         {
             observed.cache = Some(CacheResult::Hit);
