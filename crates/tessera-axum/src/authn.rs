@@ -17,7 +17,7 @@ use crate::state::Core;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tessera_core::store::TokenWithOwner;
-use tessera_core::{EventKind, MalformedToken, TokenCodec, TokenDigest};
+use tessera_core::{EventKind, KeyId, MalformedToken, TokenCodec, TokenDigest};
 
 /// What a token is presented for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,71 @@ fn fits(purpose: TokenUse, client: &tessera_core::Client) -> bool {
     crate::staff::is_staff_client(&client.name) == (purpose == TokenUse::StaffSession)
 }
 
+/// What [`Core::authenticate_now`] decided: a request's verdict (`Ok(None)`: anonymous).
+pub(crate) type Verdict = Result<Option<Arc<Principal>>, AuthError>;
+
 impl Core {
+    /// Authenticates a request by its `Authorization` header without waiting, when that can be
+    /// done: no credentials, a malformed header, or — for the cached authenticator, while the
+    /// cache is trusted — a token whose verdict the cache holds and whose use needs no write.
+    /// `None`: the request needs [`Core::authenticate`] (a lookup, a sliding expiry to write, a
+    /// token to check in full and refuse). `at`: the request's reading of the monotonic clock.
+    ///
+    /// This is the whole of a cached request's verification, and what lets the layer call the
+    /// inner service at once instead of boxing a future around the request; it decides exactly as
+    /// [`Core::authenticate`] would.
+    pub(crate) fn authenticate_now(
+        &self,
+        headers: &axum::http::HeaderMap,
+        cached: bool,
+        at: std::time::Instant,
+        observed: &mut Observed,
+    ) -> Option<Verdict> {
+        let token = match header::credentials(headers, &self.settings.auth_header_prefix) {
+            Credentials::Anonymous => return Some(Ok(None)),
+            Credentials::Invalid(e) => return Some(Err(e)),
+            Credentials::Token(bytes) => bytes,
+        };
+        if !cached {
+            return None;
+        }
+        let moment = self.cache.moment(at);
+        if !self.cache.trusted_at(moment) {
+            return None;
+        }
+        let now = self.now();
+        let (principal, stored_expiry, meter) = self.cache_hit(&self.cache.name(token), TokenUse::Api, now, moment)?;
+        let slid = match self.slide_of(&principal, now) {
+            None => None,
+            Some((new, false)) => Some(crate::sliding::slid_to(&principal, new)),
+            // The stored expiry is close: the extension is written before the request goes on.
+            Some((_, true)) => return None,
+        };
+        observed.cache = Some(CacheResult::Hit);
+        observed.client = meter;
+        Some(Ok(Some(self.record_use(principal, slid, stored_expiry, now, None, None))))
+    }
+
+    /// The cached verdict of the presented token named `name`, when it may be used for `purpose`
+    /// at `now` (`at` on the monotonic clock): a native token whose key is still in the ring, not
+    /// expired, of an active user. Trusting the cache is the caller's decision.
+    fn cache_hit(
+        &self,
+        name: &crate::cache::Presented,
+        purpose: TokenUse,
+        now: DateTime<Utc>,
+        at: crate::cache::Moment,
+    ) -> Option<crate::cache::Cached> {
+        let (key, cached) = self.cache.get_named(name, at)?;
+        let principal = &cached.0;
+        let usable = !principal.token.is_legacy()
+            && !principal.token.has_expired(now)
+            && principal.user.is_active
+            && fits(purpose, &principal.client)
+            && self.keys.holds(key);
+        usable.then_some(cached)
+    }
+
     /// Authenticates a request by its `Authorization` header: `Ok(None)` is anonymous.
     pub(crate) async fn authenticate(
         &self,
@@ -64,6 +128,20 @@ impl Core {
         ip: Option<std::net::IpAddr>,
         observed: &mut Observed,
     ) -> Result<Arc<Principal>, AuthError> {
+        // The cache finds a native token's verdict by its name (a keyed hash, see
+        // `cache::Presented`), so a hit costs no HMAC, and no format check either: a name is only
+        // ever given to a token that passed one. A miss checks the token, then computes the digest.
+        let now = self.now();
+        // The monotonic clock is read for the cached authenticator only.
+        let at = cached.then(|| self.cache.moment(std::time::Instant::now())).filter(|at| self.cache.trusted_at(*at));
+        let name = at.map(|_| self.cache.name(token.as_bytes()));
+        if let (Some(name), Some(at)) = (&name, at)
+            && let Some((principal, stored_expiry, meter)) = self.cache_hit(name, purpose, now, at)
+        {
+            observed.cache = Some(CacheResult::Hit);
+            observed.client = meter;
+            return Ok(self.after_use(principal, stored_expiry, now, None, None).await);
+        }
         let codec = self.codec();
         let key = match codec.check(token) {
             Ok(key) => key,
@@ -90,35 +168,21 @@ impl Core {
             Err(_) => return Err(AuthError::InvalidToken),
         };
 
-        // The cache finds a native token's verdict by its name (a keyed hash, see
-        // `cache::Presented`), so a hit costs no HMAC; a miss computes the digest.
-        let now = self.now();
-        let name = (cached && self.cache.trusted()).then(|| self.cache.name(token));
-        if let Some(name) = &name
-            && let Some((principal, stored_expiry, meter)) = self.cache.get_named(name)
-            && !principal.token.is_legacy()
-            && !principal.token.has_expired(now)
-            && principal.user.is_active
-            && fits(purpose, &principal.client)
-        {
-            observed.cache = Some(CacheResult::Hit);
-            observed.client = meter;
-            return Ok(self.after_use(principal, stored_expiry, now, None, None).await);
-        }
         let digest = codec.digest_of(key, token);
         drop(codec);
-        self.verify_digest(digest, false, name, purpose, cached, ip, observed).await
+        self.verify_digest(digest, false, name.map(|n| (n, key)), purpose, cached, ip, observed).await
     }
 
     /// Authenticates the token whose digest this is; `legacy`: it was presented as a durin token
-    /// (and must be stored as one); `name`: the cache's name for the presented token, to be given
-    /// the digest once its verdict is cached (native tokens, with the cache trusted).
+    /// (and must be stored as one); `name`: the cache's name for the presented token and the key
+    /// it named, to be given the digest once its verdict is cached (native tokens that passed
+    /// `TokenCodec::check`, with the cache trusted).
     #[allow(clippy::too_many_arguments)]
     async fn verify_digest(
         &self,
         digest: TokenDigest,
         legacy: bool,
-        name: Option<Presented>,
+        name: Option<(Presented, KeyId)>,
         purpose: TokenUse,
         cached: bool,
         ip: Option<std::net::IpAddr>,
@@ -135,9 +199,9 @@ impl Core {
             && principal.user.is_active
             && fits(&principal.client)
         {
-            if let Some(name) = name {
+            if let Some((name, key)) = name {
                 // Cached under its digest, but its name was not (yet, or no longer: a full shard).
-                self.cache.name_digest(name, digest);
+                self.cache.name_digest(name, digest, key);
             }
             observed.cache = Some(CacheResult::Hit);
             observed.client = meter;
@@ -180,9 +244,9 @@ impl Core {
         let principal = Arc::new(Principal { user, client, token });
         let meter = observed.client.clone();
         let principal = self.after_use(principal, stored_expiry, now, cached.then_some(read_started), meter).await;
-        if let Some(name) = name {
+        if let Some((name, key)) = name {
             // Harmless when the cache refused the verdict: a name without an entry is a miss.
-            self.cache.name_digest(name, digest);
+            self.cache.name_digest(name, digest, key);
         }
         Ok(principal)
     }
@@ -200,6 +264,20 @@ impl Core {
         meter: Option<Arc<ClientMeter>>,
     ) -> Arc<Principal> {
         let slid = self.slide(&principal, now).await;
+        self.record_use(principal, slid, stored_expiry, now, cache_from, meter)
+    }
+
+    /// [`Core::after_use`] once sliding expiry was applied (`slid`: the principal with its new
+    /// expiry, when it moved): notes the use, and caches or updates the verdict.
+    fn record_use(
+        &self,
+        principal: Arc<Principal>,
+        slid: Option<Arc<Principal>>,
+        stored_expiry: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        cache_from: Option<std::time::Instant>,
+        meter: Option<Arc<ClientMeter>>,
+    ) -> Arc<Principal> {
         // Buffered even when written through: a concurrent request that read the store before the
         // write must still see the extension (else it deletes the token as expired).
         let extension = slid.as_ref().and_then(|p| p.token.expiry).zip(stored_expiry);

@@ -51,14 +51,19 @@ impl Deref for Authenticated {
 #[derive(Debug, Clone)]
 pub struct MaybeAuthenticated(pub Option<Arc<Principal>>);
 
-/// The client's address as the layer found it (for events); `None` without the layer.
+/// The client's address, as login records it (for events); `None` without the layer. Read here,
+/// from the request the route receives, rather than by the layer for every request: only the
+/// routes that emit events ask for it (they are Tessera's own, behind its layer, with nothing in
+/// between that could change the peer address or `X-Forwarded-For`).
 pub(crate) struct ClientAddr(pub(crate) Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(parts.extensions.get::<AuthContext>().and_then(|c| c.ip).map(|ip| ip.to_string())))
+        let Some(ctx) = parts.extensions.get::<AuthContext>() else { return Ok(ClientAddr(None)) };
+        let ip = crate::client_ip::client_ip(&parts.extensions, &parts.headers, &ctx.core.settings.trusted_proxies);
+        Ok(ClientAddr(ip.map(|ip| ip.to_string())))
     }
 }
 

@@ -215,7 +215,7 @@ pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson,
 pub use events::EventHook;
 pub use extract::{Authenticated, MaybeAuthenticated};
 pub use guard::{Guard, GuardService};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthFuture, AuthLayer, AuthService};
 pub use principal::Principal;
 /// Every path [`Tessera::auth_router`] serves (under its mount point), grouped by view.
 pub use routes::PATHS as AUTH_ROUTE_PATHS;

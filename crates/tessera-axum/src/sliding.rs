@@ -46,10 +46,10 @@ impl Core {
         }
     }
 
-    /// Applies sliding expiry to a use at `now`: `None` when the expiry does not move, else the
-    /// principal with its new expiry. The extension is buffered by the caller (with the use);
-    /// it is written here at once when the stored expiry is close.
-    pub(crate) async fn slide(&self, principal: &Principal, now: DateTime<Utc>) -> Option<Arc<Principal>> {
+    /// Sliding expiry's decision for a use at `now`, taken without waiting: the token's new
+    /// expiry, and whether it must be written at once (the stored expiry is within
+    /// [`WRITE_THROUGH_MARGIN`]); `None` when the expiry does not move.
+    pub(crate) fn slide_of(&self, principal: &Principal, now: DateTime<Utc>) -> Option<(DateTime<Utc>, bool)> {
         let client = &principal.client;
         let stored = principal.token.expiry?;
         if !client.sliding_expiry {
@@ -59,7 +59,15 @@ impl Core {
         if new <= stored {
             return None;
         }
-        if stored - now < WRITE_THROUGH_MARGIN {
+        Some((new, stored - now < WRITE_THROUGH_MARGIN))
+    }
+
+    /// Applies sliding expiry to a use at `now`: `None` when the expiry does not move, else the
+    /// principal with its new expiry. The extension is buffered by the caller (with the use);
+    /// it is written here at once when the stored expiry is close.
+    pub(crate) async fn slide(&self, principal: &Principal, now: DateTime<Utc>) -> Option<Arc<Principal>> {
+        let (new, write_through) = self.slide_of(principal, now)?;
+        if write_through {
             // Awaited, not spawned: spawned writes can land out of order (and `extend_expiry`
             // drops one that lands after the stored expiry), or after the next request read
             // the store. It happens once per token per TTL, in its last two minutes.
@@ -68,8 +76,13 @@ impl Core {
                 tracing::warn!(error = %e, token_id = %principal.token.id, "could not extend a sliding expiry");
             }
         }
-        let mut updated = principal.clone();
-        updated.token.expiry = Some(new);
-        Some(Arc::new(updated))
+        Some(slid_to(principal, new))
     }
+}
+
+/// The principal with its token's expiry moved to `new`.
+pub(crate) fn slid_to(principal: &Principal, new: DateTime<Utc>) -> Arc<Principal> {
+    let mut updated = principal.clone();
+    updated.token.expiry = Some(new);
+    Arc::new(updated)
 }

@@ -36,6 +36,12 @@ impl Keys {
         self.in_force.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
+    /// Whether the ring in force holds the key `id`, without cloning the codec: a cache hit asks
+    /// it instead of checking the token again (see `cache::Presented`).
+    pub(crate) fn holds(&self, id: KeyId) -> bool {
+        self.in_force.read().unwrap_or_else(|p| p.into_inner()).1.has_key(id)
+    }
+
     pub(crate) fn ring(&self) -> KeyRing {
         self.in_force.read().unwrap_or_else(|p| p.into_inner()).0.clone()
     }

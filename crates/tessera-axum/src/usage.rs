@@ -25,12 +25,51 @@ pub(crate) struct UsageBuffer {
 
 #[derive(Debug, Default)]
 struct Buffered {
-    pending: HashMap<TokenId, Pending>,
+    /// By token id: a number the store assigned, never one a caller chose, so it is hashed by a
+    /// multiplication rather than SipHash (this map is written on every authenticated request).
+    pending: HashMap<TokenId, Pending, IdHash>,
     /// The tokens with a pending extension, by digest: invalidations name tokens by digest.
     extended: HashMap<TokenDigest, TokenId>,
     /// Tokens forgotten (deleted) with uses not yet handed to the analytics: nothing to write to
     /// them, but their uses still count. Bounded by [`RETIRED_MAX`].
     retired: Vec<(TokenId, Pending)>,
+}
+
+/// Hashes [`TokenId`]s, which the store assigns (sequences, or random ids): Fibonacci hashing,
+/// a multiplication that spreads consecutive ids over the table's buckets and its control bits.
+/// Not for keys a caller can choose: it offers no defence against collisions made on purpose.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for an `i64` id; correct, if slow, for anything else.
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// The most forgotten tokens whose uses wait for the next flush.

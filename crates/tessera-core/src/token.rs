@@ -604,6 +604,14 @@ mod tests {
     }
 
     #[test]
+    fn a_key_ids_index_is_its_position_in_the_alphabet() {
+        for (i, b) in ALPHABET.iter().enumerate() {
+            let id = KeyId::from_byte(*b).expect("an alphanumeric");
+            assert_eq!(id.index(), i, "{}", *b as char);
+        }
+    }
+
+    #[test]
     fn issued_tokens_have_the_format_and_parse_back() {
         let codec = codec();
         let issued = codec.issue();

@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tessera_core::TokenDigest;
 use tessera_core::store::Invalidation;
+use tessera_core::{KeyId, TokenDigest};
 
 mod follow;
+mod siphash;
 
 pub(crate) use follow::{follow_bus, follow_invalidations};
 
@@ -32,13 +33,18 @@ pub(crate) const MAX_SYNC_AGE: Duration = Duration::from_secs(1);
 /// the store before a revocation cannot put its stale verdict back after the revocation removed it.
 const TOMBSTONE_KEEP: Duration = Duration::from_secs(30);
 
-/// A presented token's name in the cache: two SipHash-1-3 of its text under two random keys of
-/// this process (128 bits). A cache hit finds the token's digest through it, so that a verdict
-/// already cached costs no HMAC: the keyed digest (three SHA-256 blocks) is computed on a miss
-/// only. It is a keyed hash, not a digest: it never leaves the process, and to make a forged
-/// token share a cached token's name one would need both keys (a blind guess succeeds with odds
-/// of about 2^-128 per entry). What it names is the digest the token had when it was checked in
-/// full; every removal, tombstone and invalidation still works on digests.
+/// A presented token's name in the cache: the SipHash-1-3 128-bit tag of its text under a random
+/// 128-bit key of this process (`siphash.rs`). A cache hit finds the token's digest through it, so
+/// that a verdict already cached costs no HMAC: the keyed digest (three SHA-256 blocks) is computed
+/// on a miss only. It is a keyed hash, not a digest: it never leaves the process, and to make a
+/// forged token share a cached token's name one would need the key (a blind guess succeeds with
+/// odds of about 2^-128 per entry). What it names is the digest the token had when it was checked
+/// in full, and the server key its text named; every removal, tombstone and invalidation still
+/// works on digests.
+///
+/// Because a name stands for one exact text that passed `TokenCodec::check` (format, checksum, a
+/// key of the ring), a hit needs neither that check again nor even UTF-8 validation: only that the
+/// key it named is still in the ring, which the caller asks (a ring can lose a key at run time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Presented(u64, u64);
 
@@ -85,10 +91,15 @@ struct Shard {
     entries: HashMap<TokenDigest, Entry, Random>,
     /// Tokens removed recently, and when.
     removed: HashMap<TokenDigest, Instant, Random>,
-    /// Presented tokens' names, to their digests (see [`Presented`]). Not cleaned when an entry
-    /// goes: a name whose digest has no entry is a miss, after which the token is checked in full.
-    aliases: HashMap<Presented, TokenDigest, Random>,
+    /// Presented tokens' names, to their digests and the key their text named (see
+    /// [`Presented`]). Not cleaned when an entry goes: a name whose digest has no entry is a miss,
+    /// after which the token is checked in full.
+    aliases: HashMap<Presented, (TokenDigest, KeyId), Random>,
 }
+
+/// An instant as the cache reads it: whole milliseconds since its epoch ([`TokenCache::moment`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment(u64);
 
 /// What [`TokenCache::get`] finds: the principal, the expiry the store held when it was read, and
 /// the client's counters (with metrics or analytics on).
@@ -96,13 +107,15 @@ pub(crate) type Cached = (Arc<Principal>, Option<DateTime<Utc>>, Option<Arc<Clie
 
 pub(crate) struct TokenCache {
     shards: Vec<Mutex<Shard>>,
-    /// The two keys of [`Presented`] names (std's SipHash-1-3, randomly keyed per process).
-    name_keys: (std::hash::RandomState, std::hash::RandomState),
+    /// The key of [`Presented`] names: random, drawn for each cache.
+    name_key: (u64, u64),
     /// Milliseconds since `epoch` of the last change that touched every entry (a user or client
     /// invalidated, the cache cleared): a lookup that read the store before it is not kept.
     owners_changed_at: AtomicU64,
     max_per_shard: usize,
     ttl: Duration,
+    /// `ttl` in whole milliseconds, for [`TokenCache::get_at`]'s comparison.
+    ttl_ms: u64,
     /// Milliseconds since `epoch` of the last successful sync with the invalidation log (0: never).
     synced_at: AtomicU64,
     /// Whether a bus is configured, and whether its subscription is in place.
@@ -118,6 +131,9 @@ struct Entry {
     /// may be later: a sliding extension this process has not written yet).
     stored_expiry: Option<DateTime<Utc>>,
     inserted: Instant,
+    /// `inserted` in milliseconds since the cache's epoch, for [`TokenCache::get_at`]: the
+    /// request's [`Moment`] is then all the clock a lookup needs.
+    inserted_ms: u64,
     /// The client's counters (metrics and analytics on), resolved once per entry, not per request.
     meter: Option<Arc<ClientMeter>>,
 }
@@ -132,10 +148,11 @@ impl TokenCache {
     pub(crate) fn new(max_entries: usize, ttl: Duration) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            name_keys: (std::hash::RandomState::new(), std::hash::RandomState::new()),
+            name_key: random_key(),
             owners_changed_at: AtomicU64::new(0),
             max_per_shard: (max_entries / SHARDS).max(1),
             ttl,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             synced_at: AtomicU64::new(0),
             bus_configured: AtomicBool::new(false),
             bus_subscribed: AtomicBool::new(false),
@@ -152,8 +169,15 @@ impl TokenCache {
     /// Whether entries may be trusted: the invalidation log was read recently enough and, with a
     /// bus, its subscription is in place (a dropped subscription may have missed messages).
     pub(crate) fn trusted(&self) -> bool {
+        self.trusted_at(self.moment(Instant::now()))
+    }
+
+    /// [`TokenCache::trusted`] at `now`, read by the caller: a request reads the clock once.
+    /// Whole milliseconds lose nothing here: `synced_at` is whole milliseconds too, and for a whole
+    /// `s`, `floor(t) - s < 1000` exactly when `t - s < 1000`.
+    pub(crate) fn trusted_at(&self, now: Moment) -> bool {
         let at = self.synced_at.load(Ordering::Acquire);
-        let log_fresh = at != 0 && self.epoch.elapsed().saturating_sub(Duration::from_millis(at)) < MAX_SYNC_AGE;
+        let log_fresh = at != 0 && now.0.saturating_sub(at) < MAX_SYNC_AGE.as_millis() as u64;
         log_fresh && (!self.bus_configured.load(Ordering::Acquire) || self.bus_subscribed.load(Ordering::Acquire))
     }
 
@@ -184,10 +208,17 @@ impl TokenCache {
         at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    /// The cache's name for a presented token (one that passed `TokenCodec::check`).
-    pub(crate) fn name(&self, token: &str) -> Presented {
-        use std::hash::BuildHasher;
-        Presented(self.name_keys.0.hash_one(token), self.name_keys.1.hash_one(token))
+    /// `at` as this cache's lookups read it: one subtraction of instants per request, shared by
+    /// [`TokenCache::trusted_at`] and [`TokenCache::get_at`].
+    pub(crate) fn moment(&self, at: Instant) -> Moment {
+        Moment(self.ms_of(at))
+    }
+
+    /// The cache's name for a presented token: its bytes as presented, checked or not (only a
+    /// checked token's name is ever given a digest, see [`TokenCache::name_digest`]).
+    pub(crate) fn name(&self, token: &[u8]) -> Presented {
+        let (a, b) = siphash::siphash13_128(self.name_key, token);
+        Presented(a, b)
     }
 
     fn alias_shard(&self, name: &Presented) -> std::sync::MutexGuard<'_, Shard> {
@@ -195,15 +226,16 @@ impl TokenCache {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The principal of the token with this name, as [`TokenCache::get`] gives it; `None` when
-    /// the name or its entry is not cached.
-    pub(crate) fn get_named(&self, name: &Presented) -> Option<Cached> {
-        let digest = *self.alias_shard(name).aliases.get(name)?;
-        self.get(&digest)
+    /// The key the token with this name named, and its principal as [`TokenCache::get_at`] gives
+    /// it; `None` when the name or its entry is not cached.
+    pub(crate) fn get_named(&self, name: &Presented, now: Moment) -> Option<(KeyId, Cached)> {
+        let (digest, key) = *self.alias_shard(name).aliases.get(name)?;
+        self.get_at(&digest, now).map(|cached| (key, cached))
     }
 
-    /// Remembers that the token named `name` has `digest`, once its verdict is cached.
-    pub(crate) fn name_digest(&self, name: Presented, digest: TokenDigest) {
+    /// Remembers that the token named `name` has `digest` and named the server key `key`, once its
+    /// verdict is cached: only ever for a token that passed `TokenCodec::check`.
+    pub(crate) fn name_digest(&self, name: Presented, digest: TokenDigest, key: KeyId) {
         let mut shard = self.alias_shard(&name);
         if shard.aliases.len() >= self.max_per_shard * 2
             && !shard.aliases.contains_key(&name)
@@ -211,14 +243,20 @@ impl TokenCache {
         {
             shard.aliases.remove(&victim);
         }
-        shard.aliases.insert(name, digest);
+        shard.aliases.insert(name, (digest, key));
     }
 
     /// The principal, the expiry the store held when it was read, and the client's counters.
     pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Cached> {
+        self.get_at(digest, self.moment(Instant::now()))
+    }
+
+    /// [`TokenCache::get`] at `now`, read by the caller. In whole milliseconds an entry can only
+    /// time out early, never late: `floor(now) - floor(inserted)` is at least `floor(now - inserted)`.
+    pub(crate) fn get_at(&self, digest: &TokenDigest, now: Moment) -> Option<Cached> {
         let mut shard = self.shard(digest);
         let entry = shard.entries.get(digest)?;
-        if entry.inserted.elapsed() >= self.ttl {
+        if now.0.saturating_sub(entry.inserted_ms) >= self.ttl_ms {
             shard.entries.remove(digest);
             return None;
         }
@@ -255,7 +293,9 @@ impl TokenCache {
                 shard.entries.remove(&victim);
             }
         }
-        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted: Instant::now(), meter });
+        let inserted = Instant::now();
+        let inserted_ms = self.ms_of(inserted);
+        shard.entries.insert(digest, Entry { principal, stored_expiry, inserted, inserted_ms, meter });
     }
 
     /// Replaces an entry's principal, keeping its age; nothing when the entry is gone.
@@ -305,6 +345,17 @@ impl TokenCache {
             shard.aliases.clear();
         }
     }
+}
+
+/// A random key for [`Presented`] names, from the OS generator (as std's `RandomState` draws its).
+fn random_key() -> (u64, u64) {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::getrandom(&mut bytes) {
+        panic!("the operating system's random number generator failed: {e}");
+    }
+    let (a, b) = bytes.split_at(8);
+    let word = |half: &[u8]| half.iter().rev().fold(0u64, |w, b| (w << 8) | u64::from(*b));
+    (word(a), word(b))
 }
 
 #[cfg(test)]
@@ -370,28 +421,32 @@ mod tests {
         let cache = TokenCache::new(100, Duration::from_secs(60));
         let p = principal();
         let digest = p.token.digest;
-        let name = cache.name("tsr_the presented text");
-        assert_eq!(name, cache.name("tsr_the presented text"), "a name is a function of the text");
-        assert!(name != cache.name("tsr_the presented texT"));
+        let name = cache.name(b"tsr_the presented text");
+        assert_eq!(name, cache.name(b"tsr_the presented text"), "a name is a function of the text");
+        assert!(name != cache.name(b"tsr_the presented texT"));
         let other = TokenCache::new(100, Duration::from_secs(60));
-        assert!(name != other.name("tsr_the presented text"), "each cache has keys of its own");
+        assert!(name != other.name(b"tsr_the presented text"), "each cache has keys of its own");
 
-        assert!(cache.get_named(&name).is_none());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none());
         cache.insert(digest, p.clone(), None, Instant::now(), None);
-        assert!(cache.get_named(&name).is_none(), "no name until one is given");
-        cache.name_digest(name, digest);
-        assert!(cache.get_named(&name).is_some_and(|(found, _, _)| Arc::ptr_eq(&found, &p)));
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none(), "no name until one is given");
+        cache.name_digest(name, digest, KeyId::LEGACY);
+        assert!(
+            cache
+                .get_named(&name, cache.moment(Instant::now()))
+                .is_some_and(|(_, (found, _, _))| Arc::ptr_eq(&found, &p))
+        );
         // A revocation removes the entry by digest; the name then finds nothing.
         cache.invalidate(&Invalidation::Token(digest));
-        assert!(cache.get_named(&name).is_none());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none());
         cache.insert(digest, p.clone(), None, Instant::now(), None);
-        assert!(cache.get_named(&name).is_some());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_some());
         cache.invalidate(&Invalidation::User(UserId(1)));
-        assert!(cache.get_named(&name).is_none(), "an owner's change removes it too");
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none(), "an owner's change removes it too");
         cache.insert(digest, p.clone(), None, Instant::now() + Duration::from_millis(5), None);
-        cache.name_digest(name, digest);
+        cache.name_digest(name, digest, KeyId::LEGACY);
         cache.clear();
-        assert!(cache.get_named(&name).is_none());
+        assert!(cache.get_named(&name, cache.moment(Instant::now())).is_none());
     }
 
     #[test]
@@ -399,7 +454,7 @@ mod tests {
         let cache = TokenCache::new(SHARDS, Duration::from_secs(60));
         let digest = principal().token.digest;
         for i in 0..10_000 {
-            cache.name_digest(cache.name(&format!("token {i}")), digest);
+            cache.name_digest(cache.name(format!("token {i}").as_bytes()), digest, KeyId::LEGACY);
         }
         let names: usize = cache.shards.iter().map(|s| s.lock().map(|s| s.aliases.len()).unwrap_or(0)).sum();
         assert!(names <= SHARDS * 2, "{names} names kept");

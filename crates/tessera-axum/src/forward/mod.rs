@@ -239,7 +239,12 @@ impl ForwardAuth {
     ) -> Verdict {
         // Credentials first, exactly as the API: a bad token is a 401 even where anonymous
         // requests pass, and a store that cannot answer is a 503, never a pass.
-        let principal = match self.core.authenticate(headers, true, ip, observed).await {
+        // A cache hit is decided without waiting, as in the layer; anything else asks the store.
+        let verdict = match self.core.authenticate_now(headers, true, std::time::Instant::now(), observed) {
+            Some(verdict) => verdict,
+            None => self.core.authenticate(headers, true, ip, observed).await,
+        };
+        let principal = match verdict {
             Ok(p) => p,
             Err(e) => return Verdict::Refuse(e),
         };
