@@ -13,7 +13,7 @@ use super::output;
 use crate::app::App;
 use crate::config::{Config, TokenStoreKind};
 use crate::durin::{self, DurinData};
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use chrono::{TimeDelta, Utc};
 use clap::Subcommand;
 use std::collections::HashMap;
@@ -46,9 +46,25 @@ impl ImportCommand {
     pub async fn run(self, config: Config) -> Result<()> {
         let ImportCommand::Durin { from, dry_run, update } = self;
         let data = durin::read(&from).await?;
+        // A dry run before Tessera has its embedded database (the usual first step of a move)
+        // compares with an empty one in a temporary directory: opening the real one would create
+        // the data directory, the database and the server key, and a dry run changes nothing.
+        let mut config = config;
+        let scratch = if dry_run && config.database_url.is_none() && !config.sqlite_default_path().exists() {
+            let dir = tempfile::tempdir().context("cannot make a temporary directory for the dry run")?;
+            let real = std::mem::replace(&mut config.data_dir, dir.path().to_path_buf());
+            output::out!(
+                "no Tessera database in {} yet: compared with an empty one (nothing is created)",
+                real.display()
+            )?;
+            Some(dir)
+        } else {
+            None
+        };
         let app = App::open(config).await?;
         let result = import(&app, &from, data, dry_run, update).await;
         app.close().await;
+        drop(scratch);
         result
     }
 }

@@ -84,6 +84,15 @@ fn scenario(backend: Backend) {
     assert_eq!(made["hashes"]["alice"], "pbkdf2_sha256");
     assert_eq!(made["hashes"]["bob"], "argon2");
 
+    if backend == Backend::Sqlite {
+        // Before Tessera has its database (the usual first step): the dry run compares with an
+        // empty one and creates nothing — no data directory, no database, no server key.
+        let dry = env.ok(&["import", "durin", "--from", &durin_url, "--dry-run"]);
+        assert!(dry.contains("compared with an empty one"), "{dry}");
+        assert!(dry.contains("dry run: 5 user(s) created, 0 updated; 3 client(s) created"), "{dry}");
+        assert!(!env.data_dir().exists(), "a dry run creates no data directory");
+    }
+
     // Not a durin database (Tessera's own), not a database, no such file: refused, nothing changes.
     env.ok(&["migrate"]);
     let before = env.snapshot();
