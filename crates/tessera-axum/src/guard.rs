@@ -3,6 +3,8 @@
 
 use crate::error::AuthError;
 use crate::layer::AuthContext;
+use crate::principal::Principal;
+use crate::state::Core;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
@@ -72,14 +74,40 @@ impl Guard {
     }
 
     /// Runs the checks; `Err` is the response to send instead of calling the handler.
-    pub(crate) async fn check(&self, ctx: Option<AuthContext>) -> Result<(), Response> {
-        let Some(AuthContext { outcome, core, .. }) = ctx else {
+    pub(crate) async fn check(&self, ctx: Option<&AuthContext>) -> Result<(), Response> {
+        match self.precheck(ctx)? {
+            None => Ok(()),
+            Some((principal, core)) => {
+                core.throttle(principal, self.warned_no_rate.as_deref()).await.map_err(|e| refusal(core, e))
+            }
+        }
+    }
+
+    /// [`Guard::check`] without waiting, when that can be done (no throttle, or the in-process
+    /// limiter): `None` when the throttle must be asked ([`Guard::check`]; Redis).
+    // The `Err` is the response sent instead of the handler's, made only on a refusal.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn check_now(&self, ctx: Option<&AuthContext>) -> Option<Result<(), Response>> {
+        match self.precheck(ctx) {
+            Err(response) => Some(Err(response)),
+            Ok(None) => Some(Ok(())),
+            Ok(Some((principal, core))) => core
+                .throttle_now(principal, self.warned_no_rate.as_deref())
+                .map(|verdict| verdict.map_err(|e| refusal(core, e))),
+        }
+    }
+
+    /// The checks before the throttle, in durin's order: authenticated, then the client list.
+    /// `Ok(Some(..))`: passed, and the throttle remains to be applied to this principal.
+    #[allow(clippy::result_large_err)]
+    fn precheck<'a>(&self, ctx: Option<&'a AuthContext>) -> Result<Option<(&'a Principal, &'a Arc<Core>)>, Response> {
+        let Some(AuthContext { outcome, core }) = ctx else {
             return Err(crate::error::Rejection::layer_missing().into_response());
         };
         let principal = match outcome {
             Ok(Some(p)) => p,
             Ok(None) => return Err(core.reject(AuthError::NotAuthenticated).into_response()),
-            Err(e) => return Err(core.reject(e).into_response()),
+            Err(e) => return Err(core.reject(e.clone()).into_response()),
         };
         let name = principal.client.name.as_str();
         let allowed = match &self.clients {
@@ -87,25 +115,22 @@ impl Guard {
             Clients::Only(list) => list.iter().any(|c| c == name),
             Clients::AllBut(list) => !list.iter().any(|c| c == name),
         };
-        // The refusals the layer counts as this request's outcome (it counted nothing yet).
-        let refused = |e: AuthError| {
-            let outcome = crate::meter::outcome_of(&e);
-            let mut response = core.reject(e).into_response();
-            if let Some(outcome) = outcome {
-                response.extensions_mut().insert(crate::meter::GuardRefusal(outcome));
-            }
-            response
-        };
         if !allowed {
-            return Err(refused(AuthError::PermissionDenied));
+            return Err(refusal(core, AuthError::PermissionDenied));
         }
-        if self.throttle
-            && let Err(e) = core.throttle(&principal, self.warned_no_rate.as_deref()).await
-        {
-            return Err(refused(e));
-        }
-        Ok(())
+        Ok(self.throttle.then_some((principal.as_ref(), core)))
     }
+}
+
+/// A guard's refusal, marked with the outcome the layer counts for this request (it counted
+/// nothing yet).
+fn refusal(core: &Core, e: AuthError) -> Response {
+    let outcome = crate::meter::outcome_of(&e);
+    let mut response = core.reject(e).into_response();
+    if let Some(outcome) = outcome {
+        response.extensions_mut().insert(crate::meter::GuardRefusal(outcome));
+    }
+    response
 }
 
 impl<S> Layer<S> for Guard {
@@ -130,21 +155,87 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = GuardFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        // Decided without waiting (no throttle, or the in-process limiter): the inner service that
+        // was polled ready is called now, and nothing is boxed.
+        match self.guard.check_now(req.extensions().get::<AuthContext>()) {
+            Some(Ok(())) => return GuardFuture { state: GuardState::Inner { inner: self.inner.call(req) } },
+            Some(Err(response)) => return GuardFuture { state: GuardState::Refused { response: Some(response) } },
+            None => {}
+        }
+        // The throttle is asked (Redis): a boxed future that owns the request. The service that
+        // was polled ready is the one to call; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
-        Box::pin(async move {
-            match guard.check(req.extensions().get::<AuthContext>().cloned()).await {
+        let future = Box::pin(async move {
+            let ctx = req.extensions().get::<AuthContext>().cloned();
+            match guard.check(ctx.as_ref()).await {
                 Ok(()) => inner.call(req).await,
                 Err(response) => Ok(response),
             }
-        })
+        });
+        GuardFuture { state: GuardState::Later { future } }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`GuardService`]: the inner service's own future when the guard
+    /// decided without waiting, its refusal, or a boxed future that asks the throttle first.
+    pub struct GuardFuture<F> {
+        #[pin]
+        state: GuardState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = GuardStateProj]
+    enum GuardState<F> {
+        Inner {
+            #[pin]
+            inner: F,
+        },
+        Refused {
+            response: Option<Response>,
+        },
+        Later {
+            future: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>,
+        },
+    }
+}
+
+impl<F> Future for GuardFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            GuardStateProj::Inner { inner } => inner.poll(cx),
+            GuardStateProj::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polled again after it answered: a contract violation by the caller.
+                None => panic!("GuardFuture polled after completion"),
+            },
+            GuardStateProj::Later { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for GuardFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            GuardState::Inner { .. } => "passed",
+            GuardState::Refused { .. } => "refused",
+            GuardState::Later { .. } => "checking",
+        };
+        f.debug_struct("GuardFuture").field("state", &state).finish_non_exhaustive()
     }
 }

@@ -214,7 +214,7 @@ pub use builder::{BuildError, TesseraBuilder};
 pub use error::{AuthError, DurinErrors, ErrorRenderer, FieldErrors, ProblemJson, Rejection};
 pub use events::EventHook;
 pub use extract::{Authenticated, MaybeAuthenticated};
-pub use guard::{Guard, GuardService};
+pub use guard::{Guard, GuardFuture, GuardService};
 pub use layer::{AuthFuture, AuthLayer, AuthService};
 pub use principal::Principal;
 /// Every path [`Tessera::auth_router`] serves (under its mount point), grouped by view.

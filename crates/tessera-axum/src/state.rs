@@ -167,34 +167,42 @@ impl Core {
         principal: &crate::principal::Principal,
         warn_once: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<(), AuthError> {
-        use tessera_core::throttle::Decision;
-        let Some(rate) = principal.client.throttle_rate.or(self.settings.default_throttle_rate) else {
-            if let Some(warned) = warn_once
-                && !warned.swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
-                tracing::warn!(
-                    client = %principal.client.name,
-                    "a throttled guard has no rate to apply: client '{}' has no throttle rate and \
-                     `default_throttle_rate` is not set, so its requests are not throttled",
-                    principal.client.name
-                );
-            }
-            return Ok(());
-        };
-        // `throttle:{user}:{client}`, without the formatting machinery (this runs on every request).
-        let mut key = String::with_capacity(48);
-        key.push_str("throttle:");
-        push_decimal(&mut key, principal.user.id.0);
-        key.push(':');
-        push_decimal(&mut key, principal.client.id.0);
-        match self.limiter.acquire(&key, rate, self.now()).await {
-            Ok(Decision::Allowed) => Ok(()),
-            Ok(Decision::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
-            Err(e) => {
-                tracing::warn!(error = %e, "throttle unavailable");
-                Err(AuthError::Unavailable)
-            }
+        let Some(rate) = self.throttle_rate(principal, warn_once) else { return Ok(()) };
+        let key = ThrottleKey::of(principal);
+        throttle_verdict(self.limiter.acquire(key.as_str(), rate, self.now()).await)
+    }
+
+    /// [`Core::throttle`] without waiting, when the limiter can answer at once (the in-process
+    /// one): `None` when it must be asked ([`Core::throttle`]; Redis).
+    pub(crate) fn throttle_now(
+        &self,
+        principal: &crate::principal::Principal,
+        warn_once: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Option<Result<(), AuthError>> {
+        let Some(rate) = self.throttle_rate(principal, warn_once) else { return Some(Ok(())) };
+        let key = ThrottleKey::of(principal);
+        self.limiter.acquire_now(key.as_str(), rate, self.now()).map(throttle_verdict)
+    }
+
+    /// The rate a throttled guard applies to `principal`'s requests, if any (see [`Core::throttle`]).
+    fn throttle_rate(
+        &self,
+        principal: &crate::principal::Principal,
+        warn_once: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Option<tessera_core::Rate> {
+        let rate = principal.client.throttle_rate.or(self.settings.default_throttle_rate);
+        if rate.is_none()
+            && let Some(warned) = warn_once
+            && !warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                client = %principal.client.name,
+                "a throttled guard has no rate to apply: client '{}' has no throttle rate and \
+                 `default_throttle_rate` is not set, so its requests are not throttled",
+                principal.client.name
+            );
         }
+        rate
     }
 
     /// Forgets a token this process just deleted or changed: the cache entry and what is buffered.
@@ -205,33 +213,93 @@ impl Core {
 }
 
 /// Appends `n` in decimal, as `Display` would write it.
-fn push_decimal(out: &mut String, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
+/// The throttle's answer as the guard's.
+fn throttle_verdict(
+    decision: Result<tessera_core::throttle::Decision, tessera_core::throttle::LimiterError>,
+) -> Result<(), AuthError> {
+    use tessera_core::throttle::Decision;
+    match decision {
+        Ok(Decision::Allowed) => Ok(()),
+        Ok(Decision::Throttled { wait_secs }) => Err(AuthError::Throttled { wait_secs }),
+        Err(e) => {
+            tracing::warn!(error = %e, "throttle unavailable");
+            Err(AuthError::Unavailable)
         }
     }
-    if n < 0 {
-        out.push('-');
+}
+
+/// `throttle:{user}:{client}`, written on the stack without the formatting machinery (this runs
+/// on every throttled request): at most 9 + 20 + 1 + 20 bytes.
+struct ThrottleKey {
+    bytes: [u8; 50],
+    len: usize,
+}
+
+impl ThrottleKey {
+    fn of(principal: &crate::principal::Principal) -> Self {
+        Self::new(principal.user.id.0, principal.client.id.0)
     }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+
+    fn new(user: i64, client: i64) -> Self {
+        let mut key = ThrottleKey { bytes: [0; 50], len: 0 };
+        key.push(b"throttle:");
+        key.push_decimal(user);
+        key.push(b":");
+        key.push_decimal(client);
+        key
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// `n` in decimal, two digits per division (ids are 16 digits: this is most of the key's cost).
+    fn push_decimal(&mut self, n: i64) {
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                                    2021222324252627282930313233343536373839\
+                                    4041424344454647484950515253545556575859\
+                                    6061626364656667686970717273747576777879\
+                                    8081828384858687888990919293949596979899";
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut rest = n.unsigned_abs();
+        while rest >= 100 {
+            let pair = (rest % 100) as usize * 2;
+            rest /= 100;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if rest >= 10 {
+            let pair = rest as usize * 2;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            digits[i] = b'0' + rest as u8;
+        }
+        if n < 0 {
+            self.push(b"-");
+        }
+        self.push(&digits[i..]);
+    }
+
+    fn as_str(&self) -> &str {
+        // ASCII only: always UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn push_decimal_writes_as_display_does() {
-        for n in [0, 1, 9, 10, 42, 1_000_000, -1, -907, i64::MAX, i64::MIN] {
-            let mut out = String::from("x");
-            super::push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}"));
+    fn throttle_keys_are_written_as_format_writes_them() {
+        let numbers = [0, 1, 9, 10, 42, 99, 100, 101, 1_000_000, 6_821_094_837_697_730, -1, -907, i64::MAX, i64::MIN];
+        for user in numbers {
+            for client in numbers {
+                let key = super::ThrottleKey::new(user, client);
+                assert_eq!(key.as_str(), format!("throttle:{user}:{client}"));
+            }
         }
     }
 }

@@ -106,6 +106,13 @@ pub fn bounded_key(key: &str) -> Cow<'_, str> {
 pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
     /// Allows and records the request, or refuses it without recording.
     async fn acquire(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError>;
+    /// [`RateLimiter::acquire`] without waiting, for a limiter that can answer at once (an
+    /// in-process one): `None` when this limiter must be asked with `acquire` (a shared store).
+    /// The default answers `None`.
+    fn acquire_now(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Option<Result<Decision, LimiterError>> {
+        let _ = (key, rate, now);
+        None
+    }
     /// Tells whether a request would be allowed, recording nothing.
     async fn check(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError>;
     /// Records a request whatever the budget (for counting failures after the fact).
@@ -371,17 +378,28 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[async_trait]
-impl RateLimiter for MemoryRateLimiter {
-    async fn acquire(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
-        // `reserve` of this one budget, without its vectors of keys, shards and guards and its
-        // grant's string: one lock, and one map lookup when the key is tracked and has room.
+impl MemoryRateLimiter {
+    /// [`RateLimiter::acquire`], which never waits here: `reserve` of this one budget, without its
+    /// vectors of keys, shards and guards and its grant's string — one lock, and one map lookup
+    /// when the key is tracked and has room.
+    fn take(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
         let key = bounded_key(key);
         let now = now.timestamp_micros();
         let (window, limit) = (window_of(rate), limit_of(rate));
         let max = self.max_bytes_per_shard;
         let wait = self.with_shard(&key, now, |shard| shard.take(&key, window, limit, now, max))?;
         Ok(if wait == 0 { Decision::Allowed } else { Decision::Throttled { wait_secs: wait } })
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn acquire(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {
+        self.take(key, rate, now)
+    }
+
+    fn acquire_now(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Option<Result<Decision, LimiterError>> {
+        Some(self.take(key, rate, now))
     }
 
     async fn check(&self, key: &str, rate: Rate, now: DateTime<Utc>) -> Result<Decision, LimiterError> {

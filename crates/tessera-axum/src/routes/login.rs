@@ -346,12 +346,16 @@ impl PasswordChecks {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job = Box::new(move || {
             // Moved in: released when the check ends, whether or not anyone still awaits it.
-            let _permit = permit;
+            let permit = permit;
             let running = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
             inner.peak.fetch_max(running, Ordering::SeqCst);
             // Counted down however the check ends, a panic included.
-            let _running = Running(&inner.running);
+            let counted = Running(&inner.running);
             let verified = check();
+            // The check is over before its answer is given: whoever gets the answer finds the gauge
+            // down and the permit back.
+            drop(counted);
+            drop(permit);
             // The request may be gone: nobody to answer then.
             let _ = answer.send(verified);
         });
