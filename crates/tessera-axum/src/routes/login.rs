@@ -382,8 +382,8 @@ type HashingJob = Box<dyn FnOnce() + Send>;
 /// a permit never waits for a thread), started on the first login, and on Linux each at a lower
 /// scheduling priority (nice [`HASHING_NICE`]) than the async workers.
 ///
-/// A check is seconds of CPU time (Argon2id, 19 MiB) that an attacker can ask for at will; an
-/// authenticated request is microseconds. At equal priority, on a machine with fewer cores than
+/// A check is tens of milliseconds of CPU time (Argon2id, 19 MiB) that anyone can ask for at will;
+/// an authenticated request is microseconds. At equal priority, on a machine with fewer cores than
 /// checks running, the scheduler shares the CPU evenly between the hashing threads and the
 /// workers, so a login flood took two thirds of a one-core server and authenticated requests
 /// slowed to 0.4× (bench/run's login-flood row). At nice 10 a busy worker outweighs a hashing
