@@ -25,7 +25,13 @@ pub(crate) struct LegacyGate {
     /// Held while the store is asked: concurrent requests wait for that one answer instead of
     /// each asking (a burst of 64-hex strings must not become a burst of queries).
     asking: tokio::sync::Mutex<()>,
+    /// When asking last failed (the store down): for a second after, the requests that waited are
+    /// refused at once rather than each waiting out the store's timeout in turn.
+    failed: Mutex<Option<Instant>>,
 }
+
+/// How long after a failed question the gate refuses without asking again.
+const RETRY_FAILED: Duration = Duration::from_secs(1);
 
 impl LegacyGate {
     /// Whether a durin token should be looked up now.
@@ -43,9 +49,20 @@ impl LegacyGate {
         if let Some(known) = self.known() {
             return Ok(known);
         }
+        let failed = *self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.is_some_and(|at| at.elapsed() < RETRY_FAILED) {
+            // Fail closed, as a lookup with the store down does.
+            return Err(AuthError::Unavailable);
+        }
         // One index read (the partial index of legacy tokens), however large the store.
         let filter = TokenFilter { legacy: true, ..TokenFilter::default() };
-        let any = store.count_tokens(filter).await.map_err(AuthError::from_store)? > 0;
+        let any = match store.count_tokens(filter).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                return Err(AuthError::from_store(e));
+            }
+        };
         *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some((any, Instant::now()));
         Ok(any)
     }

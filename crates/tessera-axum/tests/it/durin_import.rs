@@ -118,6 +118,18 @@ both_backends!(
     }
 );
 
+both_backends!(
+    async fn durin_tokens_with_the_store_down_are_refused_503_all_at_once(app) {
+        // The gate asks the store once for a burst of durin tokens; with the store down that one
+        // question fails, and every request of the burst is refused as unavailable (fail closed),
+        // the ones that waited for it too — none gets 500, none is let through.
+        app.db.close().await;
+        let requests = (0..16).map(|_| app.get("/api/hello/", Some(ALICE_WEB)));
+        let statuses: Vec<u16> = crate::support::join_all(requests).await.into_iter().map(|r| r.0).collect();
+        assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    }
+);
+
 /// `correct horse`, hashed by Django 5.2.19's default hasher (`make_password`); the comparison with
 /// Django for every hasher is tessera-core's tests/it/django_hashes.rs.
 const DJANGO_PBKDF2: &str = "pbkdf2_sha256$1000000$OgsXzW3YwJhv9oLBApGmzg$ScFV5FNuqE60YTuzuXfql3mtd4vkYfnfVgFo6u//R+I=";
