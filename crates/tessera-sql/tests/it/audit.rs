@@ -1,7 +1,6 @@
 //! The audit log on SQL: batches written whole, read back newest first through every filter,
 //! pruned by time, written by several stores (instances) at once.
 
-use crate::backends;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use tessera_core::{Actor, AuditLog, AuditQuery, AuditRecord, AuditSink, TokenId, UserId};
@@ -34,29 +33,6 @@ fn query() -> AuditQuery {
 async fn minutes(store: &SqlStore, query: AuditQuery) -> Vec<i64> {
     let found = store.audit_events(&query).await.expect("read");
     found.iter().map(|r| r.detail["minute"].as_i64().unwrap_or(-1)).collect()
-}
-
-/// Runs `$body` with `$store` on a fresh migrated database of each backend.
-macro_rules! on_both {
-    ($name:ident, |$db:ident, $store:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $db = backends::sqlite().await;
-                let $store = $db.store.clone();
-                $body;
-                $db.close().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($db) = backends::postgres().await else { return };
-                let $store = $db.store.clone();
-                $body;
-                $db.close().await;
-            }
-        }
-    };
 }
 
 on_both!(records_round_trip_newest_first, |_db, store| {

@@ -1,7 +1,7 @@
 //! The token search (`Store::search_tokens`): the same answers as the in-memory search it replaces,
 //! page by page in both directions, and a page query that reads an index — with 100,000 tokens.
 
-use crate::backends::{self, TestDb};
+use crate::backends::TestDb;
 use crate::suite::{at, new_client, new_token, new_user};
 use chrono::TimeDelta;
 use std::time::Instant;
@@ -9,28 +9,6 @@ use tessera_core::search::{page_of, search_tokens_in_memory};
 use tessera_core::store::{ClientStore, Store, TokenStore, UserStore};
 use tessera_core::{AuthToken, PageAt, SortKey, TokenPage, TokenSearch, TokenSort, TokenStatus, Username};
 use tessera_sql::Backend;
-
-macro_rules! on_both {
-    ($name:ident, |$db:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $db = backends::sqlite().await;
-                $body;
-                $db.close().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($db) = backends::postgres().await else {
-                    return;
-                };
-                $body;
-                $db.close().await;
-            }
-        }
-    };
-}
 
 fn ids(rows: &[(AuthToken, Username)]) -> Vec<i64> {
     rows.iter().map(|(t, _)| t.id.0).collect()

@@ -11,29 +11,6 @@ use tessera_core::store::{ClientStore, ClientUpdate, Store, StoreError, TokenFil
 use tessera_core::{ClientName, NewClient, Ttl, Username};
 use tessera_sql::{Backend, ConnectError, SqlStore};
 
-/// Runs `$body` with `$db` bound to a fresh migrated database of each backend.
-macro_rules! on_both {
-    ($name:ident, |$db:ident| $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $db = backends::sqlite().await;
-                $body;
-                $db.close().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($db) = backends::postgres().await else {
-                    return;
-                };
-                $body;
-                $db.close().await;
-            }
-        }
-    };
-}
-
 async fn migration_versions(db: &TestDb) -> Vec<i64> {
     let sql = "SELECT version FROM tessera_migrations ORDER BY version";
     match db.store.backend() {
