@@ -9,6 +9,7 @@
 //! | scenario | request |
 //! |---|---|
 //! | `bare` | `GET /ping`: no authentication, the baseline |
+//! | `floor` | `GET /floor`: what any authentication layer on an axum route pays before its own work: a layer that puts one value in the request's extensions (`tower`'s `MapRequestLayer`, no future of its own) and a handler that extracts it (`Extension`) |
 //! | `cached` | `GET /cached`: the cached authenticator (`Tessera::cached_layer`), no guard |
 //! | `uncached` | `GET /uncached`: the token looked up in SQLite on every request (`Tessera::layer`) |
 //! | `guard` | `GET /guarded`: the cached authenticator and `guard().throttled()`, the client rate-limited |
@@ -63,7 +64,7 @@ use tessera_core::{NewUser, Settings};
 use tower::ServiceExt;
 
 const USAGE: &str = "usage: tessera-cost \
-     <bare|cached|uncached|guard|login|counted|counted-guard|forward-auth|forward-auth-signed> <iterations> [warm-up]";
+     <bare|floor|cached|uncached|guard|login|counted|counted-guard|forward-auth|forward-auth-signed> <iterations> [warm-up]";
 const LOGIN_PASSWORD: &str = "correct horse battery";
 
 async fn ping() -> Json<Value> {
@@ -72,6 +73,24 @@ async fn ping() -> Json<Value> {
 
 async fn hello(auth: Authenticated) -> Json<Value> {
     Json(json!({"hello": auth.user.username.as_str()}))
+}
+
+/// The `floor` scenario's verdict: a name behind an `Arc`, as the principal is.
+#[derive(Clone)]
+struct Floor(Arc<String>);
+
+async fn hello_floor(axum::Extension(floor): axum::Extension<Floor>) -> Json<Value> {
+    Json(json!({"hello": floor.0.as_str()}))
+}
+
+/// The least an authentication layer on a route can be: it reads nothing and decides nothing,
+/// only leaves its verdict in the request's extensions for the handler.
+fn floor_layer() -> tower::util::MapRequestLayer<impl Fn(Request<Body>) -> Request<Body> + Clone> {
+    let floor = Floor(Arc::new("bench".to_string()));
+    tower::util::MapRequestLayer::new(move |mut request: Request<Body>| {
+        request.extensions_mut().insert(floor.clone());
+        request
+    })
 }
 
 /// The forward-auth configuration of the `forward-auth` scenarios: a handful of rules, as a small
@@ -106,6 +125,7 @@ fn app(tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
 fn routes(tessera: &Tessera, forward: ForwardAuthConfig) -> Router {
     Router::new()
         .route("/ping", get(ping))
+        .route("/floor", get(hello_floor).layer(floor_layer()))
         .route("/cached", get(hello).layer(tessera.cached_layer()))
         .route("/uncached", get(hello).layer(tessera.layer()))
         .route("/guarded", get(hello).route_layer(tessera.guard().throttled()).layer(tessera.cached_layer()))
@@ -127,6 +147,8 @@ fn cheap_hash() -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
     Bare,
+    /// A minimal layer and extension, no authentication: what every authenticated route pays.
+    Floor,
     Cached,
     Uncached,
     Guard,
@@ -145,6 +167,7 @@ impl Scenario {
     fn parse(name: &str) -> Option<Scenario> {
         Some(match name {
             "bare" => Scenario::Bare,
+            "floor" => Scenario::Floor,
             "cached" => Scenario::Cached,
             "uncached" => Scenario::Uncached,
             "guard" => Scenario::Guard,
@@ -226,6 +249,7 @@ impl Bench {
     fn request(&self) -> Request<Body> {
         let (method, path, body) = match self.scenario {
             Scenario::Bare => (Method::GET, "/ping", None),
+            Scenario::Floor => (Method::GET, "/floor", None),
             Scenario::Cached | Scenario::Counted => (Method::GET, "/cached", None),
             Scenario::Uncached => (Method::GET, "/uncached", None),
             Scenario::Guard | Scenario::CountedGuard => (Method::GET, "/guarded", None),

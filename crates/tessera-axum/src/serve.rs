@@ -148,6 +148,11 @@ pub async fn serve(
         .max_header_size(MAX_HEAD_BYTES)
         .max_buf_size(MAX_BUF_BYTES);
     let builder = Arc::new(builder);
+    // Given its state once, as `axum::serve`'s `into_make_service` does: every route's handler and
+    // layers become its service now. A `Router` called as it is redoes that conversion on every
+    // request (`into_route`, and `Route::layer` with its boxes for each layered route: several
+    // hundred instructions a request, more than a cached authentication's own work).
+    let router = router.with_state(());
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut warned_full: Option<Instant> = None;
