@@ -103,10 +103,16 @@ impl RowExt for rusqlite::Row<'_> {
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
         self.get(i).map_err(decode_error)
     }
-    fn flag(&self, i: usize) -> Result<bool, StoreError> {
-        self.get(i).map_err(decode_error)
+    fn str(&self, i: usize) -> Result<&str, StoreError> {
+        self.get_ref(i).map_err(decode_error)?.as_str().map_err(|e| decode_error(e.into()))
     }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+    fn opt_str(&self, i: usize) -> Result<Option<&str>, StoreError> {
+        self.get_ref(i).map_err(decode_error)?.as_str_or_null().map_err(|e| decode_error(e.into()))
+    }
+    fn blob(&self, i: usize) -> Result<&[u8], StoreError> {
+        self.get_ref(i).map_err(decode_error)?.as_blob().map_err(|e| decode_error(e.into()))
+    }
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
         self.get(i).map_err(decode_error)
     }
     fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {

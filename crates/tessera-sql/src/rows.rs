@@ -44,14 +44,18 @@ pub(crate) const USER_WIDTH: usize = 6;
 /// How many columns [`token`] reads.
 pub(crate) const TOKEN_WIDTH: usize = 11;
 
-/// Typed column access shared by both drivers' rows.
+/// Typed column access shared by both drivers' rows. `str` and `blob` borrow from the row: a
+/// column that is parsed (a name, a rate, a key id) or copied into a fixed array (a digest) needs
+/// no `String` or `Vec` of its own — on the uncached authenticator's path, per request.
 pub(crate) trait RowExt {
     fn int(&self, i: usize) -> Result<i64, StoreError>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
     fn text(&self, i: usize) -> Result<String, StoreError>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn str(&self, i: usize) -> Result<&str, StoreError>;
+    fn opt_str(&self, i: usize) -> Result<Option<&str>, StoreError>;
+    fn blob(&self, i: usize) -> Result<&[u8], StoreError>;
     fn flag(&self, i: usize) -> Result<bool, StoreError>;
-    fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError>;
     fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
@@ -70,10 +74,16 @@ macro_rules! impl_row_ext {
             fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
                 self.try_get(i).map_err(decode_error)
             }
-            fn flag(&self, i: usize) -> Result<bool, StoreError> {
+            fn str(&self, i: usize) -> Result<&str, StoreError> {
                 self.try_get(i).map_err(decode_error)
             }
-            fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+            fn opt_str(&self, i: usize) -> Result<Option<&str>, StoreError> {
+                self.try_get(i).map_err(decode_error)
+            }
+            fn blob(&self, i: usize) -> Result<&[u8], StoreError> {
+                self.try_get(i).map_err(decode_error)
+            }
+            fn flag(&self, i: usize) -> Result<bool, StoreError> {
                 self.try_get(i).map_err(decode_error)
             }
             fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
@@ -132,10 +142,9 @@ fn ttl(table: &str, id: i64, column: &str, v: Option<i64>) -> Result<Ttl, StoreE
 /// Decodes a user from the [`user_columns`] starting at column `at`.
 pub(crate) fn user(row: &impl RowExt, at: usize) -> Result<User, StoreError> {
     let id = row.int(at)?;
-    let username = row.text(at + 1)?;
     Ok(User {
         id: UserId(id),
-        username: Username::stored(&username).map_err(|e| corrupt("users", id, "username", e))?,
+        username: Username::stored(row.str(at + 1)?).map_err(|e| corrupt("users", id, "username", e))?,
         password_hash: row.text(at + 2)?,
         is_active: row.flag(at + 3)?,
         is_staff: row.flag(at + 4)?,
@@ -147,7 +156,7 @@ pub(crate) fn user(row: &impl RowExt, at: usize) -> Result<User, StoreError> {
 pub(crate) fn client(row: &impl RowExt, at: usize) -> Result<Client, StoreError> {
     let id = row.int(at)?;
     let throttle_rate = row
-        .opt_text(at + 3)?
+        .opt_str(at + 3)?
         .map(|r| r.parse::<Rate>().map_err(|e| corrupt("clients", id, "throttle_rate", e)))
         .transpose()?;
     let max_lifetime = match row.opt_int(at + 5)? {
@@ -156,14 +165,14 @@ pub(crate) fn client(row: &impl RowExt, at: usize) -> Result<Client, StoreError>
     };
     Ok(Client {
         id: ClientId(id),
-        name: row.text(at + 1)?.parse::<ClientName>().map_err(|e| corrupt("clients", id, "name", e))?,
+        name: row.str(at + 1)?.parse::<ClientName>().map_err(|e| corrupt("clients", id, "name", e))?,
         token_ttl: ttl("clients", id, "token_ttl_secs", row.opt_int(at + 2)?)?,
         throttle_rate,
         sliding_expiry: row.flag(at + 4)?,
         max_lifetime,
         description: row.text(at + 6)?,
         created: time("clients", id, "created", row.int(at + 7)?)?,
-        devices: devices(id, &row.text(at + 8)?, row.int(at + 9)?, &row.text(at + 10)?)?,
+        devices: devices(id, row.str(at + 8)?, row.int(at + 9)?, row.str(at + 10)?)?,
     })
 }
 
@@ -189,25 +198,22 @@ pub(crate) fn devices_columns(devices: Devices) -> (&'static str, i64, &'static 
 /// Decodes a token from the [`token_columns`] starting at column `at`.
 pub(crate) fn token(row: &impl RowExt, at: usize) -> Result<AuthToken, StoreError> {
     let id = row.int(at)?;
-    let digest = row.bytes(at + 3)?;
-    let seed = row.bytes(at + 4)?;
+    let digest = row.blob(at + 3)?;
+    let seed = row.blob(at + 4)?;
     Ok(AuthToken {
         id: TokenId(id),
         user_id: UserId(row.int(at + 1)?),
         client_id: ClientId(row.int(at + 2)?),
-        digest: TokenDigest::from_slice(&digest)
+        digest: TokenDigest::from_slice(digest)
             .ok_or_else(|| corrupt("auth_tokens", id, "digest", format!("{} bytes instead of 32", digest.len())))?,
-        seed: TokenSeed::from_slice(&seed)
+        seed: TokenSeed::from_slice(seed)
             .ok_or_else(|| corrupt("auth_tokens", id, "seed", format!("{} bytes instead of 32", seed.len())))?,
         created: time("auth_tokens", id, "created", row.int(at + 5)?)?,
         expiry: opt_time("auth_tokens", id, "expiry", row.opt_int(at + 6)?)?,
         last_used: opt_time("auth_tokens", id, "last_used", row.opt_int(at + 7)?)?,
         user_agent: row.opt_text(at + 8)?,
         ip: row.opt_text(at + 9)?,
-        key_id: {
-            let text = row.text(at + 10)?;
-            text.parse::<KeyId>().map_err(|e| corrupt("auth_tokens", id, "key_id", e))?
-        },
+        key_id: row.str(at + 10)?.parse::<KeyId>().map_err(|e| corrupt("auth_tokens", id, "key_id", e))?,
     })
 }
 
