@@ -15,7 +15,7 @@ use tessera_redis::{
     FallbackMode, FallbackRateLimiter, RedisBus, RedisConfig, RedisConnection, RedisRateLimiter, RedisTokenStore,
     RedisTokenStoreConfig,
 };
-use tessera_sql::{PgListenBus, SqlStore};
+use tessera_sql::{ConnectConfig, PgListenBus, SqlStore};
 
 /// An opened Tessera: configuration and store.
 #[derive(Debug, Clone)]
@@ -74,7 +74,8 @@ impl App {
         if let Some(path) = sqlite_file(&url) {
             private_sqlite_file(&path)?;
         }
-        let sql = SqlStore::connect(&url).await.map_err(|e| anyhow!("{e}"))?;
+        let pool = ConnectConfig { max_connections: config.database_max_connections, ..ConnectConfig::default() };
+        let sql = SqlStore::connect_with(&url, &pool).await.map_err(|e| anyhow!("{e}"))?;
         sql.migrate().await.map_err(|e| anyhow!("cannot migrate the database: {e}"))?;
         let mut store: Arc<dyn Store> = Arc::new(sql.clone());
         let mut redis = None;

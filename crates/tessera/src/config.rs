@@ -25,6 +25,7 @@ enum Kind {
 const SERVER_KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Text),
     ("database_url", Kind::Text),
+    ("database_max_connections", Kind::Int),
     ("secret_key", Kind::Text),
     ("secret_keys", Kind::Text),
     ("secret_key_file", Kind::Text),
@@ -105,6 +106,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database URL given explicitly, if any (else SQLite inside the data dir).
     pub database_url: Option<String>,
+    /// Connections in the database pool (`database_max_connections`, default 10): PostgreSQL's
+    /// pool, or SQLite's read pool (SQLite writes through one connection whatever this says).
+    pub database_max_connections: u32,
     /// The server key given by config/env (hex, key id `0`); else the key file in the data dir is used.
     pub secret_key: Option<SecretText>,
     /// The server keys given by config/env: `id:hex,id:hex`, the current key first.
@@ -240,6 +244,7 @@ impl Config {
         {
             bail!("the database URL is empty");
         }
+        let database_max_connections = values.database_max_connections()?;
         let secret_key = values.text("secret_key")?.map(SecretText);
         let secret_keys = values.text("secret_keys")?.map(SecretText);
         let secret_key_file = values.text("secret_key_file")?.map(PathBuf::from);
@@ -284,6 +289,7 @@ impl Config {
         Ok(Config {
             data_dir,
             database_url,
+            database_max_connections,
             secret_key,
             secret_keys,
             secret_key_file,
@@ -432,6 +438,17 @@ impl Values {
     }
 
     /// Takes the HTTP server's limits out; each missing one is its default.
+    /// Takes `database_max_connections` out: the pool's size, 1 to 1000 (default 10).
+    fn database_max_connections(&mut self) -> Result<u32> {
+        Ok(match self.values.remove("database_max_connections") {
+            None => tessera_sql::ConnectConfig::default().max_connections,
+            Some((toml::Value::Integer(n), _)) if (1..=1_000).contains(&n) => n as u32,
+            Some((other, source)) => bail!(
+                "{source}: invalid value {other} for 'database_max_connections': expected a whole number from 1 to 1000"
+            ),
+        })
+    }
+
     fn limits(&mut self) -> Result<ServerLimits> {
         let mut limits = ServerLimits::default();
         if let Some(d) = self.duration("header_read_timeout")? {
@@ -756,6 +773,28 @@ mod tests {
         let err = load(&[("TESSERA_REDIS_URL", "redis://x"), ("TESSERA_THROTTLE_WHEN_REDIS_DOWN", "panic")])
             .expect_err("mode");
         assert!(format!("{err:#}").contains("invalid throttle_when_redis_down 'panic'"));
+    }
+
+    #[test]
+    fn database_pool_size() {
+        assert_eq!(load(&[]).expect("defaults").database_max_connections, 10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("tessera.toml");
+        std::fs::write(&file, "database_max_connections = 40\n").expect("write");
+        let file_s = file.display().to_string();
+        assert_eq!(load(&[("TESSERA_CONFIG", &file_s)]).expect("file").database_max_connections, 40);
+        // The environment wins over the file.
+        let c = load(&[("TESSERA_CONFIG", &file_s), ("TESSERA_DATABASE_MAX_CONNECTIONS", "3")]).expect("env");
+        assert_eq!(c.database_max_connections, 3);
+        for (value, want) in [
+            ("0", "invalid value 0 for 'database_max_connections': expected a whole number from 1 to 1000"),
+            ("1001", "invalid value 1001 for 'database_max_connections'"),
+            ("-1", "invalid value -1 for 'database_max_connections'"),
+            ("ten", "TESSERA_DATABASE_MAX_CONNECTIONS=\"ten\": expected a whole number"),
+        ] {
+            let err = load(&[("TESSERA_DATABASE_MAX_CONNECTIONS", value)]).expect_err(want);
+            assert!(format!("{err:#}").contains(want), "{err:#}");
+        }
     }
 
     #[test]
