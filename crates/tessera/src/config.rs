@@ -437,18 +437,28 @@ impl Values {
         }
     }
 
-    /// Takes the HTTP server's limits out; each missing one is its default.
+    /// Takes a whole-number key out, if given, refusing a value outside `range`.
+    fn whole(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
+        match self.values.remove(key) {
+            None => Ok(None),
+            Some((toml::Value::Integer(n), _)) if range.contains(&n) => Ok(Some(n)),
+            Some((other, source)) => bail!(
+                "{source}: invalid value {other} for '{key}': expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        }
+    }
+
     /// Takes `database_max_connections` out: the pool's size, 1 to 1000 (default 10).
     fn database_max_connections(&mut self) -> Result<u32> {
-        Ok(match self.values.remove("database_max_connections") {
+        Ok(match self.whole("database_max_connections", 1..=1_000)? {
+            Some(n) => n as u32,
             None => tessera_sql::ConnectConfig::default().max_connections,
-            Some((toml::Value::Integer(n), _)) if (1..=1_000).contains(&n) => n as u32,
-            Some((other, source)) => bail!(
-                "{source}: invalid value {other} for 'database_max_connections': expected a whole number from 1 to 1000"
-            ),
         })
     }
 
+    /// Takes the HTTP server's limits out; each missing one is its default.
     fn limits(&mut self) -> Result<ServerLimits> {
         let mut limits = ServerLimits::default();
         if let Some(d) = self.duration("header_read_timeout")? {
@@ -460,13 +470,8 @@ impl Values {
         if let Some(d) = self.duration("idle_timeout")? {
             limits.idle_timeout = d;
         }
-        if let Some((value, source)) = self.values.remove("max_connections") {
-            limits.max_connections = match value {
-                toml::Value::Integer(n) if (1..=1_000_000).contains(&n) => n as usize,
-                other => bail!(
-                    "{source}: invalid value {other} for 'max_connections': expected a whole number from 1 to 1000000"
-                ),
-            };
+        if let Some(n) = self.whole("max_connections", 1..=1_000_000)? {
+            limits.max_connections = n as usize;
         }
         Ok(limits)
     }
